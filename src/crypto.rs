@@ -1,0 +1,137 @@
+//! Cryptographic primitives: random tokens, SHA-256, HMAC, key derivation, sealed boxes
+//! (AES-256-GCM) and constant-time comparison. Nothing else in the crate touches these crates.
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// `n` bytes from the operating system's CSPRNG.
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    let mut v = vec![0u8; n];
+    rand::rngs::OsRng.fill_bytes(&mut v);
+    v
+}
+
+/// Lower-case hex of `n` random bytes.
+pub fn random_hex(n: usize) -> String {
+    hex(&random_bytes(n))
+}
+
+/// URL-safe base64 (no padding) of `n` random bytes: used for opaque tokens.
+pub fn random_token(n: usize) -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes(n))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    const H: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(H[(b >> 4) as usize] as char);
+        s.push(H[(b & 15) as usize] as char);
+    }
+    s
+}
+
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+/// Hex SHA-256 of a token: how every opaque token, key and code is stored.
+pub fn token_hash(token: &str) -> String {
+    hex(&sha256(token.as_bytes()))
+}
+
+pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
+    let mut mac = <HmacSha256 as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(msg);
+    mac.finalize().into_bytes().into()
+}
+
+/// A 256-bit key for one purpose, derived from the deployment's secret key.
+pub fn derive_key(secret: &str, purpose: &str) -> [u8; 32] {
+    hmac_sha256(secret.as_bytes(), format!("latchkey/v1/{purpose}").as_bytes())
+}
+
+/// Constant-time equality of two byte strings (length may leak, content does not).
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// AES-256-GCM with a random 96-bit nonce; output is `nonce || ciphertext+tag`.
+/// `aad` binds the box to its context (e.g. a row id), so it cannot be moved elsewhere.
+pub fn seal(key: &[u8; 32], plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
+    let cipher = Aes256Gcm::new(key.into());
+    let nonce = random_bytes(12);
+    let ct = cipher
+        .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad })
+        .expect("AES-GCM encryption cannot fail for in-memory buffers");
+    let mut out = nonce;
+    out.extend_from_slice(&ct);
+    out
+}
+
+/// Opens a box made by [`seal`]; `None` when the key, context or bytes are wrong.
+pub fn open(key: &[u8; 32], sealed: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
+    if sealed.len() < 12 + 16 {
+        return None;
+    }
+    let cipher = Aes256Gcm::new(key.into());
+    let (nonce, ct) = sealed.split_at(12);
+    cipher
+        .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad })
+        .ok()
+}
+
+pub fn b64(data: &[u8]) -> String {
+    STANDARD.encode(data)
+}
+
+pub fn b64url(data: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(data)
+}
+
+pub fn b64_decode(s: &str) -> Option<Vec<u8>> {
+    STANDARD.decode(s).ok()
+}
+
+pub fn b64url_decode(s: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(s).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_roundtrip_and_context_binding() {
+        let k = derive_key("a-secret-key-of-at-least-32-characters", "test");
+        let boxed = seal(&k, b"hello", b"row-1");
+        assert_eq!(open(&k, &boxed, b"row-1").as_deref(), Some(&b"hello"[..]));
+        assert!(open(&k, &boxed, b"row-2").is_none());
+        let k2 = derive_key("another-secret-key-of-32-characters!!", "test");
+        assert!(open(&k2, &boxed, b"row-1").is_none());
+    }
+
+    #[test]
+    fn ct_eq_works() {
+        assert!(ct_eq(b"abc", b"abc"));
+        assert!(!ct_eq(b"abc", b"abd"));
+        assert!(!ct_eq(b"abc", b"ab"));
+    }
+
+    #[test]
+    fn hmac_rfc4231_case2() {
+        let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
+        assert_eq!(
+            hex(&mac),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}
