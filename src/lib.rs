@@ -1,5 +1,19 @@
-//! Latchkey: a self-hosted, multi-tenant authentication server.
+//! Latchkey: a self-hosted, multi-tenant authentication server — one binary, one SQLite
+//! file, one TOML config.
 #![forbid(unsafe_code)]
 
+pub mod api;
+pub mod app;
+pub mod cli;
 pub mod clock;
+pub mod config;
 pub mod crypto;
+pub mod cursor;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod keys;
+pub mod log;
+pub mod password;
+pub mod tokens;
+pub mod validate;

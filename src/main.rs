@@ -1,1 +1,168 @@
-fn main(){}
+//! The `latchkey` command line: serve, set up, inspect and maintain a deployment.
+#![forbid(unsafe_code)]
+
+use clap::{Parser, Subcommand};
+use latchkey::cli;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Latchkey: a self-hosted authentication server for multi-tenant B2B apps — one binary,
+/// one SQLite file, one TOML config.
+#[derive(Parser)]
+#[command(name = "latchkey", version, about, long_about = None)]
+struct Cli {
+    /// The TOML config file; without one, `serve` runs on the embedded development default.
+    #[arg(long, global = true, env = "LATCHKEY_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server until SIGINT/SIGTERM, then finish in-flight requests and stop.
+    Serve,
+    /// Write a new config file with a freshly generated secret key (never overwrites).
+    Init,
+    /// Validate the config file; an error names the key and the file.
+    CheckConfig,
+    /// Print configuration material.
+    Config {
+        #[command(subcommand)]
+        what: ConfigCommand,
+    },
+    /// Bring the database to this binary's schema, after writing a snapshot beside it.
+    Migrate,
+    /// Manage operator (admin) keys.
+    AdminKey {
+        #[command(subcommand)]
+        what: AdminKeyCommand,
+    },
+    /// Manage organizations.
+    Org {
+        #[command(subcommand)]
+        what: OrgCommand,
+    },
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        what: UserCommand,
+    },
+    /// Manage JWT signing keys.
+    Keys {
+        #[command(subcommand)]
+        what: KeysCommand,
+    },
+    /// Write a consistent copy of the live database to FILE.
+    Backup {
+        /// Where to write the copy (must not exist).
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the embedded, fully commented example config.
+    Example,
+}
+
+#[derive(Subcommand)]
+enum AdminKeyCommand {
+    /// Create an admin key and print it alone on stdout (it is shown only once).
+    Create {
+        /// A name to recognise the key by.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum OrgCommand {
+    /// Create an organization and print it as JSON.
+    Create {
+        /// URL-safe identifier, e.g. acme-corp.
+        #[arg(long)]
+        slug: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user (optionally seated in an org) and print it as JSON.
+    Create {
+        /// The user's email address.
+        #[arg(long)]
+        email: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Seat the user in this org (slug).
+        #[arg(long)]
+        org: Option<String>,
+        /// Role in --org: owner, org_admin or member.
+        #[arg(long, default_value = "member", requires = "org")]
+        role: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make a new signing key active; the old one stays in the JWKS until its tokens expire.
+    Rotate,
+}
+
+fn main() -> ExitCode {
+    let args = Cli::parse();
+    let config = args.config.as_deref();
+    let result = match args.command {
+        Command::Serve => cli::serve(config),
+        Command::Init => cli::init(config),
+        Command::CheckConfig => cli::check_config(config),
+        Command::Config {
+            what: ConfigCommand::Example,
+        } => {
+            print!("{}", latchkey::config::EXAMPLE);
+            Ok(())
+        }
+        Command::Migrate => cli::migrate(config),
+        Command::AdminKey {
+            what: AdminKeyCommand::Create { name },
+        } => cli::admin_key_create(config, &name),
+        Command::Org {
+            what: OrgCommand::Create { slug, name },
+        } => cli::org_create(config, &slug, &name),
+        Command::User {
+            what:
+                UserCommand::Create {
+                    email,
+                    password_stdin,
+                    name,
+                    org,
+                    role,
+                },
+        } => cli::user_create(
+            config,
+            &email,
+            password_stdin,
+            name.as_deref(),
+            org.as_deref().map(|o| (o, role.as_str())),
+        ),
+        Command::Keys {
+            what: KeysCommand::Rotate,
+        } => cli::keys_rotate(config),
+        Command::Backup { file } => cli::backup(config, &file),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("latchkey: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

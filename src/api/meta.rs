@@ -1,0 +1,53 @@
+//! Health, readiness and the well-known documents (JWKS, OpenID configuration).
+
+use crate::api::Ctx;
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::http::respond;
+use rouille::{Request, Response};
+use serde_json::json;
+
+pub fn healthz(_: &AppState, _: &Ctx, _: &Request) -> ApiResult<Response> {
+    Ok(respond::ok(json!({ "status": "ok" })))
+}
+
+/// Ready when the database takes a write and the background thread is alive.
+pub fn readyz(state: &AppState, ctx: &Ctx, _: &Request) -> ApiResult<Response> {
+    if let Err(e) = state.db.ready() {
+        return Err(ApiError::new(503, "not_ready", "Database is not writable")
+            .with_detail(e.to_string()));
+    }
+    let beat = state
+        .worker_heartbeat
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if ctx.now - beat > 60_000 {
+        return Err(ApiError::new(503, "not_ready", "Background worker is not running"));
+    }
+    Ok(respond::ok(json!({ "status": "ready", "database": "ok", "worker": "ok" })))
+}
+
+/// `{"keys":[…]}` — a bare JWKS document (not the envelope), as JWT libraries expect.
+pub fn jwks(state: &AppState, ctx: &Ctx, _: &Request) -> ApiResult<Response> {
+    let doc = state
+        .keys
+        .jwks(&state.db, ctx.now)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(Response::from_data("application/json", doc.to_string())
+        .with_additional_header("Cache-Control", "public, max-age=60"))
+}
+
+pub fn openid_configuration(state: &AppState, _: &Ctx, _: &Request) -> ApiResult<Response> {
+    let base = &state.config.server.public_url;
+    let doc = json!({
+        "issuer": base,
+        "jwks_uri": format!("{base}/.well-known/jwks.json"),
+        "id_token_signing_alg_values_supported": [state.config.tokens.algorithm.as_str()],
+        "token_endpoint": format!("{base}/api/v1/auth/refresh"),
+        "subject_types_supported": ["public"],
+        "response_types_supported": ["token"],
+        "claims_supported": ["iss", "sub", "aud", "iat", "exp", "jti", "sid", "org_id",
+            "org_slug", "org_role", "email", "email_verified", "amr"],
+    });
+    Ok(Response::from_data("application/json", doc.to_string())
+        .with_additional_header("Cache-Control", "public, max-age=300"))
+}

@@ -1,0 +1,324 @@
+//! The application: `AppState` (everything a handler needs, no globals), building it from a
+//! validated config, the request pipeline (request id → route → envelope → headers → one log
+//! line), and the running server with its background thread.
+
+use crate::api;
+use crate::clock::SharedClock;
+use crate::config::{Config, Secret};
+use crate::crypto;
+use crate::db::{self, Db, DbError, meta};
+use crate::error::ApiError;
+use crate::http::respond::{self, error_response, set_header};
+use crate::http::server::{self, ServerHandle, ServerOptions};
+use crate::keys::{KeyError, KeyStore};
+use crate::log::Logger;
+use crate::password::Hasher;
+use rouille::{Request, Response};
+use serde_json::json;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub struct AppState {
+    pub config: Config,
+    pub db: Db,
+    pub clock: SharedClock,
+    pub keys: KeyStore,
+    pub hasher: Hasher,
+    pub log: Logger,
+    /// The deployment secret (config, environment, or generated for the dev default).
+    secret: Secret,
+    /// HMAC key for opaque pagination cursors.
+    pub cursor_key: [u8; 32],
+    /// Last heartbeat of the background thread (ms), for `/readyz`.
+    pub worker_heartbeat: AtomicI64,
+    pub stopping: AtomicBool,
+}
+
+impl AppState {
+    pub fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    pub fn secret(&self) -> &str {
+        self.secret.expose()
+    }
+
+    /// Access-token lifetime plus a margin: how long a retired key stays published.
+    pub fn key_publish_ms(&self) -> i64 {
+        self.config.tokens.access_ttl.as_millis() as i64 + 5 * 60 * 1000
+    }
+}
+
+#[derive(Debug)]
+pub enum StartError {
+    Db(DbError),
+    Keys(KeyError),
+    Io(String),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Db(e) => write!(f, "{e}"),
+            StartError::Keys(e) => write!(f, "{e}"),
+            StartError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+impl From<DbError> for StartError {
+    fn from(e: DbError) -> Self {
+        StartError::Db(e)
+    }
+}
+
+impl From<KeyError> for StartError {
+    fn from(e: KeyError) -> Self {
+        StartError::Keys(e)
+    }
+}
+
+/// Opens the database and brings it to this binary's schema (snapshot first).
+pub fn open_db(config: &Config, now: i64) -> Result<(Db, Option<PathBuf>), StartError> {
+    let db = Db::open(&config.database.path, config.database.busy_timeout)?;
+    let snapshot = db.migrate(now)?;
+    Ok((db, snapshot))
+}
+
+/// The deployment secret: from the config, else (embedded default only) generated once and
+/// kept in the database.
+pub fn resolve_secret(config: &Config, db: &Db) -> Result<Secret, StartError> {
+    if let Some(s) = &config.security.secret_key {
+        return Ok(s.clone());
+    }
+    let generated = crypto::random_hex(32);
+    let stored = db
+        .write(|tx| meta::get_or_insert(tx, "dev_secret_key", &generated))
+        .map_err(DbError::from)?;
+    Ok(Secret::new(stored))
+}
+
+pub struct App {
+    pub state: Arc<AppState>,
+}
+
+impl App {
+    /// Opens and migrates the database, resolves the secret and loads (or creates) the
+    /// signing keys. Nothing listens yet.
+    pub fn build(config: Config, clock: SharedClock) -> Result<App, StartError> {
+        let log = Logger::new(config.log.format, config.log.level, clock.clone());
+        if config.is_dev_default() {
+            log.warn(
+                "no config file given: running on the embedded development default (not for production)",
+                &[("database", json!(config.database.path.display().to_string()))],
+            );
+        }
+        let now = clock.now_ms();
+        let (db, snapshot) = open_db(&config, now)?;
+        if let Some(snap) = snapshot {
+            log.info(
+                "database migrated; snapshot written",
+                &[("snapshot", json!(snap.display().to_string()))],
+            );
+        }
+        let secret = resolve_secret(&config, &db)?;
+        let publish_ms = config.tokens.access_ttl.as_millis() as i64 + 5 * 60 * 1000;
+        let keys = KeyStore::open(&db, secret.expose(), config.tokens.algorithm, now, publish_ms)?;
+        let hasher = Hasher::new(
+            config.argon2.clone(),
+            config.security.max_concurrent_hashes,
+            config.security.hash_queue,
+        );
+        let cursor_key = crypto::derive_key(secret.expose(), "cursor");
+        Ok(App {
+            state: Arc::new(AppState {
+                config,
+                db,
+                clock,
+                keys,
+                hasher,
+                log,
+                secret,
+                cursor_key,
+                worker_heartbeat: AtomicI64::new(now),
+                stopping: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// Binds `server.bind` and serves.
+    pub fn serve(self) -> Result<Running, StartError> {
+        let listener = TcpListener::bind(&self.state.config.server.bind).map_err(|e| {
+            StartError::Io(format!("cannot listen on {}: {e}", self.state.config.server.bind))
+        })?;
+        self.serve_on(listener)
+    }
+
+    /// Serves on an already-bound listener (tests bind 127.0.0.1:0).
+    pub fn serve_on(self, listener: TcpListener) -> Result<Running, StartError> {
+        let state = self.state;
+        let s = &state.config.server;
+        let opts = ServerOptions {
+            threads: s.threads,
+            max_connections: s.max_connections,
+            idle_timeout: s.idle_timeout,
+            read_timeout: s.read_timeout,
+            max_header_bytes: s.max_header_bytes,
+            max_headers: s.max_headers,
+            max_body_bytes: s.max_body_bytes,
+        };
+        let st = state.clone();
+        let http = server::serve(listener, opts, Arc::new(move |req: &Request| handle(&st, req)))
+            .map_err(|e| StartError::Io(format!("cannot start the HTTP server: {e}")))?;
+        let addr = http.local_addr();
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let maint = {
+            let state = state.clone();
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("latchkey-maint".into())
+                .spawn(move || maintenance_loop(&state, &stop))
+                .map_err(|e| StartError::Io(e.to_string()))?
+        };
+        state.log.info(
+            "listening",
+            &[
+                ("addr", json!(addr.to_string())),
+                ("threads", json!(state.config.server.threads)),
+                ("kid", json!(state.keys.active_kid())),
+            ],
+        );
+        Ok(Running {
+            state,
+            addr,
+            http: Some(http),
+            stop,
+            threads: vec![maint],
+        })
+    }
+}
+
+/// Background chores on a named thread: key reloads (rotation by the CLI) and a heartbeat.
+fn maintenance_loop(state: &AppState, stop: &(Mutex<bool>, Condvar)) {
+    let (lock, cv) = stop;
+    let mut stopped = lock.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        if *stopped {
+            return;
+        }
+        let now = state.now();
+        state.worker_heartbeat.store(now, Ordering::Relaxed);
+        if let Err(e) = state.keys.reload(&state.db, now) {
+            state
+                .log
+                .error("signing key reload failed", &[("error", json!(e.to_string()))]);
+        }
+        let (guard, _) = cv
+            .wait_timeout(stopped, Duration::from_secs(10))
+            .unwrap_or_else(|p| p.into_inner());
+        stopped = guard;
+    }
+}
+
+pub struct Running {
+    pub state: Arc<AppState>,
+    addr: SocketAddr,
+    http: Option<ServerHandle>,
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Graceful stop: no new connections, in-flight requests finish, background threads join.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.state.stopping.store(true, Ordering::SeqCst);
+        if let Some(http) = self.http.take() {
+            http.stop();
+        }
+        {
+            let (lock, cv) = &*self.stop;
+            *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
+            cv.notify_all();
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        self.state.log.info("stopped", &[]);
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.http.is_some() {
+            self.shutdown();
+        }
+    }
+}
+
+/// The whole request path: the one function the connection layer calls.
+pub fn handle(state: &AppState, req: &Request) -> Response {
+    let started = Instant::now();
+    let now = state.now();
+    let request_id = respond::request_id(req.header("X-Request-Id"), now);
+    let ip = crate::http::input::client_ip(req, &state.config.server.trusted_proxies);
+    let mut ctx = api::Ctx::new(request_id, now, ip);
+    let result = api::dispatch(state, &mut ctx, req);
+    let (mut resp, error) = match result {
+        Ok(r) => (r, None),
+        Err(e) => (error_response(&e), Some(e)),
+    };
+    set_header(&mut resp, "X-Request-Id", ctx.request_id.clone());
+    if req.raw_url().starts_with("/api/v1") {
+        set_header(&mut resp, "Cache-Control", "no-store");
+    }
+    set_header(&mut resp, "X-Content-Type-Options", "nosniff");
+    log_request(state, &ctx, req, &resp, error.as_ref(), started);
+    resp
+}
+
+fn log_request(
+    state: &AppState,
+    ctx: &api::Ctx,
+    req: &Request,
+    resp: &Response,
+    error: Option<&ApiError>,
+    started: Instant,
+) {
+    // The path only: query strings can carry tokens (e.g. email links).
+    let path = req.url();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let mut fields = vec![
+        ("request_id", json!(ctx.request_id)),
+        ("method", json!(req.method())),
+        ("path", json!(path)),
+        ("route", json!(ctx.route)),
+        ("status", json!(resp.status_code)),
+        ("ms", json!((ms * 100.0).round() / 100.0)),
+        ("ip", json!(ctx.ip.to_string())),
+    ];
+    if let Some(e) = error {
+        fields.push(("code", json!(e.code)));
+        if e.status >= 500 {
+            if let Some(d) = &e.detail {
+                fields.push(("detail", json!(d)));
+            }
+            state.log.error("request", &fields);
+            return;
+        }
+    }
+    state.log.info("request", &fields);
+}

@@ -1,0 +1,229 @@
+//! What the command-line verbs do (API.md §11). `main.rs` only parses arguments.
+
+use crate::app::{self, App};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{self, Config};
+use crate::db::{self, admin_keys, orgs, users};
+use crate::{crypto, keys, password, validate};
+use std::error::Error;
+use std::io::BufRead;
+use std::path::Path;
+use std::sync::Arc;
+
+pub type CliResult = Result<(), Box<dyn Error>>;
+
+fn load(path: Option<&Path>) -> Result<Config, Box<dyn Error>> {
+    Ok(Config::load(path)?)
+}
+
+/// Opens and migrates the database of `config`.
+fn open(config: &Config) -> Result<db::Db, Box<dyn Error>> {
+    let (db, snapshot) = app::open_db(config, SystemClock.now_ms())?;
+    if let Some(s) = snapshot {
+        eprintln!("database migrated; snapshot at {}", s.display());
+    }
+    Ok(db)
+}
+
+pub fn serve(path: Option<&Path>) -> CliResult {
+    let config = load(path)?;
+    let app = App::build(config, Arc::new(SystemClock))?;
+    let running = app.serve()?;
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])?;
+    if let Some(sig) = signals.forever().next() {
+        running.state.log.info(
+            "signal received; stopping",
+            &[("signal", serde_json::json!(sig))],
+        );
+    }
+    running.stop();
+    Ok(())
+}
+
+pub fn init(path: Option<&Path>) -> CliResult {
+    let target = path.unwrap_or(Path::new("latchkey.toml"));
+    let text = config::init_text(&crypto::random_hex(32));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(target)
+        .map_err(|e| format!("cannot create {}: {e} (init never overwrites)", target.display()))?;
+    std::io::Write::write_all(&mut f, text.as_bytes())?;
+    eprintln!("wrote {}", target.display());
+    Ok(())
+}
+
+pub fn check_config(path: Option<&Path>) -> CliResult {
+    let config = load(path)?;
+    match &config.source {
+        config::ConfigSource::File(p) => eprintln!("{}: ok", p.display()),
+        config::ConfigSource::EmbeddedDefault => eprintln!("embedded development default: ok"),
+    }
+    Ok(())
+}
+
+pub fn migrate(path: Option<&Path>) -> CliResult {
+    let config = load(path)?;
+    let db = open(&config)?;
+    eprintln!(
+        "{}: schema version {}",
+        config.database.path.display(),
+        db.version()?
+    );
+    Ok(())
+}
+
+/// Creates an admin key; returns it (printed alone on stdout by the command).
+pub fn new_admin_key(db: &db::Db, name: &str, now: i64) -> Result<String, Box<dyn Error>> {
+    let name = validate::name("name", name).map_err(|e| e.message)?;
+    let key = format!("sk_admin_{}", crypto::random_hex(32));
+    let id = db::new_id("adk", now);
+    db.write(|tx| {
+        admin_keys::insert(tx, &id, &name, &crypto::token_hash(&key), &key[..10], now)
+    })?;
+    Ok(key)
+}
+
+pub fn admin_key_create(path: Option<&Path>, name: &str) -> CliResult {
+    let config = load(path)?;
+    let db = open(&config)?;
+    let key = new_admin_key(&db, name, SystemClock.now_ms())?;
+    println!("{key}");
+    Ok(())
+}
+
+pub fn org_create(path: Option<&Path>, slug: &str, name: &str) -> CliResult {
+    let config = load(path)?;
+    let db = open(&config)?;
+    validate::slug(slug).map_err(|e| e.message)?;
+    let name = validate::name("name", name).map_err(|e| e.message)?;
+    let now = SystemClock.now_ms();
+    let org = orgs::Org {
+        id: db::new_id("org", now),
+        slug: slug.to_string(),
+        name,
+        plan: "free".into(),
+        status: "active".into(),
+        app_url: None,
+        logo_url: None,
+        settings: Default::default(),
+        created_at: now,
+        updated_at: now,
+    };
+    db.write(|tx| orgs::insert(tx, &org)).map_err(|e| {
+        if db::is_unique_violation(&e) {
+            format!("an organization with slug '{slug}' exists")
+        } else {
+            e.to_string()
+        }
+    })?;
+    println!("{}", crate::api::views::org(&org));
+    Ok(())
+}
+
+pub fn user_create(
+    path: Option<&Path>,
+    email: &str,
+    password_stdin: bool,
+    name: Option<&str>,
+    seat: Option<(&str, &str)>,
+) -> CliResult {
+    let config = load(path)?;
+    let db = open(&config)?;
+    let email = validate::email(email).map_err(|e| e.message)?;
+    let name = name
+        .map(|n| validate::name("name", n))
+        .transpose()
+        .map_err(|e| e.message)?;
+    if let Some((_, role)) = seat {
+        validate::org_role("role", role).map_err(|e| e.message)?;
+    }
+    let password_hash = if password_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        let pw = line.trim_end_matches(['\r', '\n']);
+        password::check_policy(&config.password, None, "password", pw).map_err(|e| e.message)?;
+        let hasher = password::Hasher::new(config.argon2.clone(), 1, 0);
+        Some(hasher.hash(pw).map_err(|e| e.message)?)
+    } else {
+        None
+    };
+    let now = SystemClock.now_ms();
+    let user = users::User {
+        id: db::new_id("usr", now),
+        email,
+        email_verified: false,
+        password_hash,
+        name,
+        first_name: None,
+        last_name: None,
+        avatar_url: None,
+        phone_number: None,
+        role: "user".into(),
+        status: "active".into(),
+        two_factor_enabled: false,
+        created_at: now,
+        updated_at: now,
+        last_login_at: None,
+    };
+    let membership = db.write(|tx| -> Result<Option<users::Membership>, String> {
+        users::insert(tx, &user).map_err(|e| {
+            if db::is_unique_violation(&e) {
+                "a user with this email already exists".to_string()
+            } else {
+                e.to_string()
+            }
+        })?;
+        let Some((slug, role)) = seat else {
+            return Ok(None);
+        };
+        let org = orgs::find_by_slug(tx, slug)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no organization '{slug}'"))?;
+        let m = users::Membership {
+            id: db::new_id("mem", now),
+            org_id: org.id,
+            user_id: user.id.clone(),
+            role: role.to_string(),
+            status: "active".into(),
+            metadata: serde_json::json!({}),
+            joined_at: now,
+        };
+        users::insert_membership(tx, &m).map_err(|e| e.to_string())?;
+        Ok(Some(m))
+    })?;
+    let mut out = serde_json::json!({ "user": crate::api::views::user(&user) });
+    if let Some(m) = membership {
+        out["membership"] = crate::api::views::membership(&m);
+    }
+    println!("{out}");
+    Ok(())
+}
+
+pub fn keys_rotate(path: Option<&Path>) -> CliResult {
+    let config = load(path)?;
+    let db = open(&config)?;
+    let secret = app::resolve_secret(&config, &db)?;
+    let publish_ms = config.tokens.access_ttl.as_millis() as i64 + 5 * 60 * 1000;
+    let kid = keys::rotate(
+        &db,
+        secret.expose(),
+        config.tokens.algorithm,
+        SystemClock.now_ms(),
+        publish_ms,
+    )?;
+    eprintln!("new signing key {kid} is active; the previous key stays published until its tokens expire");
+    println!("{kid}");
+    Ok(())
+}
+
+pub fn backup(path: Option<&Path>, dest: &Path) -> CliResult {
+    let config = load(path)?;
+    let db = db::Db::open(&config.database.path, config.database.busy_timeout)?;
+    db.backup_to(dest)?;
+    eprintln!("wrote {}", dest.display());
+    Ok(())
+}

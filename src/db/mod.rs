@@ -1,0 +1,257 @@
+//! SQLite storage: connections with their pragmas, a small connection pool, read and write
+//! transactions (`BEGIN IMMEDIATE`), schema migrations with a snapshot first, and backups.
+//! SQL lives only under `db/`.
+
+pub mod admin_keys;
+pub mod audit;
+pub mod meta;
+pub mod orgs;
+pub mod signing_keys;
+pub mod users;
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// The whole schema; applied to an empty database (version 0 → 1).
+pub const SCHEMA: &str = include_str!("../../schema.sql");
+
+/// Migration steps: `MIGRATIONS[i]` takes the database from version `i` to `i + 1`.
+/// Each step runs in its own transaction. Never edit a released step; append a new one.
+const MIGRATIONS: &[&str] = &[SCHEMA];
+
+/// The schema version this binary writes and understands.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+#[derive(Debug)]
+pub enum DbError {
+    Sqlite(rusqlite::Error),
+    /// The database was written by a newer Latchkey.
+    TooNew {
+        found: i64,
+        supported: i64,
+    },
+    Io(String),
+}
+
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DbError::Sqlite(e) => write!(f, "database error: {e}"),
+            DbError::TooNew { found, supported } => write!(
+                f,
+                "the database has schema version {found}, newer than this binary supports ({supported}); \
+                 run a newer latchkey or restore a backup"
+            ),
+            DbError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for DbError {}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(e: rusqlite::Error) -> Self {
+        DbError::Sqlite(e)
+    }
+}
+
+pub type DbResult<T> = Result<T, DbError>;
+
+/// Opens one connection with the pragmas every connection needs.
+pub fn open_connection(path: &Path, busy_timeout: Duration) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(busy_timeout)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// A pool of connections to one database file. Readers run concurrently (WAL); writers
+/// serialize on SQLite's write lock, taken up front with `BEGIN IMMEDIATE`.
+pub struct Db {
+    path: PathBuf,
+    busy_timeout: Duration,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl fmt::Debug for Db {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Db").field("path", &self.path).finish()
+    }
+}
+
+/// Connections kept idle in the pool; more may be open at once under load.
+const MAX_IDLE: usize = 32;
+
+impl Db {
+    /// Opens the database, creating the file if needed. Does not migrate.
+    pub fn open(path: &Path, busy_timeout: Duration) -> DbResult<Db> {
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() && !dir.exists() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| DbError::Io(format!("cannot create {}: {e}", dir.display())))?;
+            }
+        }
+        let conn = open_connection(path, busy_timeout)?;
+        Ok(Db {
+            path: path.to_path_buf(),
+            busy_timeout,
+            idle: Mutex::new(vec![conn]),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn take(&self) -> rusqlite::Result<Connection> {
+        if let Some(c) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+            return Ok(c);
+        }
+        open_connection(&self.path, self.busy_timeout)
+    }
+
+    fn give_back(&self, conn: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(conn);
+        }
+    }
+
+    /// Runs `f` on a pooled connection (reads, or single statements).
+    pub fn read<T, E: From<rusqlite::Error>>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let conn = self.take()?;
+        let out = f(&conn);
+        self.give_back(conn);
+        out
+    }
+
+    /// Runs `f` inside a `BEGIN IMMEDIATE` transaction; commits on `Ok`, rolls back on `Err`.
+    pub fn write<T, E: From<rusqlite::Error>>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut conn = self.take()?;
+        let out = (|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let v = f(&tx)?;
+            tx.commit()?;
+            Ok(v)
+        })();
+        self.give_back(conn);
+        out
+    }
+
+    /// The schema version recorded in the file.
+    pub fn version(&self) -> DbResult<i64> {
+        self.read(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
+    }
+
+    /// Brings the database to [`SCHEMA_VERSION`]. Before changing a database that already
+    /// holds data it writes a snapshot beside the file; returns the snapshot's path if any.
+    /// A database newer than this binary is refused untouched.
+    pub fn migrate(&self, now_ms: i64) -> DbResult<Option<PathBuf>> {
+        let found = self.version()?;
+        if found > SCHEMA_VERSION {
+            return Err(DbError::TooNew {
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if found == SCHEMA_VERSION {
+            return Ok(None);
+        }
+        let has_tables: bool = self.read(|c| {
+            c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table')",
+                [],
+                |r| r.get(0),
+            )
+        })?;
+        let snapshot = if has_tables {
+            let snap = self.snapshot_path(found, now_ms);
+            self.backup_to(&snap)?;
+            Some(snap)
+        } else {
+            None
+        };
+        let mut conn = self.take()?;
+        let result = (|| -> DbResult<()> {
+            for (i, step) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                tx.execute_batch(step)?;
+                tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+                tx.commit()?;
+            }
+            Ok(())
+        })();
+        self.give_back(conn);
+        result.map(|_| snapshot)
+    }
+
+    fn snapshot_path(&self, version: i64, now_ms: i64) -> PathBuf {
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "latchkey.db".into());
+        self.path
+            .with_file_name(format!("{name}.v{version}-{}.bak", now_ms / 1000))
+    }
+
+    /// Writes a consistent copy of the live database to `dest` (refuses to overwrite).
+    pub fn backup_to(&self, dest: &Path) -> DbResult<()> {
+        if dest.exists() {
+            return Err(DbError::Io(format!(
+                "{} already exists; refusing to overwrite it",
+                dest.display()
+            )));
+        }
+        let dest_str = dest
+            .to_str()
+            .ok_or_else(|| DbError::Io("backup path is not valid UTF-8".into()))?;
+        self.read(|c| c.execute("VACUUM INTO ?1", [dest_str]).map(|_| ()))?;
+        Ok(())
+    }
+
+    /// `PRAGMA quick_check` and a write probe: what `/readyz` asks.
+    pub fn ready(&self) -> DbResult<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('ready_probe', '1')
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [],
+            )?;
+            Ok::<_, DbError>(())
+        })
+    }
+}
+
+/// A fresh prefixed ULID: `usr_01J…`.
+pub fn new_id(prefix: &str, now_ms: i64) -> String {
+    let ulid = ulid::Ulid::from_parts(now_ms.max(0) as u64, rand::random::<u128>());
+    format!("{prefix}_{ulid}")
+}
+
+/// True when a rusqlite error is a UNIQUE constraint violation.
+pub fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+    )
+}

@@ -1,0 +1,179 @@
+//! Users (deployment-wide accounts) and their memberships in orgs.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub email_verified: bool,
+    pub password_hash: Option<String>,
+    pub name: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub avatar_url: Option<String>,
+    pub phone_number: Option<String>,
+    pub role: String,
+    pub status: String,
+    pub two_factor_enabled: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub last_login_at: Option<i64>,
+}
+
+const COLS: &str = "u.id, u.email, u.email_verified, u.password_hash, u.name, u.first_name, \
+     u.last_name, u.avatar_url, u.phone_number, u.role, u.status, \
+     EXISTS (SELECT 1 FROM totp_secrets t WHERE t.user_id = u.id AND t.enabled_at IS NOT NULL), \
+     u.created_at, u.updated_at, u.last_login_at";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: r.get(0)?,
+        email: r.get(1)?,
+        email_verified: r.get(2)?,
+        password_hash: r.get(3)?,
+        name: r.get(4)?,
+        first_name: r.get(5)?,
+        last_name: r.get(6)?,
+        avatar_url: r.get(7)?,
+        phone_number: r.get(8)?,
+        role: r.get(9)?,
+        status: r.get(10)?,
+        two_factor_enabled: r.get(11)?,
+        created_at: r.get(12)?,
+        updated_at: r.get(13)?,
+        last_login_at: r.get(14)?,
+    })
+}
+
+pub fn insert(conn: &Connection, u: &User) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO users (id, email, email_verified, password_hash, name, first_name, last_name,
+                            avatar_url, phone_number, role, status, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        params![
+            u.id,
+            u.email,
+            u.email_verified,
+            u.password_hash,
+            u.name,
+            u.first_name,
+            u.last_name,
+            u.avatar_url,
+            u.phone_number,
+            u.role,
+            u.status,
+            u.created_at,
+            u.updated_at
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn find_by_id(conn: &Connection, id: &str) -> rusqlite::Result<Option<User>> {
+    conn.prepare_cached(&format!("SELECT {COLS} FROM users u WHERE u.id = ?1"))?
+        .query_row([id], from_row)
+        .optional()
+}
+
+pub fn find_by_email(conn: &Connection, email: &str) -> rusqlite::Result<Option<User>> {
+    conn.prepare_cached(&format!("SELECT {COLS} FROM users u WHERE u.email = ?1"))?
+        .query_row([email], from_row)
+        .optional()
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum SortField {
+    CreatedAt,
+    Email,
+    Name,
+}
+
+/// The GoAuth-shaped admin listing: a page by offset, and the total matching `query`.
+pub fn search(
+    conn: &Connection,
+    query: Option<&str>,
+    sort: SortField,
+    descending: bool,
+    offset: i64,
+    limit: i64,
+) -> rusqlite::Result<(Vec<User>, i64)> {
+    let pattern = query.map(|q| {
+        let escaped = q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        format!("%{escaped}%")
+    });
+    let filter = "(?1 IS NULL OR u.email LIKE ?1 ESCAPE '\\' OR u.name LIKE ?1 ESCAPE '\\')";
+    let total: i64 = conn.query_row(
+        &format!("SELECT COUNT(*) FROM users u WHERE {filter}"),
+        params![pattern],
+        |r| r.get(0),
+    )?;
+    let col = match sort {
+        SortField::CreatedAt => "u.created_at",
+        SortField::Email => "u.email",
+        SortField::Name => "COALESCE(u.name, '')",
+    };
+    let dir = if descending { "DESC" } else { "ASC" };
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {COLS} FROM users u WHERE {filter} ORDER BY {col} {dir}, u.id {dir} LIMIT ?2 OFFSET ?3"
+    ))?;
+    let rows = st
+        .query_map(params![pattern, limit, offset], from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok((rows, total))
+}
+
+#[derive(Debug, Clone)]
+pub struct Membership {
+    pub id: String,
+    pub org_id: String,
+    pub user_id: String,
+    pub role: String,
+    pub status: String,
+    pub metadata: serde_json::Value,
+    pub joined_at: i64,
+}
+
+fn membership_from_row(r: &Row<'_>) -> rusqlite::Result<Membership> {
+    let meta: String = r.get(5)?;
+    Ok(Membership {
+        id: r.get(0)?,
+        org_id: r.get(1)?,
+        user_id: r.get(2)?,
+        role: r.get(3)?,
+        status: r.get(4)?,
+        metadata: serde_json::from_str(&meta).unwrap_or_else(|_| serde_json::json!({})),
+        joined_at: r.get(6)?,
+    })
+}
+
+pub fn insert_membership(conn: &Connection, m: &Membership) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO memberships (id, org_id, user_id, role, status, metadata, joined_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        params![
+            m.id,
+            m.org_id,
+            m.user_id,
+            m.role,
+            m.status,
+            m.metadata.to_string(),
+            m.joined_at
+        ],
+    )?;
+    Ok(())
+}
+
+/// The membership of `user_id` in `org_id` (tenant first, by construction).
+pub fn find_membership(
+    conn: &Connection,
+    org_id: &str,
+    user_id: &str,
+) -> rusqlite::Result<Option<Membership>> {
+    conn.prepare_cached(
+        "SELECT id, org_id, user_id, role, status, metadata, joined_at FROM memberships
+         WHERE org_id = ?1 AND user_id = ?2",
+    )?
+    .query_row(params![org_id, user_id], membership_from_row)
+    .optional()
+}

@@ -1,0 +1,190 @@
+//! Reading requests: JSON bodies through the size limit (415 / 413 / 400 naming the field),
+//! query parameters, bearer credentials and the client's address.
+
+use crate::error::{ApiError, ApiResult};
+use rouille::Request;
+use serde::de::DeserializeOwned;
+use std::io::Read;
+use std::net::IpAddr;
+
+fn is_json(content_type: &str) -> bool {
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    media.eq_ignore_ascii_case("application/json")
+        || (media.len() > 5
+            && media[..media.len().min(12)].eq_ignore_ascii_case("application/")
+            && media.to_ascii_lowercase().ends_with("+json"))
+}
+
+/// The raw body, at most `limit` bytes (413 past it).
+pub fn body_bytes(req: &Request, limit: u64) -> ApiResult<Vec<u8>> {
+    let Some(data) = req.data() else {
+        return Ok(Vec::new());
+    };
+    let mut buf = Vec::new();
+    data.take(limit + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| ApiError::invalid_request("Could not read the request body").with_detail(e.to_string()))?;
+    if buf.len() as u64 > limit {
+        return Err(ApiError::payload_too_large(limit));
+    }
+    Ok(buf)
+}
+
+/// Parses a required JSON body into `T`.
+pub fn json<T: DeserializeOwned>(req: &Request, limit: u64) -> ApiResult<T> {
+    match req.header("Content-Type") {
+        Some(ct) if is_json(ct) => {}
+        _ => return Err(ApiError::unsupported_media_type()),
+    }
+    let bytes = body_bytes(req, limit)?;
+    parse_json(&bytes)
+}
+
+/// Like [`json`], but an absent body (no Content-Type and no bytes) gives `T::default()`.
+pub fn json_or_default<T: DeserializeOwned + Default>(req: &Request, limit: u64) -> ApiResult<T> {
+    if req.header("Content-Type").is_none() {
+        let bytes = body_bytes(req, limit)?;
+        if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+            return Ok(T::default());
+        }
+        return Err(ApiError::unsupported_media_type());
+    }
+    match req.header("Content-Type") {
+        Some(ct) if is_json(ct) => {}
+        _ => return Err(ApiError::unsupported_media_type()),
+    }
+    let bytes = body_bytes(req, limit)?;
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(T::default());
+    }
+    parse_json(&bytes)
+}
+
+/// JSON text → `T`, with errors that name the field: malformed JSON, a missing field, a
+/// wrong type, an unknown field.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(ApiError::invalid_request("Request body is empty; expected a JSON object"));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = match serde_path_to_error::deserialize(&mut de) {
+        Ok(v) => v,
+        Err(e) => return Err(json_error(e)),
+    };
+    de.end()
+        .map_err(|_| ApiError::invalid_request("Malformed JSON: trailing characters after the value"))?;
+    Ok(value)
+}
+
+fn json_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    use serde_json::error::Category;
+    match inner.classify() {
+        Category::Syntax | Category::Eof | Category::Io => ApiError::invalid_request(format!(
+            "Malformed JSON at line {} column {}",
+            inner.line(),
+            inner.column()
+        )),
+        Category::Data => {
+            let msg = inner.to_string();
+            // Strip serde_json's " at line X column Y" suffix.
+            let msg = match msg.rfind(" at line ") {
+                Some(i) => msg[..i].to_string(),
+                None => msg,
+            };
+            let named = |prefix: &str| -> Option<String> {
+                let rest = msg.strip_prefix(prefix)?;
+                let rest = rest.strip_prefix('`')?;
+                Some(rest[..rest.find('`')?].to_string())
+            };
+            let join = |field: String| {
+                if path == "." || path.is_empty() {
+                    field
+                } else {
+                    format!("{path}.{field}")
+                }
+            };
+            if let Some(f) = named("missing field ") {
+                ApiError::field("invalid_request", &join(f), "is required")
+            } else if let Some(f) = named("unknown field ") {
+                ApiError::field("invalid_request", &join(f), "is not a known field")
+            } else if path == "." || path.is_empty() {
+                ApiError::invalid_request(format!("Request body: {msg}"))
+            } else {
+                ApiError::field("invalid_request", &path, msg)
+            }
+        }
+    }
+}
+
+/// A query-string parameter, percent-decoded (`None` if absent).
+pub fn query(req: &Request, name: &str) -> Option<String> {
+    req.get_param(name)
+}
+
+/// An integer query parameter within `min..=max`, or `default` when absent; 400 otherwise.
+pub fn query_int(req: &Request, name: &str, default: i64, min: i64, max: i64) -> ApiResult<i64> {
+    match req.get_param(name) {
+        None => Ok(default),
+        Some(s) => match s.trim().parse::<i64>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(ApiError::field(
+                "invalid_request",
+                name,
+                format!("must be an integer from {min} to {max}"),
+            )),
+        },
+    }
+}
+
+/// The credential of `Authorization: Bearer <token>`, if present.
+pub fn bearer(req: &Request) -> Option<&str> {
+    let h = req.header("Authorization")?;
+    let (scheme, rest) = h.split_once(' ')?;
+    if scheme.eq_ignore_ascii_case("bearer") {
+        let t = rest.trim();
+        (!t.is_empty()).then_some(t)
+    } else {
+        None
+    }
+}
+
+/// The client's address: the socket peer, or — when the peer is a trusted proxy — the
+/// right-most address in `X-Forwarded-For` that is not itself a trusted proxy.
+pub fn client_ip(req: &Request, trusted: &[IpAddr]) -> IpAddr {
+    let peer = req.remote_addr().ip();
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let Some(xff) = req.header("X-Forwarded-For") else {
+        return peer;
+    };
+    for part in xff.rsplit(',') {
+        match part.trim().parse::<IpAddr>() {
+            Ok(ip) if trusted.contains(&ip) => continue,
+            Ok(ip) => return ip,
+            Err(_) => return peer,
+        }
+    }
+    peer
+}
+
+/// Value of cookie `name` from the `Cookie` header.
+pub fn cookie<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    let header = req.header("Cookie")?;
+    header.split(';').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k.trim() == name).then(|| v.trim())
+    })
+}
+
+/// User-Agent, truncated to 512 bytes on a character boundary.
+pub fn user_agent(req: &Request) -> Option<String> {
+    let ua = req.header("User-Agent")?;
+    let mut end = ua.len().min(512);
+    while !ua.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(ua[..end].to_string())
+}

@@ -1,0 +1,5 @@
+//! HTTP plumbing shared by every handler: reading JSON bodies and query strings through the
+//! size limit, the response envelope, request ids, client addresses and cookies.
+
+pub mod input;
+pub mod respond;

@@ -1,0 +1,67 @@
+//! The envelope of API.md §1. Success bodies are built by [`ok`]/[`created`]/[`with_status`];
+//! error bodies only by [`error_response`] — the one place an `ApiError` becomes a response.
+
+use crate::error::ApiError;
+use rouille::Response;
+use serde::Serialize;
+use serde_json::json;
+
+/// `{"status":"success","data":…}` with the given HTTP status.
+pub fn with_status<T: Serialize>(status: u16, data: T) -> Response {
+    let body = json!({ "status": "success", "data": data });
+    Response::from_data("application/json", body.to_string()).with_status_code(status)
+}
+
+pub fn ok<T: Serialize>(data: T) -> Response {
+    with_status(200, data)
+}
+
+pub fn created<T: Serialize>(data: T) -> Response {
+    with_status(201, data)
+}
+
+pub fn accepted<T: Serialize>(data: T) -> Response {
+    with_status(202, data)
+}
+
+/// `{"status":"error","code":…,"message":…[,"errors":[…]]}` plus `Retry-After` and any extra
+/// headers the error carries. The private `detail` is never part of it.
+pub fn error_response(err: &ApiError) -> Response {
+    let mut body = json!({ "status": "error", "code": err.code, "message": err.message });
+    if !err.errors.is_empty() {
+        body["errors"] = json!(err.errors);
+    }
+    let mut resp =
+        Response::from_data("application/json", body.to_string()).with_status_code(err.status);
+    if let Some(secs) = err.retry_after {
+        resp.headers
+            .push(("Retry-After".into(), secs.to_string().into()));
+    }
+    for (k, v) in &err.headers {
+        resp.headers.push((k.clone().into(), v.clone().into()));
+    }
+    resp
+}
+
+/// A caller's `X-Request-Id` is echoed when it is sane (1..=128 of `[A-Za-z0-9._:-]`);
+/// otherwise a fresh id is made.
+pub fn request_id(incoming: Option<&str>, now_ms: i64) -> String {
+    match incoming {
+        Some(s)
+            if !s.is_empty()
+                && s.len() <= 128
+                && s
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b)) =>
+        {
+            s.to_string()
+        }
+        _ => crate::db::new_id("req", now_ms),
+    }
+}
+
+/// Sets or replaces a response header.
+pub fn set_header(resp: &mut Response, name: &str, value: impl Into<String>) {
+    resp.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+    resp.headers.push((name.to_string().into(), value.into().into()));
+}

@@ -1,0 +1,203 @@
+//! The signing-key store: loads the active key and the retired keys still published from the
+//! database, creates the first key on first start, rotates, and reloads when another process
+//! (`latchkey keys rotate`) changed them. Private halves are sealed with a key derived from
+//! `security.secret_key`, bound to the key's kid.
+
+use crate::config::Algorithm;
+use crate::crypto;
+use crate::db::{Db, DbError, signing_keys};
+use crate::tokens::{self, AccessClaims, SigningKey, TokenError, VerifyingKey};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+
+struct Loaded {
+    active: Arc<SigningKey>,
+    verifiers: Vec<VerifyingKey>,
+}
+
+pub struct KeyStore {
+    seal_key: [u8; 32],
+    loaded: RwLock<Loaded>,
+    last_reload: AtomicI64,
+}
+
+#[derive(Debug)]
+pub enum KeyError {
+    Db(DbError),
+    /// A stored private key could not be opened: the secret key changed, or the row was edited.
+    Unseal(String),
+    Key(String),
+}
+
+impl std::fmt::Display for KeyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyError::Db(e) => write!(f, "{e}"),
+            KeyError::Unseal(kid) => write!(
+                f,
+                "signing key {kid} cannot be decrypted: security.secret_key differs from the one it was sealed with"
+            ),
+            KeyError::Key(e) => write!(f, "signing key: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+impl From<DbError> for KeyError {
+    fn from(e: DbError) -> Self {
+        KeyError::Db(e)
+    }
+}
+
+impl From<rusqlite::Error> for KeyError {
+    fn from(e: rusqlite::Error) -> Self {
+        KeyError::Db(DbError::Sqlite(e))
+    }
+}
+
+fn seal_key(secret: &str) -> [u8; 32] {
+    crypto::derive_key(secret, "signing-key-seal")
+}
+
+/// Makes a new key active, retiring the current one; the retired public key stays in the
+/// JWKS for `publish_for_ms` (the access-token lifetime plus a margin). Returns the new kid.
+pub fn rotate(
+    db: &Db,
+    secret: &str,
+    alg: Algorithm,
+    now: i64,
+    publish_for_ms: i64,
+) -> Result<String, KeyError> {
+    let key = SigningKey::generate(alg);
+    let sealed = crypto::seal(&seal_key(secret), &key.private_bytes(), key.kid().as_bytes());
+    let jwk = key.public_jwk().to_string();
+    db.write(|tx| {
+        signing_keys::rotate_in(
+            tx,
+            key.kid(),
+            alg.as_str(),
+            &jwk,
+            &sealed,
+            now,
+            now + publish_for_ms,
+        )
+    })?;
+    Ok(key.kid().to_string())
+}
+
+impl KeyStore {
+    /// Loads the keys; creates the first one (or rotates to `alg` when the configured
+    /// algorithm changed).
+    pub fn open(
+        db: &Db,
+        secret: &str,
+        alg: Algorithm,
+        now: i64,
+        publish_for_ms: i64,
+    ) -> Result<KeyStore, KeyError> {
+        let seal_key = seal_key(secret);
+        let rows = db.read(|c| signing_keys::published(c, now))?;
+        let active_alg = rows
+            .iter()
+            .find(|r| r.retired_at.is_none())
+            .map(|r| r.alg.clone());
+        if active_alg.as_deref() != Some(alg.as_str()) {
+            rotate(db, secret, alg, now, publish_for_ms)?;
+        }
+        let loaded = Self::load(db, &seal_key, now)?;
+        Ok(KeyStore {
+            seal_key,
+            loaded: RwLock::new(loaded),
+            last_reload: AtomicI64::new(now),
+        })
+    }
+
+    fn load(db: &Db, seal_key: &[u8; 32], now: i64) -> Result<Loaded, KeyError> {
+        let rows = db.read(|c| signing_keys::published(c, now))?;
+        let mut active = None;
+        let mut verifiers = Vec::new();
+        for row in rows {
+            let jwk: serde_json::Value = serde_json::from_str(&row.public_jwk)
+                .map_err(|e| KeyError::Key(format!("{}: {e}", row.kid)))?;
+            let vk = VerifyingKey::from_jwk(&jwk).map_err(|e| KeyError::Key(e.to_string()))?;
+            verifiers.push(vk);
+            if row.retired_at.is_none() {
+                let alg = Algorithm::parse(&row.alg)
+                    .ok_or_else(|| KeyError::Key(format!("unknown algorithm {}", row.alg)))?;
+                let bytes = crypto::open(seal_key, &row.private_enc, row.kid.as_bytes())
+                    .ok_or_else(|| KeyError::Unseal(row.kid.clone()))?;
+                let sk = SigningKey::from_private_bytes(alg, &bytes)
+                    .map_err(|e| KeyError::Key(e.to_string()))?;
+                active = Some(Arc::new(sk));
+            }
+        }
+        let active = active.ok_or_else(|| KeyError::Key("no active signing key".into()))?;
+        Ok(Loaded { active, verifiers })
+    }
+
+    /// Re-reads the keys from the database (after a rotation by another process, and to drop
+    /// retired keys whose publication ended).
+    pub fn reload(&self, db: &Db, now: i64) -> Result<(), KeyError> {
+        let loaded = Self::load(db, &self.seal_key, now)?;
+        *self.loaded.write().unwrap_or_else(|p| p.into_inner()) = loaded;
+        self.last_reload.store(now, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub fn active_kid(&self) -> String {
+        let l = self.loaded.read().unwrap_or_else(|p| p.into_inner());
+        l.active.kid().to_string()
+    }
+
+    pub fn sign(&self, claims: &AccessClaims) -> Result<String, TokenError> {
+        let active = self
+            .loaded
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .active
+            .clone();
+        active.sign(claims)
+    }
+
+    /// Verifies an access token; an unknown kid triggers one reload (at most once a second),
+    /// so a key rotated by the CLI is honoured at once.
+    pub fn verify(
+        &self,
+        db: &Db,
+        token: &str,
+        issuer: &str,
+        audience: &str,
+        now_ms: i64,
+    ) -> Result<AccessClaims, TokenError> {
+        let now_secs = now_ms.div_euclid(1000);
+        let first = {
+            let l = self.loaded.read().unwrap_or_else(|p| p.into_inner());
+            tokens::verify(&l.verifiers, token, issuer, audience, now_secs)
+        };
+        match first {
+            Err(TokenError::UnknownKey)
+                if now_ms - self.last_reload.load(Ordering::Relaxed) >= 1000 =>
+            {
+                if self.reload(db, now_ms).is_err() {
+                    return Err(TokenError::UnknownKey);
+                }
+                let l = self.loaded.read().unwrap_or_else(|p| p.into_inner());
+                tokens::verify(&l.verifiers, token, issuer, audience, now_secs)
+            }
+            other => other,
+        }
+    }
+
+    /// The JWKS document, read fresh from the database so a rotation shows at once.
+    pub fn jwks(&self, db: &Db, now: i64) -> Result<serde_json::Value, KeyError> {
+        let rows = db.read(|c| signing_keys::published(c, now))?;
+        let mut keys = Vec::new();
+        for row in rows {
+            let jwk: serde_json::Value = serde_json::from_str(&row.public_jwk)
+                .map_err(|e| KeyError::Key(format!("{}: {e}", row.kid)))?;
+            keys.push(VerifyingKey::from_jwk(&jwk).map_err(|e| KeyError::Key(e.to_string()))?);
+        }
+        Ok(tokens::jwks(&keys))
+    }
+}
