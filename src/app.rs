@@ -6,7 +6,7 @@ use crate::api;
 use crate::clock::SharedClock;
 use crate::config::{Config, Secret};
 use crate::crypto;
-use crate::db::{self, Db, DbError, meta};
+use crate::db::{Db, DbError, meta};
 use crate::error::ApiError;
 use crate::http::respond::{self, error_response, set_header};
 use crate::http::server::{self, ServerHandle, ServerOptions};
@@ -129,7 +129,13 @@ impl App {
         }
         let secret = resolve_secret(&config, &db)?;
         let publish_ms = config.tokens.access_ttl.as_millis() as i64 + 5 * 60 * 1000;
-        let keys = KeyStore::open(&db, secret.expose(), config.tokens.algorithm, now, publish_ms)?;
+        let keys = KeyStore::open(
+            &db,
+            secret.expose(),
+            config.tokens.algorithm,
+            now,
+            publish_ms,
+        )?;
         let hasher = Hasher::new(
             config.argon2.clone(),
             config.security.max_concurrent_hashes,
@@ -155,7 +161,10 @@ impl App {
     /// Binds `server.bind` and serves.
     pub fn serve(self) -> Result<Running, StartError> {
         let listener = TcpListener::bind(&self.state.config.server.bind).map_err(|e| {
-            StartError::Io(format!("cannot listen on {}: {e}", self.state.config.server.bind))
+            StartError::Io(format!(
+                "cannot listen on {}: {e}",
+                self.state.config.server.bind
+            ))
         })?;
         self.serve_on(listener)
     }
@@ -174,8 +183,12 @@ impl App {
             max_body_bytes: s.max_body_bytes,
         };
         let st = state.clone();
-        let http = server::serve(listener, opts, Arc::new(move |req: &Request| handle(&st, req)))
-            .map_err(|e| StartError::Io(format!("cannot start the HTTP server: {e}")))?;
+        let http = server::serve(
+            listener,
+            opts,
+            Arc::new(move |req: &Request| handle(&st, req)),
+        )
+        .map_err(|e| StartError::Io(format!("cannot start the HTTP server: {e}")))?;
         let addr = http.local_addr();
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let maint = {
@@ -215,9 +228,10 @@ fn maintenance_loop(state: &AppState, stop: &(Mutex<bool>, Condvar)) {
         let now = state.now();
         state.worker_heartbeat.store(now, Ordering::Relaxed);
         if let Err(e) = state.keys.reload(&state.db, now) {
-            state
-                .log
-                .error("signing key reload failed", &[("error", json!(e.to_string()))]);
+            state.log.error(
+                "signing key reload failed",
+                &[("error", json!(e.to_string()))],
+            );
         }
         let (guard, _) = cv
             .wait_timeout(stopped, Duration::from_secs(10))

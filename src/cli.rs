@@ -50,7 +50,12 @@ pub fn init(path: Option<&Path>) -> CliResult {
         .write(true)
         .create_new(true)
         .open(target)
-        .map_err(|e| format!("cannot create {}: {e} (init never overwrites)", target.display()))?;
+        .map_err(|e| {
+            format!(
+                "cannot create {}: {e} (init never overwrites)",
+                target.display()
+            )
+        })?;
     std::io::Write::write_all(&mut f, text.as_bytes())?;
     eprintln!("wrote {}", target.display());
     Ok(())
@@ -81,9 +86,7 @@ pub fn new_admin_key(db: &db::Db, name: &str, now: i64) -> Result<String, Box<dy
     let name = validate::name("name", name).map_err(|e| e.message)?;
     let key = format!("sk_admin_{}", crypto::random_hex(32));
     let id = db::new_id("adk", now);
-    db.write(|tx| {
-        admin_keys::insert(tx, &id, &name, &crypto::token_hash(&key), &key[..10], now)
-    })?;
+    db.write(|tx| admin_keys::insert(tx, &id, &name, &crypto::token_hash(&key), &key[..10], now))?;
     Ok(key)
 }
 
@@ -169,7 +172,7 @@ pub fn user_create(
         updated_at: now,
         last_login_at: None,
     };
-    let membership = db.write(|tx| -> Result<Option<users::Membership>, String> {
+    let membership = db.write(|tx| -> Result<Option<users::Membership>, Box<dyn Error>> {
         users::insert(tx, &user).map_err(|e| {
             if db::is_unique_violation(&e) {
                 "a user with this email already exists".to_string()
@@ -215,7 +218,9 @@ pub fn keys_rotate(path: Option<&Path>) -> CliResult {
         SystemClock.now_ms(),
         publish_ms,
     )?;
-    eprintln!("new signing key {kid} is active; the previous key stays published until its tokens expire");
+    eprintln!(
+        "new signing key {kid} is active; the previous key stays published until its tokens expire"
+    );
     println!("{kid}");
     Ok(())
 }

@@ -56,7 +56,10 @@ pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
 
 /// A 256-bit key for one purpose, derived from the deployment's secret key.
 pub fn derive_key(secret: &str, purpose: &str) -> [u8; 32] {
-    hmac_sha256(secret.as_bytes(), format!("latchkey/v1/{purpose}").as_bytes())
+    hmac_sha256(
+        secret.as_bytes(),
+        format!("latchkey/v1/{purpose}").as_bytes(),
+    )
 }
 
 /// Constant-time equality of two byte strings (length may leak, content does not).
@@ -70,7 +73,13 @@ pub fn seal(key: &[u8; 32], plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
     let cipher = Aes256Gcm::new(key.into());
     let nonce = random_bytes(12);
     let ct = cipher
-        .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad })
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         .expect("AES-GCM encryption cannot fail for in-memory buffers");
     let mut out = nonce;
     out.extend_from_slice(&ct);

@@ -70,7 +70,11 @@ pub fn rotate(
     publish_for_ms: i64,
 ) -> Result<String, KeyError> {
     let key = SigningKey::generate(alg);
-    let sealed = crypto::seal(&seal_key(secret), &key.private_bytes(), key.kid().as_bytes());
+    let sealed = crypto::seal(
+        &seal_key(secret),
+        &key.private_bytes(),
+        key.kid().as_bytes(),
+    );
     let jwk = key.public_jwk().to_string();
     db.write(|tx| {
         signing_keys::rotate_in(

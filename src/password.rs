@@ -102,7 +102,10 @@ impl Hasher {
         let _p = self.acquire()?;
         let target = phc.unwrap_or(&self.dummy_hash);
         let ok = argon2::verify_encoded(target, password.as_bytes()).unwrap_or(false);
-        Ok((ok && phc.is_some(), ok && phc.is_some() && self.outdated(target)))
+        Ok((
+            ok && phc.is_some(),
+            ok && phc.is_some() && self.outdated(target),
+        ))
     }
 
     fn outdated(&self, phc: &str) -> bool {

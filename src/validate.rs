@@ -29,10 +29,41 @@ pub fn email(raw: &str) -> ApiResult<String> {
 }
 
 const RESERVED_SLUGS: &[&str] = &[
-    "admin", "api", "app", "apps", "assets", "auth", "billing", "dashboard", "default", "docs",
-    "help", "healthz", "internal", "invitations", "latchkey", "login", "logout", "me",
-    "metrics", "new", "null", "org", "orgs", "public", "readyz", "root", "settings", "signup",
-    "static", "status", "support", "system", "undefined", "well-known", "www",
+    "admin",
+    "api",
+    "app",
+    "apps",
+    "assets",
+    "auth",
+    "billing",
+    "dashboard",
+    "default",
+    "docs",
+    "help",
+    "healthz",
+    "internal",
+    "invitations",
+    "latchkey",
+    "login",
+    "logout",
+    "me",
+    "metrics",
+    "new",
+    "null",
+    "org",
+    "orgs",
+    "public",
+    "readyz",
+    "root",
+    "settings",
+    "signup",
+    "static",
+    "status",
+    "support",
+    "system",
+    "undefined",
+    "well-known",
+    "www",
 ];
 
 /// `^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$`, not a reserved word.
@@ -51,7 +82,11 @@ pub fn slug(s: &str) -> ApiResult<()> {
         ));
     }
     if RESERVED_SLUGS.contains(&s) {
-        return Err(ApiError::field("invalid_request", "slug", "is a reserved word"));
+        return Err(ApiError::field(
+            "invalid_request",
+            "slug",
+            "is a reserved word",
+        ));
     }
     Ok(())
 }
@@ -69,7 +104,11 @@ pub fn http_url(field: &str, s: &str) -> ApiResult<()> {
     if ok {
         Ok(())
     } else {
-        Err(ApiError::field("invalid_request", field, "must be an http:// or https:// URL"))
+        Err(ApiError::field(
+            "invalid_request",
+            field,
+            "must be an http:// or https:// URL",
+        ))
     }
 }
 
@@ -117,7 +156,15 @@ mod tests {
     #[test]
     fn emails() {
         assert_eq!(email(" Bob@Example.COM ").unwrap(), "bob@example.com");
-        for bad in ["", "a", "a@b", "@b.com", "a b@c.com", "a@-b.com", "a@b..com"] {
+        for bad in [
+            "",
+            "a",
+            "a@b",
+            "@b.com",
+            "a b@c.com",
+            "a@-b.com",
+            "a@b..com",
+        ] {
             assert!(email(bad).is_err(), "{bad}");
         }
     }

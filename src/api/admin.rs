@@ -73,14 +73,14 @@ impl SettingsPatch {
         }
         if let Some(min) = self.password_min_length {
             let p = &state.config.password;
-            if let Some(n) = min {
-                if (n as usize) < p.min_length || (n as usize) > p.max_length {
-                    return Err(ApiError::field(
-                        "invalid_request",
-                        "settings.passwordMinLength",
-                        format!("must be from {} to {}", p.min_length, p.max_length),
-                    ));
-                }
+            if let Some(n) = min
+                && ((n as usize) < p.min_length || (n as usize) > p.max_length)
+            {
+                return Err(ApiError::field(
+                    "invalid_request",
+                    "settings.passwordMinLength",
+                    format!("must be from {} to {}", p.min_length, p.max_length),
+                ));
             }
             s.password_min_length = min;
         }
@@ -100,9 +100,8 @@ fn audit_admin(
     admin: &guard::AdminCtx,
     ctx: &Ctx,
     req: &Request,
-    org_id: Option<&str>,
     action: &str,
-    target: (&str, &str),
+    (org_id, target_type, target_id): (Option<&str>, &str, &str),
     metadata: serde_json::Value,
 ) -> rusqlite::Result<()> {
     let ip = ctx.ip.to_string();
@@ -115,8 +114,8 @@ fn audit_admin(
             actor_type: "admin_key",
             actor_id: Some(&admin.key_id),
             action,
-            target_type: Some(target.0),
-            target_id: Some(target.1),
+            target_type: Some(target_type),
+            target_id: Some(target_id),
             ip: Some(&ip),
             user_agent: ua.as_deref(),
             metadata,
@@ -179,12 +178,21 @@ pub fn create_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
             validate::http_url(field, u)?;
         }
     }
-    let owner_email = body.owner_email.as_deref().map(validate::email).transpose()?;
+    let owner_email = body
+        .owner_email
+        .as_deref()
+        .map(validate::email)
+        .transpose()?;
     let org = Org {
         id: db::new_id("org", ctx.now),
         slug: body.slug,
         name,
-        plan: body.plan.as_deref().map(plan).transpose()?.unwrap_or_else(|| "free".into()),
+        plan: body
+            .plan
+            .as_deref()
+            .map(plan)
+            .transpose()?
+            .unwrap_or_else(|| "free".into()),
         status: "active".into(),
         app_url: body.app_url,
         logo_url: body.logo_url,
@@ -226,9 +234,8 @@ pub fn create_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
             &admin,
             ctx,
             req,
-            Some(&org.id),
             "org.created",
-            ("org", &org.id),
+            (Some(&org.id), "org", &org.id),
             json!({ "slug": org.slug }),
         )?;
         Ok::<_, ApiError>(owner)
@@ -328,9 +335,8 @@ pub fn update_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
             &admin,
             ctx,
             req,
-            Some(&org.id),
             "org.updated",
-            ("org", &org.id),
+            (Some(&org.id), "org", &org.id),
             json!({}),
         )?;
         Ok::<_, ApiError>(org)
@@ -349,9 +355,8 @@ pub fn delete_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
             &admin,
             ctx,
             req,
-            Some(&org.id),
             "org.deleted",
-            ("org", &org.id),
+            (Some(&org.id), "org", &org.id),
             json!({ "slug": org.slug }),
         )?;
         Ok::<_, ApiError>(())
@@ -397,9 +402,8 @@ pub fn add_member(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
             &admin,
             ctx,
             req,
-            Some(&org.id),
             "member.added",
-            ("user", &user.id),
+            (Some(&org.id), "user", &user.id),
             json!({ "role": m.role }),
         )?;
         Ok(views::member(&m, &user))
@@ -425,7 +429,11 @@ pub fn create_user(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Resp
     let email = validate::email(&body.email)?;
     let role = body.role.unwrap_or_else(|| "user".into());
     if role != "user" && role != "admin" {
-        return Err(ApiError::field("invalid_request", "role", "must be 'user' or 'admin'"));
+        return Err(ApiError::field(
+            "invalid_request",
+            "role",
+            "must be 'user' or 'admin'",
+        ));
     }
     let opt_name = |field: &str, v: &Option<String>| {
         v.as_deref().map(|n| validate::name(field, n)).transpose()
@@ -465,7 +473,15 @@ pub fn create_user(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Resp
                 e.into()
             }
         })?;
-        audit_admin(tx, &admin, ctx, req, None, "user.created", ("user", &user.id), json!({}))?;
+        audit_admin(
+            tx,
+            &admin,
+            ctx,
+            req,
+            "user.created",
+            (None, "user", &user.id),
+            json!({}),
+        )?;
         Ok::<_, ApiError>(())
     })?;
     Ok(respond::created(json!({ "user": views::user(&user) })))
@@ -491,16 +507,31 @@ pub fn list_users(state: &AppState, _ctx: &Ctx, req: &Request) -> ApiResult<Resp
         None | Some("desc") => true,
         Some("asc") => false,
         Some(_) => {
-            return Err(ApiError::field("invalid_request", "sortDir", "must be asc or desc"));
+            return Err(ApiError::field(
+                "invalid_request",
+                "sortDir",
+                "must be asc or desc",
+            ));
         }
     };
     let q = input::query(req, "query").filter(|q| !q.trim().is_empty());
     if q.as_ref().is_some_and(|q| q.len() > 200) {
-        return Err(ApiError::field("invalid_request", "query", "at most 200 characters"));
+        return Err(ApiError::field(
+            "invalid_request",
+            "query",
+            "at most 200 characters",
+        ));
     }
-    let (rows, total) = state
-        .db
-        .read(|c| users::search(c, q.as_deref().map(str::trim), sort, descending, offset, limit))?;
+    let (rows, total) = state.db.read(|c| {
+        users::search(
+            c,
+            q.as_deref().map(str::trim),
+            sort,
+            descending,
+            offset,
+            limit,
+        )
+    })?;
     let list: Vec<_> = rows.iter().map(views::user).collect();
     Ok(respond::ok(json!({
         "list": list,

@@ -17,8 +17,10 @@ pub struct AdminCtx {
 /// Requires `Authorization: Bearer sk_admin_<64 hex>` naming a live admin key.
 pub fn admin(state: &AppState, req: &Request) -> ApiResult<AdminCtx> {
     let unauth = || {
-        ApiError::unauthenticated("A valid admin key is required (Authorization: Bearer sk_admin_…)")
-            .with_header("WWW-Authenticate", "Bearer")
+        ApiError::unauthenticated(
+            "A valid admin key is required (Authorization: Bearer sk_admin_…)",
+        )
+        .with_header("WWW-Authenticate", "Bearer")
     };
     let key = bearer(req).ok_or_else(unauth)?;
     let well_formed = key

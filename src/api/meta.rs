@@ -14,16 +14,23 @@ pub fn healthz(_: &AppState, _: &Ctx, _: &Request) -> ApiResult<Response> {
 /// Ready when the database takes a write and the background thread is alive.
 pub fn readyz(state: &AppState, ctx: &Ctx, _: &Request) -> ApiResult<Response> {
     if let Err(e) = state.db.ready() {
-        return Err(ApiError::new(503, "not_ready", "Database is not writable")
-            .with_detail(e.to_string()));
+        return Err(
+            ApiError::new(503, "not_ready", "Database is not writable").with_detail(e.to_string())
+        );
     }
     let beat = state
         .worker_heartbeat
         .load(std::sync::atomic::Ordering::Relaxed);
     if ctx.now - beat > 60_000 {
-        return Err(ApiError::new(503, "not_ready", "Background worker is not running"));
+        return Err(ApiError::new(
+            503,
+            "not_ready",
+            "Background worker is not running",
+        ));
     }
-    Ok(respond::ok(json!({ "status": "ready", "database": "ok", "worker": "ok" })))
+    Ok(respond::ok(
+        json!({ "status": "ready", "database": "ok", "worker": "ok" }),
+    ))
 }
 
 /// `{"keys":[…]}` — a bare JWKS document (not the envelope), as JWT libraries expect.

@@ -50,23 +50,27 @@ pub static ROUTES: &[(&str, &str, Handler)] = &[
     ("GET", "/healthz", meta::healthz),
     ("GET", "/readyz", meta::readyz),
     ("GET", "/.well-known/jwks.json", meta::jwks),
-    ("GET", "/.well-known/openid-configuration", meta::openid_configuration),
+    (
+        "GET",
+        "/.well-known/openid-configuration",
+        meta::openid_configuration,
+    ),
     // Operator API (admin key).
     ("POST", "/api/v1/admin/orgs", admin::create_org),
     ("GET", "/api/v1/admin/orgs", admin::list_orgs),
     ("GET", "/api/v1/admin/orgs/{slug}", admin::get_org),
     ("PUT", "/api/v1/admin/orgs/{slug}", admin::update_org),
     ("DELETE", "/api/v1/admin/orgs/{slug}", admin::delete_org),
-    ("POST", "/api/v1/admin/orgs/{slug}/members", admin::add_member),
+    (
+        "POST",
+        "/api/v1/admin/orgs/{slug}/members",
+        admin::add_member,
+    ),
     ("POST", "/api/v1/admin/users", admin::create_user),
     ("GET", "/api/v1/admin/users", admin::list_users),
 ];
 
-fn matches(
-    template: &'static str,
-    path: &str,
-    params: &mut Vec<(&'static str, String)>,
-) -> bool {
+fn matches(template: &'static str, path: &str, params: &mut Vec<(&'static str, String)>) -> bool {
     params.clear();
     let mut t = template.split('/');
     let mut p = path.split('/');
@@ -114,7 +118,10 @@ pub fn dispatch(state: &AppState, ctx: &mut Ctx, req: &Request) -> ApiResult<Res
     Err(ApiError::new(
         405,
         "method_not_allowed",
-        format!("{method} is not allowed here; allowed: {}", allowed.join(", ")),
+        format!(
+            "{method} is not allowed here; allowed: {}",
+            allowed.join(", ")
+        ),
     )
     .with_header("Allow", allowed.join(", ")))
 }

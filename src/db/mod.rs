@@ -96,11 +96,12 @@ const MAX_IDLE: usize = 32;
 impl Db {
     /// Opens the database, creating the file if needed. Does not migrate.
     pub fn open(path: &Path, busy_timeout: Duration) -> DbResult<Db> {
-        if let Some(dir) = path.parent() {
-            if !dir.as_os_str().is_empty() && !dir.exists() {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| DbError::Io(format!("cannot create {}: {e}", dir.display())))?;
-            }
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+            && !dir.exists()
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| DbError::Io(format!("cannot create {}: {e}", dir.display())))?;
         }
         let conn = open_connection(path, busy_timeout)?;
         Ok(Db {

@@ -21,9 +21,9 @@ pub fn body_bytes(req: &Request, limit: u64) -> ApiResult<Vec<u8>> {
         return Ok(Vec::new());
     };
     let mut buf = Vec::new();
-    data.take(limit + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| ApiError::invalid_request("Could not read the request body").with_detail(e.to_string()))?;
+    data.take(limit + 1).read_to_end(&mut buf).map_err(|e| {
+        ApiError::invalid_request("Could not read the request body").with_detail(e.to_string())
+    })?;
     if buf.len() as u64 > limit {
         return Err(ApiError::payload_too_large(limit));
     }
@@ -64,15 +64,18 @@ pub fn json_or_default<T: DeserializeOwned + Default>(req: &Request, limit: u64)
 /// wrong type, an unknown field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-        return Err(ApiError::invalid_request("Request body is empty; expected a JSON object"));
+        return Err(ApiError::invalid_request(
+            "Request body is empty; expected a JSON object",
+        ));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = match serde_path_to_error::deserialize(&mut de) {
         Ok(v) => v,
         Err(e) => return Err(json_error(e)),
     };
-    de.end()
-        .map_err(|_| ApiError::invalid_request("Malformed JSON: trailing characters after the value"))?;
+    de.end().map_err(|_| {
+        ApiError::invalid_request("Malformed JSON: trailing characters after the value")
+    })?;
     Ok(value)
 }
 
@@ -108,7 +111,13 @@ fn json_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
             if let Some(f) = named("missing field ") {
                 ApiError::field("invalid_request", &join(f), "is required")
             } else if let Some(f) = named("unknown field ") {
-                ApiError::field("invalid_request", &join(f), "is not a known field")
+                // The path already ends at the unknown field.
+                let field = if path.ends_with(&f) {
+                    path.clone()
+                } else {
+                    join(f)
+                };
+                ApiError::field("invalid_request", &field, "is not a known field")
             } else if path == "." || path.is_empty() {
                 ApiError::invalid_request(format!("Request body: {msg}"))
             } else {

@@ -3,3 +3,4 @@
 
 pub mod input;
 pub mod respond;
+pub mod server;

@@ -50,8 +50,7 @@ pub fn request_id(incoming: Option<&str>, now_ms: i64) -> String {
         Some(s)
             if !s.is_empty()
                 && s.len() <= 128
-                && s
-                    .bytes()
+                && s.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b)) =>
         {
             s.to_string()
@@ -63,5 +62,6 @@ pub fn request_id(incoming: Option<&str>, now_ms: i64) -> String {
 /// Sets or replaces a response header.
 pub fn set_header(resp: &mut Response, name: &str, value: impl Into<String>) {
     resp.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
-    resp.headers.push((name.to_string().into(), value.into().into()));
+    resp.headers
+        .push((name.to_string().into(), value.into().into()));
 }
