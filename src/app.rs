@@ -28,6 +28,7 @@ pub struct AppState {
     pub clock: SharedClock,
     pub keys: KeyStore,
     pub hasher: Hasher,
+    pub limiter: crate::ratelimit::Limiter,
     pub log: Logger,
     /// The deployment secret (config, environment, or generated for the dev default).
     secret: Secret,
@@ -149,6 +150,7 @@ impl App {
                 clock,
                 keys,
                 hasher,
+                limiter: crate::ratelimit::Limiter::new(),
                 log,
                 secret,
                 cursor_key,

@@ -18,5 +18,7 @@ pub mod http;
 pub mod keys;
 pub mod log;
 pub mod password;
+pub mod ratelimit;
+pub mod session;
 pub mod tokens;
 pub mod validate;

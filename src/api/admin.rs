@@ -9,22 +9,13 @@ use crate::db::orgs::{self, Org, OrgSettings, SignupMode};
 use crate::db::users::{self, Membership, SortField, User};
 use crate::db::{self, is_unique_violation};
 use crate::error::{ApiError, ApiResult};
-use crate::http::input::{self, query_int};
+use crate::http::input::{self, nullable, query_int};
 use crate::http::respond;
 use crate::password;
 use crate::validate;
 use rouille::{Request, Response};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::json;
-
-/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
-}
 
 /// A partial update of org settings: only the fields present change.
 #[derive(Deserialize, Default)]

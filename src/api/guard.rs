@@ -1,10 +1,16 @@
 //! Guards: the first line of a handler, returning a typed context or the right 401/403.
 
+use crate::api::Ctx;
 use crate::app::AppState;
 use crate::crypto;
 use crate::db::admin_keys;
+use crate::db::orgs::{self, Org};
+use crate::db::sessions::{self, Session};
+use crate::db::users::{self, Membership, User};
 use crate::error::{ApiError, ApiResult};
-use crate::http::input::bearer;
+use crate::http::cookies;
+use crate::http::input::{bearer, cookie};
+use crate::tokens::{AccessClaims, TokenError};
 use rouille::Request;
 
 pub const ADMIN_KEY_PREFIX: &str = "sk_admin_";
@@ -38,4 +44,116 @@ pub fn admin(state: &AppState, req: &Request) -> ApiResult<AdminCtx> {
         Some((key_id, _)) => Ok(AdminCtx { key_id }),
         None => Err(unauth()),
     }
+}
+
+/// The org named by `X-Org-Slug`: missing → 400, unknown or deleted → 404 `org_not_found`.
+pub fn org(state: &AppState, req: &Request) -> ApiResult<Org> {
+    let slug = req
+        .header("X-Org-Slug")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::field("invalid_request", "X-Org-Slug", "header is required"))?;
+    if slug.len() > 64 {
+        return Err(ApiError::org_not_found());
+    }
+    state
+        .db
+        .read(|c| orgs::find_by_slug(c, slug))?
+        .ok_or_else(ApiError::org_not_found)
+}
+
+/// An authenticated end user acting in the org of `X-Org-Slug`.
+pub struct UserCtx {
+    pub org: Org,
+    pub user: User,
+    pub membership: Membership,
+    pub session: Session,
+    pub claims: AccessClaims,
+    /// Authenticated by the `access_token` cookie (so the CSRF rule applied).
+    pub via_cookie: bool,
+}
+
+/// The access token of a request: `Authorization: Bearer`, else the `access_token` cookie.
+pub fn access_token(req: &Request) -> Option<(&str, bool)> {
+    if let Some(t) = bearer(req) {
+        return Some((t, false));
+    }
+    cookie(req, cookies::ACCESS)
+        .filter(|t| !t.is_empty())
+        .map(|t| (t, true))
+}
+
+/// Requires a valid access token for the org of `X-Org-Slug`, a live session, an active
+/// membership, and — for cookie-authenticated state changes — passing the CSRF rule.
+pub fn user(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<UserCtx> {
+    let org = org(state, req)?;
+    let (token, via_cookie) =
+        access_token(req).ok_or_else(|| ApiError::unauthenticated("Authentication required"))?;
+    if via_cookie && !cookies::csrf_ok(&state.config, req) {
+        return Err(ApiError::new(403, "csrf_failed", "CSRF check failed"));
+    }
+    let claims = state
+        .keys
+        .verify(
+            &state.db,
+            token,
+            &state.config.server.public_url,
+            &state.config.tokens.audience,
+            ctx.now,
+        )
+        .map_err(|e| match e {
+            TokenError::Expired => ApiError::new(401, "token_expired", "Access token expired"),
+            _ => ApiError::unauthenticated("Invalid access token"),
+        })?;
+    if claims.org_id != org.id {
+        return Err(ApiError::new(
+            403,
+            "org_mismatch",
+            "The access token belongs to another organization",
+        ));
+    }
+    let (session, user, membership) = state.db.read(|c| {
+        let session = sessions::find(c, &org.id, &claims.sid)?;
+        let user = users::find_by_id(c, &claims.sub)?;
+        let membership = users::find_membership(c, &org.id, &claims.sub)?;
+        Ok::<_, ApiError>((session, user, membership))
+    })?;
+    let session = session
+        .filter(|s| s.user_id == claims.sub && s.is_live(ctx.now))
+        .ok_or_else(|| ApiError::unauthenticated("Session has ended"))?;
+    let user = user
+        .filter(|u| u.status == "active")
+        .ok_or_else(|| ApiError::unauthenticated("Session has ended"))?;
+    let membership = membership
+        .ok_or_else(|| ApiError::new(403, "not_a_member", "Not a member of this organization"))?;
+    if membership.status != "active" {
+        return Err(ApiError::new(
+            403,
+            "membership_inactive",
+            "Membership in this organization is deactivated",
+        ));
+    }
+    Ok(UserCtx {
+        org,
+        user,
+        membership,
+        session,
+        claims,
+        via_cookie,
+    })
+}
+
+impl UserCtx {
+    pub fn is_admin(&self) -> bool {
+        matches!(self.membership.role.as_str(), "owner" | "org_admin")
+    }
+}
+
+/// `user` plus the org_admin-or-owner role.
+pub fn org_admin(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<UserCtx> {
+    let u = user(state, ctx, req)?;
+    if !u.is_admin() {
+        return Err(ApiError::forbidden("Requires the org_admin or owner role"));
+    }
+    Ok(u)
 }

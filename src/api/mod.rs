@@ -1,7 +1,9 @@
 //! The route table — every endpoint on one screen — and the dispatcher: 404 for an unknown
 //! path, 405 (with `Allow`) for a known path with another method.
 
+pub mod account;
 pub mod admin;
+pub mod auth;
 pub mod guard;
 pub mod meta;
 pub mod views;
@@ -55,6 +57,33 @@ pub static ROUTES: &[(&str, &str, Handler)] = &[
         "/.well-known/openid-configuration",
         meta::openid_configuration,
     ),
+    // End users (X-Org-Slug).
+    ("POST", "/api/v1/auth/signup", auth::signup),
+    ("POST", "/api/v1/auth/login", auth::login),
+    ("POST", "/api/v1/auth/logout", auth::logout),
+    ("POST", "/api/v1/auth/refresh", auth::refresh),
+    ("POST", "/api/v1/auth/is-available", auth::is_available),
+    ("POST", "/api/v1/auth/switch-org", auth::switch_org),
+    ("GET", "/api/v1/auth/me", account::me),
+    ("PUT", "/api/v1/auth/me", account::update_me),
+    (
+        "POST",
+        "/api/v1/auth/change-password",
+        account::change_password,
+    ),
+    ("GET", "/api/v1/auth/sessions", account::list_sessions),
+    (
+        "DELETE",
+        "/api/v1/auth/sessions",
+        account::revoke_other_sessions,
+    ),
+    (
+        "DELETE",
+        "/api/v1/auth/sessions/{id}",
+        account::revoke_session,
+    ),
+    ("GET", "/api/v1/auth/orgs", account::list_orgs),
+    ("GET", "/api/v1/auth/audit", account::audit_log),
     // Operator API (admin key).
     ("POST", "/api/v1/admin/orgs", admin::create_org),
     ("GET", "/api/v1/admin/orgs", admin::list_orgs),
@@ -124,4 +153,19 @@ pub fn dispatch(state: &AppState, ctx: &mut Ctx, req: &Request) -> ApiResult<Res
         ),
     )
     .with_header("Allow", allowed.join(", ")))
+}
+
+/// Writes an audit entry stamped with the request's client IP and user agent.
+pub fn audit(
+    tx: &rusqlite::Connection,
+    ctx: &Ctx,
+    req: &Request,
+    entry: crate::db::audit::Entry<'_>,
+) -> rusqlite::Result<()> {
+    let ip = ctx.ip.to_string();
+    let ua = crate::http::input::user_agent(req);
+    let mut e = entry;
+    e.ip = Some(&ip);
+    e.user_agent = ua.as_deref();
+    crate::db::audit::insert(tx, &crate::db::new_id("aud", ctx.now), &e, ctx.now)
 }

@@ -65,3 +65,34 @@ pub fn member(m: &Membership, u: &User) -> Value {
         "metadata": m.metadata,
     })
 }
+
+pub fn audit_entry(e: &crate::db::audit::Row) -> Value {
+    json!({
+        "id": e.id,
+        "orgId": e.org_id,
+        "action": e.action,
+        "actorType": e.actor_type,
+        "actorId": e.actor_id,
+        "targetType": e.target_type,
+        "targetId": e.target_id,
+        "ipAddress": e.ip_address,
+        "userAgent": e.user_agent,
+        "metadata": e.metadata,
+        "createdAt": rfc3339(e.created_at),
+    })
+}
+
+pub fn session(s: &crate::db::sessions::Session, org_slug: &str, current: bool) -> Value {
+    json!({
+        "id": s.id,
+        "orgId": s.org_id,
+        "orgSlug": org_slug,
+        "createdAt": rfc3339(s.created_at),
+        "lastSeenAt": rfc3339(s.last_seen_at),
+        "expiresAt": rfc3339(s.idle_expires_at.min(s.expires_at)),
+        "ipAddress": s.ip_address,
+        "userAgent": s.user_agent,
+        "current": current,
+        "authMethods": s.auth_methods,
+    })
+}

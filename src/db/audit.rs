@@ -35,3 +35,53 @@ pub fn insert(conn: &Connection, id: &str, e: &Entry<'_>, now: i64) -> rusqlite:
     ])?;
     Ok(())
 }
+
+#[derive(Debug)]
+pub struct Row {
+    pub id: String,
+    pub org_id: Option<String>,
+    pub actor_type: String,
+    pub actor_id: Option<String>,
+    pub action: String,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    pub metadata: serde_json::Value,
+    pub created_at: i64,
+}
+
+/// Entries where the user is the actor or the target, newest first, after a cursor.
+pub fn list_for_user(
+    conn: &Connection,
+    user_id: &str,
+    after: Option<(i64, &str)>,
+    limit: i64,
+) -> rusqlite::Result<Vec<Row>> {
+    let (at, id) = after.unwrap_or((i64::MAX, "~"));
+    let mut st = conn.prepare_cached(
+        "SELECT id, org_id, actor_type, actor_id, action, target_type, target_id, ip_address,
+                user_agent, metadata, created_at
+         FROM audit_log
+         WHERE (actor_id = ?1 OR target_id = ?1)
+           AND (created_at < ?2 OR (created_at = ?2 AND id < ?3))
+         ORDER BY created_at DESC, id DESC LIMIT ?4",
+    )?;
+    let rows = st.query_map(params![user_id, at, id, limit], |r| {
+        let meta: String = r.get(9)?;
+        Ok(Row {
+            id: r.get(0)?,
+            org_id: r.get(1)?,
+            actor_type: r.get(2)?,
+            actor_id: r.get(3)?,
+            action: r.get(4)?,
+            target_type: r.get(5)?,
+            target_id: r.get(6)?,
+            ip_address: r.get(7)?,
+            user_agent: r.get(8)?,
+            metadata: serde_json::from_str(&meta).unwrap_or_default(),
+            created_at: r.get(10)?,
+        })
+    })?;
+    rows.collect()
+}

@@ -6,6 +6,7 @@ pub mod admin_keys;
 pub mod audit;
 pub mod meta;
 pub mod orgs;
+pub mod sessions;
 pub mod signing_keys;
 pub mod users;
 

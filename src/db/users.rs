@@ -180,3 +180,66 @@ pub fn find_membership(
     .query_row(params![org_id, user_id], membership_from_row)
     .optional()
 }
+
+pub fn set_password_hash(
+    conn: &Connection,
+    id: &str,
+    hash: &str,
+    now: i64,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, hash, now],
+    )?;
+    Ok(())
+}
+
+pub fn set_last_login(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE users SET last_login_at = ?2 WHERE id = ?1")?
+        .execute(params![id, now])?;
+    Ok(())
+}
+
+/// Writes the profile fields of `u` (name, first/last name, avatar, phone).
+pub fn update_profile(conn: &Connection, u: &User) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE users SET name = ?2, first_name = ?3, last_name = ?4, avatar_url = ?5,
+                phone_number = ?6, updated_at = ?7 WHERE id = ?1",
+        params![
+            u.id,
+            u.name,
+            u.first_name,
+            u.last_name,
+            u.avatar_url,
+            u.phone_number,
+            u.updated_at
+        ],
+    )?;
+    Ok(())
+}
+
+/// The user's memberships in live orgs, with the org, oldest first.
+pub fn memberships_of(
+    conn: &Connection,
+    user_id: &str,
+) -> rusqlite::Result<Vec<(Membership, crate::db::orgs::Org)>> {
+    let mut st = conn.prepare_cached(
+        "SELECT m.id FROM memberships m JOIN orgs o ON o.id = m.org_id
+         WHERE m.user_id = ?1 AND o.deleted_at IS NULL ORDER BY m.joined_at, m.id",
+    )?;
+    let ids: Vec<String> = st
+        .query_map([user_id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut out = Vec::new();
+    for id in ids {
+        let m = conn
+            .prepare_cached(
+                "SELECT id, org_id, user_id, role, status, metadata, joined_at FROM memberships WHERE id = ?1",
+            )?
+            .query_row([&id], membership_from_row)?;
+        if let Some(org) = crate::db::orgs::find_by_id(conn, &m.org_id)? {
+            out.push((m, org));
+        }
+    }
+    Ok(out)
+}

@@ -4,6 +4,7 @@
 use crate::error::{ApiError, ApiResult};
 use rouille::Request;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
 use std::io::Read;
 use std::net::IpAddr;
 
@@ -196,4 +197,14 @@ pub fn user_agent(req: &Request) -> Option<String> {
         end -= 1;
     }
     Some(ua[..end].to_string())
+}
+
+/// For `#[serde(default, deserialize_with = "nullable")]`: tells an absent field (`None`) from
+/// an explicit `null` (`Some(None)`), so PUT can clear a value.
+pub fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }

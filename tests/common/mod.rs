@@ -296,3 +296,87 @@ pub fn parse_response(buf: &[u8]) -> Option<Resp> {
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_latchkey")
 }
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+impl TestServer {
+    /// An org with the given settings (JSON object).
+    pub fn org(&mut self, slug: &str, settings: Value) -> Value {
+        let r = self.admin_send(
+            "POST",
+            "/api/v1/admin/orgs",
+            Some(serde_json::json!({ "slug": slug, "name": slug, "settings": settings })),
+        );
+        assert_eq!(r.status, 201, "{:?}", r.json());
+        r.data()["org"].clone()
+    }
+
+    /// A user with PASSWORD, seated in `org` with `role` (if given); returns the user id.
+    pub fn user(&mut self, email: &str, org: Option<(&str, &str)>) -> String {
+        let r = self.admin_send(
+            "POST",
+            "/api/v1/admin/users",
+            Some(serde_json::json!({ "email": email, "password": PASSWORD, "name": "Test User", "isEmailVerified": true })),
+        );
+        assert_eq!(r.status, 201, "{:?}", r.json());
+        let id = r.data()["user"]["id"].as_str().unwrap().to_string();
+        if let Some((slug, role)) = org {
+            let r = self.admin_send(
+                "POST",
+                &format!("/api/v1/admin/orgs/{slug}/members"),
+                Some(serde_json::json!({ "userId": id, "role": role })),
+            );
+            assert_eq!(r.status, 201, "{:?}", r.json());
+        }
+        id
+    }
+
+    pub fn login(&self, org: &str, email: &str, password: &str) -> Resp {
+        self.send(
+            "POST",
+            "/api/v1/auth/login",
+            &[("X-Org-Slug", org)],
+            Some(serde_json::json!({ "email": email, "password": password })),
+        )
+    }
+
+    /// Logs in and returns the success `data` (tokens, user, membership).
+    pub fn login_ok(&self, org: &str, email: &str) -> Value {
+        let r = self.login(org, email, PASSWORD);
+        assert_eq!(r.status, 200, "{:?}", r.json());
+        r.data()
+    }
+
+    /// A request with `X-Org-Slug` and a bearer access token.
+    pub fn as_user(
+        &self,
+        method: &str,
+        path: &str,
+        org: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> Resp {
+        let auth = format!("Bearer {token}");
+        self.send(
+            method,
+            path,
+            &[("X-Org-Slug", org), ("Authorization", &auth)],
+            body,
+        )
+    }
+}
+
+impl Resp {
+    /// The `Set-Cookie` header for `name`, if any.
+    pub fn set_cookie(&self, name: &str) -> Option<&str> {
+        self.headers_named("Set-Cookie")
+            .into_iter()
+            .find(|c| c.split('=').next() == Some(name))
+    }
+
+    /// The value a `Set-Cookie` for `name` sets.
+    pub fn cookie_value(&self, name: &str) -> Option<String> {
+        let c = self.set_cookie(name)?;
+        Some(c.split(';').next()?.split_once('=')?.1.to_string())
+    }
+}

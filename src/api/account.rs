@@ -1,0 +1,261 @@
+//! Account self-service for a signed-in user (API.md §3): profile, password, sessions, the
+//! user's orgs and own audit trail.
+
+use crate::api::{Ctx, audit, guard, views};
+use crate::app::AppState;
+use crate::cursor;
+use crate::db::audit::{self as audit_db, Entry};
+use crate::db::sessions;
+use crate::db::users;
+use crate::error::{ApiError, ApiResult};
+use crate::http::input::{self, nullable, query_int};
+use crate::http::respond;
+use crate::password;
+use crate::validate;
+use rouille::{Request, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+pub fn me(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
+    let me = guard::user(state, ctx, req)?;
+    Ok(respond::ok(json!({
+        "user": views::user(&me.user),
+        "membership": views::membership(&me.membership),
+        "org": views::org(&me.org),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateMeRequest {
+    #[serde(default, deserialize_with = "nullable")]
+    name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    first_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    last_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    avatar_url: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    phone_number: Option<Option<String>>,
+}
+
+/// E.164: '+' then 2..15 digits, the first not 0.
+fn e164(s: &str) -> ApiResult<()> {
+    let digits = s.strip_prefix('+').unwrap_or("");
+    let ok = (2..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::field(
+            "invalid_request",
+            "phoneNumber",
+            "must be an E.164 number like +14155550123",
+        ))
+    }
+}
+
+pub fn update_me(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
+    let me = guard::user(state, ctx, req)?;
+    let body: UpdateMeRequest = input::json(req, state.config.server.max_body_bytes)?;
+    let mut user = me.user;
+    let text = |field: &str, v: Option<String>| v.map(|s| validate::name(field, &s)).transpose();
+    if let Some(v) = body.name {
+        user.name = text("name", v)?;
+    }
+    if let Some(v) = body.first_name {
+        user.first_name = text("firstName", v)?;
+    }
+    if let Some(v) = body.last_name {
+        user.last_name = text("lastName", v)?;
+    }
+    if let Some(v) = body.avatar_url {
+        if let Some(u) = &v {
+            validate::http_url("avatarUrl", u)?;
+        }
+        user.avatar_url = v;
+    }
+    if let Some(v) = body.phone_number {
+        if let Some(p) = &v {
+            e164(p)?;
+        }
+        user.phone_number = v;
+    }
+    user.updated_at = ctx.now;
+    state.db.write(|tx| {
+        users::update_profile(tx, &user)?;
+        audit(
+            tx,
+            ctx,
+            req,
+            self_entry(&me.org.id, &user.id, "user.updated"),
+        )?;
+        Ok::<_, ApiError>(())
+    })?;
+    Ok(respond::ok(json!({ "user": views::user(&user) })))
+}
+
+fn self_entry<'a>(org_id: &'a str, user_id: &'a str, action: &'a str) -> Entry<'a> {
+    Entry {
+        org_id: Some(org_id),
+        actor_type: "user",
+        actor_id: Some(user_id),
+        action,
+        target_type: Some("user"),
+        target_id: Some(user_id),
+        ip: None,
+        user_agent: None,
+        metadata: json!({}),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    current_password: String,
+    new_password: String,
+}
+
+pub fn change_password(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
+    let me = guard::user(state, ctx, req)?;
+    let body: ChangePasswordRequest = input::json(req, state.config.server.max_body_bytes)?;
+    if body.current_password.len() > 4 * state.config.password.max_length {
+        return Err(ApiError::new(
+            401,
+            "invalid_credentials",
+            "Current password is wrong",
+        ));
+    }
+    let (ok, _) = state
+        .hasher
+        .verify(me.user.password_hash.as_deref(), &body.current_password)?;
+    if !ok {
+        return Err(ApiError::new(
+            401,
+            "invalid_credentials",
+            "Current password is wrong",
+        ));
+    }
+    password::check_policy(
+        &state.config.password,
+        me.org.settings.password_min_length,
+        "newPassword",
+        &body.new_password,
+    )?;
+    if body.new_password == body.current_password {
+        return Err(ApiError::field(
+            "weak_password",
+            "newPassword",
+            "must differ from the current password",
+        ));
+    }
+    let hash = state.hasher.hash(&body.new_password)?;
+    let revoked = state.db.write(|tx| {
+        users::set_password_hash(tx, &me.user.id, &hash, ctx.now)?;
+        let revoked = sessions::revoke_all_for_user(
+            tx,
+            &me.user.id,
+            Some(&me.session.id),
+            "password_changed",
+            ctx.now,
+        )?;
+        let mut e = self_entry(&me.org.id, &me.user.id, "user.password_changed");
+        e.metadata = json!({ "sessionsRevoked": revoked.len() });
+        audit(tx, ctx, req, e)?;
+        Ok::<_, ApiError>(revoked)
+    })?;
+    Ok(respond::ok(json!({
+        "message": "Password changed",
+        "sessionsRevoked": revoked.len(),
+    })))
+}
+
+pub fn list_sessions(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
+    let me = guard::user(state, ctx, req)?;
+    let rows = state
+        .db
+        .read(|c| sessions::list_live_for_user(c, &me.user.id, ctx.now))?;
+    let list: Vec<_> = rows
+        .iter()
+        .map(|(s, slug)| views::session(s, slug, s.id == me.session.id))
+        .collect();
+    Ok(respond::ok(json!({ "sessions": list })))
+}
+
+pub fn revoke_session(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
+    let me = guard::user(state, ctx, req)?;
+    let id = ctx.param("id").to_string();
+    state.db.write(|tx| {
+        let s = sessions::find_for_user(tx, &me.user.id, &id)?
+            .filter(|s| s.is_live(ctx.now))
+            .ok_or_else(|| ApiError::not_found("Session not found"))?;
+        sessions::revoke(tx, &s.id, "revoked_by_user", ctx.now)?;
+        let mut e = self_entry(&me.org.id, &me.user.id, "session.revoked");
+        e.target_type = Some("session");
+        e.target_id = Some(&s.id);
+        audit(tx, ctx, req, e)?;
+        Ok::<_, ApiError>(())
+    })?;
+    Ok(respond::ok(json!({ "message": "Session revoked" })))
+}
+
+pub fn revoke_other_sessions(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
+    let me = guard::user(state, ctx, req)?;
+    let revoked = state.db.write(|tx| {
+        let ids = sessions::revoke_all_for_user(
+            tx,
+            &me.user.id,
+            Some(&me.session.id),
+            "revoked_by_user",
+            ctx.now,
+        )?;
+        for id in &ids {
+            let mut e = self_entry(&me.org.id, &me.user.id, "session.revoked");
+            e.target_type = Some("session");
+            e.target_id = Some(id);
+            audit(tx, ctx, req, e)?;
+        }
+        Ok::<_, ApiError>(ids.len())
+    })?;
+    Ok(respond::ok(
+        json!({ "message": "Other sessions revoked", "revoked": revoked }),
+    ))
+}
+
+pub fn list_orgs(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
+    let me = guard::user(state, ctx, req)?;
+    let rows = state.db.read(|c| users::memberships_of(c, &me.user.id))?;
+    let list: Vec<_> = rows
+        .iter()
+        .map(|(m, o)| json!({ "org": views::org(o), "membership": views::membership(m) }))
+        .collect();
+    Ok(respond::ok(json!({ "orgs": list })))
+}
+
+pub fn audit_log(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
+    let me = guard::user(state, ctx, req)?;
+    let limit = query_int(req, "limit", 20, 1, 100)?;
+    let after = match input::query(req, "cursor") {
+        Some(c) if !c.is_empty() => Some(cursor::decode(&state.cursor_key, &c)?),
+        _ => None,
+    };
+    let mut rows = state.db.read(|c| {
+        audit_db::list_for_user(
+            c,
+            &me.user.id,
+            after.as_ref().map(|(a, i)| (*a, i.as_str())),
+            limit + 1,
+        )
+    })?;
+    let next = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last()
+            .map(|e| cursor::encode(&state.cursor_key, e.created_at, &e.id))
+    } else {
+        None
+    };
+    let list: Vec<_> = rows.iter().map(views::audit_entry).collect();
+    Ok(respond::ok(json!({ "entries": list, "nextCursor": next })))
+}

@@ -1,0 +1,222 @@
+//! Sessions (one per login, scoped to an org) and their rotating refresh tokens.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: String,
+    pub org_id: String,
+    pub user_id: String,
+    pub auth_methods: Vec<String>,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub idle_expires_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+impl Session {
+    pub fn is_live(&self, now: i64) -> bool {
+        self.revoked_at.is_none() && now < self.idle_expires_at && now < self.expires_at
+    }
+}
+
+const COLS: &str = "id, org_id, user_id, auth_methods, ip_address, user_agent, created_at, \
+                    last_seen_at, idle_expires_at, expires_at, revoked_at";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Session> {
+    let amr: String = r.get(3)?;
+    Ok(Session {
+        id: r.get(0)?,
+        org_id: r.get(1)?,
+        user_id: r.get(2)?,
+        auth_methods: serde_json::from_str(&amr).unwrap_or_default(),
+        ip_address: r.get(4)?,
+        user_agent: r.get(5)?,
+        created_at: r.get(6)?,
+        last_seen_at: r.get(7)?,
+        idle_expires_at: r.get(8)?,
+        expires_at: r.get(9)?,
+        revoked_at: r.get(10)?,
+    })
+}
+
+pub fn insert(conn: &Connection, s: &Session) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO sessions (id, org_id, user_id, auth_methods, ip_address, user_agent,
+                               created_at, last_seen_at, idle_expires_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        s.id,
+        s.org_id,
+        s.user_id,
+        serde_json::to_string(&s.auth_methods).unwrap_or_else(|_| "[]".into()),
+        s.ip_address,
+        s.user_agent,
+        s.created_at,
+        s.last_seen_at,
+        s.idle_expires_at,
+        s.expires_at
+    ])?;
+    Ok(())
+}
+
+/// A session of `org_id` by id (tenant first).
+pub fn find(conn: &Connection, org_id: &str, id: &str) -> rusqlite::Result<Option<Session>> {
+    conn.prepare_cached(&format!(
+        "SELECT {COLS} FROM sessions WHERE org_id = ?1 AND id = ?2"
+    ))?
+    .query_row(params![org_id, id], from_row)
+    .optional()
+}
+
+/// A user's own session by id, whatever its org.
+pub fn find_for_user(
+    conn: &Connection,
+    user_id: &str,
+    id: &str,
+) -> rusqlite::Result<Option<Session>> {
+    conn.prepare_cached(&format!(
+        "SELECT {COLS} FROM sessions WHERE user_id = ?1 AND id = ?2"
+    ))?
+    .query_row(params![user_id, id], from_row)
+    .optional()
+}
+
+/// The user's live sessions (all orgs), newest first.
+pub fn list_live_for_user(
+    conn: &Connection,
+    user_id: &str,
+    now: i64,
+) -> rusqlite::Result<Vec<(Session, String)>> {
+    let mut st = conn.prepare_cached(
+        "SELECT s.id, s.org_id, s.user_id, s.auth_methods, s.ip_address, s.user_agent,
+                s.created_at, s.last_seen_at, s.idle_expires_at, s.expires_at, s.revoked_at, o.slug
+         FROM sessions s JOIN orgs o ON o.id = s.org_id
+         WHERE s.user_id = ?1 AND s.revoked_at IS NULL
+           AND s.idle_expires_at > ?2 AND s.expires_at > ?2 AND o.deleted_at IS NULL
+         ORDER BY s.created_at DESC, s.id DESC LIMIT 500",
+    )?;
+    let rows = st.query_map(params![user_id, now], |r| Ok((from_row(r)?, r.get(11)?)))?;
+    rows.collect()
+}
+
+/// Revokes one session; true if it was live.
+pub fn revoke(conn: &Connection, id: &str, reason: &str, now: i64) -> rusqlite::Result<bool> {
+    let n = conn.execute(
+        "UPDATE sessions SET revoked_at = ?2, revoked_reason = ?3 WHERE id = ?1 AND revoked_at IS NULL",
+        params![id, now, reason],
+    )?;
+    Ok(n > 0)
+}
+
+/// Revokes every live session of the user except `keep`; returns the revoked ids.
+pub fn revoke_all_for_user(
+    conn: &Connection,
+    user_id: &str,
+    keep: Option<&str>,
+    reason: &str,
+    now: i64,
+) -> rusqlite::Result<Vec<String>> {
+    let mut st = conn.prepare_cached(
+        "UPDATE sessions SET revoked_at = ?3, revoked_reason = ?4
+         WHERE user_id = ?1 AND revoked_at IS NULL AND id IS NOT ?2 RETURNING id",
+    )?;
+    let rows = st.query_map(params![user_id, keep, now, reason], |r| r.get(0))?;
+    rows.collect()
+}
+
+/// Revokes the user's live sessions in one org; returns the revoked ids.
+pub fn revoke_in_org(
+    conn: &Connection,
+    org_id: &str,
+    user_id: &str,
+    reason: &str,
+    now: i64,
+) -> rusqlite::Result<Vec<String>> {
+    let mut st = conn.prepare_cached(
+        "UPDATE sessions SET revoked_at = ?3, revoked_reason = ?4
+         WHERE org_id = ?1 AND user_id = ?2 AND revoked_at IS NULL RETURNING id",
+    )?;
+    let rows = st.query_map(params![org_id, user_id, now, reason], |r| r.get(0))?;
+    rows.collect()
+}
+
+/// After a refresh: the session was seen now and its idle deadline moves (never past the
+/// absolute one).
+pub fn touch(conn: &Connection, id: &str, now: i64, idle_expires_at: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE sessions SET last_seen_at = ?2, idle_expires_at = MIN(?3, expires_at) WHERE id = ?1",
+    )?
+    .execute(params![id, now, idle_expires_at])?;
+    Ok(())
+}
+
+#[derive(Debug)]
+pub struct RefreshRow {
+    pub token_hash: String,
+    pub session_id: String,
+    pub org_id: String,
+    pub rotated_at: Option<i64>,
+    pub successor_enc: Option<Vec<u8>>,
+}
+
+pub fn insert_refresh(
+    conn: &Connection,
+    token_hash: &str,
+    session_id: &str,
+    org_id: &str,
+    now: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO refresh_tokens (token_hash, session_id, org_id, created_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![token_hash, session_id, org_id, now])?;
+    Ok(())
+}
+
+pub fn find_refresh(conn: &Connection, token_hash: &str) -> rusqlite::Result<Option<RefreshRow>> {
+    conn.prepare_cached(
+        "SELECT token_hash, session_id, org_id, rotated_at, successor_enc
+         FROM refresh_tokens WHERE token_hash = ?1",
+    )?
+    .query_row([token_hash], |r| {
+        Ok(RefreshRow {
+            token_hash: r.get(0)?,
+            session_id: r.get(1)?,
+            org_id: r.get(2)?,
+            rotated_at: r.get(3)?,
+            successor_enc: r.get(4)?,
+        })
+    })
+    .optional()
+}
+
+/// Marks `token_hash` rotated to `successor_hash`, keeping the sealed successor for the grace
+/// window. Only succeeds once per token (the `rotated_at IS NULL` guard).
+pub fn mark_rotated(
+    conn: &Connection,
+    token_hash: &str,
+    successor_hash: &str,
+    successor_enc: &[u8],
+    now: i64,
+) -> rusqlite::Result<bool> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE refresh_tokens SET rotated_at = ?2, successor_hash = ?3, successor_enc = ?4
+             WHERE token_hash = ?1 AND rotated_at IS NULL",
+        )?
+        .execute(params![token_hash, now, successor_hash, successor_enc])?;
+    Ok(n == 1)
+}
+
+/// Forgets sealed successors whose grace window is over (they are never needed again).
+pub fn forget_old_successors(conn: &Connection, before: i64) -> rusqlite::Result<usize> {
+    conn.execute(
+        "UPDATE refresh_tokens SET successor_enc = NULL WHERE successor_enc IS NOT NULL AND rotated_at < ?1",
+        [before],
+    )
+}

@@ -1,0 +1,170 @@
+//! Sessions as the auth flows see them: starting one (session row + refresh token + access
+//! token), and refresh-token rotation with reuse detection and the grace window of API.md §2.
+
+use crate::app::AppState;
+use crate::crypto;
+use crate::db::orgs::Org;
+use crate::db::sessions::{self, Session};
+use crate::db::users::{self, Membership, User};
+use crate::db::{self, orgs};
+use crate::error::{ApiError, ApiResult};
+use crate::tokens::AccessClaims;
+use rusqlite::Connection;
+
+/// What a successful login, refresh or switch hands the client.
+pub struct Issued {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub session_id: String,
+}
+
+/// Where a session is started from (for the session list and the audit trail).
+pub struct Origin<'a> {
+    pub ip: &'a str,
+    pub user_agent: Option<&'a str>,
+}
+
+fn ms(d: std::time::Duration) -> i64 {
+    d.as_millis() as i64
+}
+
+/// Signs an access token for this user, org, membership and session.
+pub fn access_token(
+    state: &AppState,
+    user: &User,
+    org: &Org,
+    membership: &Membership,
+    session: &Session,
+    now: i64,
+) -> ApiResult<String> {
+    let iat = now.div_euclid(1000);
+    let claims = AccessClaims {
+        iss: state.config.server.public_url.clone(),
+        sub: user.id.clone(),
+        aud: state.config.tokens.audience.clone(),
+        iat,
+        exp: iat + state.config.tokens.access_ttl.as_secs() as i64,
+        jti: db::new_id("jti", now),
+        sid: session.id.clone(),
+        org_id: org.id.clone(),
+        org_slug: org.slug.clone(),
+        org_role: membership.role.clone(),
+        email: user.email.clone(),
+        email_verified: user.email_verified,
+        amr: session.auth_methods.clone(),
+    };
+    state
+        .keys
+        .sign(&claims)
+        .map_err(|e| ApiError::internal(format!("signing: {e}")))
+}
+
+fn seal_key(state: &AppState) -> [u8; 32] {
+    crypto::derive_key(state.secret(), "refresh-successor")
+}
+
+/// Starts a session inside the caller's transaction.
+#[allow(clippy::too_many_arguments)]
+pub fn start(
+    tx: &Connection,
+    state: &AppState,
+    user: &User,
+    org: &Org,
+    membership: &Membership,
+    amr: &[&str],
+    origin: &Origin<'_>,
+    now: i64,
+) -> ApiResult<Issued> {
+    let t = &state.config.tokens;
+    let session = Session {
+        id: db::new_id("ses", now),
+        org_id: org.id.clone(),
+        user_id: user.id.clone(),
+        auth_methods: amr.iter().map(|s| s.to_string()).collect(),
+        ip_address: Some(origin.ip.to_string()),
+        user_agent: origin.user_agent.map(str::to_string),
+        created_at: now,
+        last_seen_at: now,
+        idle_expires_at: now + ms(t.refresh_ttl).min(ms(t.session_max_age)),
+        expires_at: now + ms(t.session_max_age),
+        revoked_at: None,
+    };
+    sessions::insert(tx, &session)?;
+    let refresh = crypto::random_token(32);
+    sessions::insert_refresh(tx, &crypto::token_hash(&refresh), &session.id, &org.id, now)?;
+    users::set_last_login(tx, &user.id, now)?;
+    Ok(Issued {
+        access_token: access_token(state, user, org, membership, &session, now)?,
+        refresh_token: refresh,
+        session_id: session.id,
+    })
+}
+
+pub enum Refreshed {
+    /// New pair (or, within the grace window, the same successor again).
+    Ok {
+        issued: Issued,
+        user: Box<User>,
+        membership: Membership,
+    },
+    /// An already-rotated token outside the grace window: the session was revoked.
+    Reused { session: Session },
+}
+
+/// Rotates `token` inside the caller's (BEGIN IMMEDIATE) transaction, so concurrent refreshes
+/// of one token serialize: the first rotates, the others find it rotated within the grace
+/// window and get the same successor.
+pub fn refresh(tx: &Connection, state: &AppState, token: &str, now: i64) -> ApiResult<Refreshed> {
+    let invalid = || ApiError::new(401, "invalid_token", "Invalid or expired refresh token");
+    let row = sessions::find_refresh(tx, &crypto::token_hash(token))?.ok_or_else(invalid)?;
+    let session = sessions::find(tx, &row.org_id, &row.session_id)?.ok_or_else(invalid)?;
+    if !session.is_live(now) {
+        return Err(invalid());
+    }
+    let org = orgs::find_by_id(tx, &session.org_id)?.ok_or_else(invalid)?;
+    let user = users::find_by_id(tx, &session.user_id)?
+        .filter(|u| u.status == "active")
+        .ok_or_else(invalid)?;
+    let membership = users::find_membership(tx, &org.id, &user.id)?
+        .filter(|m| m.status == "active")
+        .ok_or_else(invalid)?;
+    let grace = ms(state.config.tokens.refresh_grace);
+    let key = seal_key(state);
+    let successor = match row.rotated_at {
+        None => {
+            let next = crypto::random_token(32);
+            let sealed = crypto::seal(&key, next.as_bytes(), row.token_hash.as_bytes());
+            let next_hash = crypto::token_hash(&next);
+            if !sessions::mark_rotated(tx, &row.token_hash, &next_hash, &sealed, now)? {
+                return Err(invalid());
+            }
+            sessions::insert_refresh(tx, &next_hash, &session.id, &org.id, now)?;
+            sessions::touch(
+                tx,
+                &session.id,
+                now,
+                now + ms(state.config.tokens.refresh_ttl),
+            )?;
+            next
+        }
+        Some(at) if now - at <= grace => {
+            let sealed = row.successor_enc.as_deref().ok_or_else(invalid)?;
+            let bytes =
+                crypto::open(&key, sealed, row.token_hash.as_bytes()).ok_or_else(invalid)?;
+            String::from_utf8(bytes).map_err(|_| invalid())?
+        }
+        Some(_) => {
+            sessions::revoke(tx, &session.id, "refresh_token_reused", now)?;
+            return Ok(Refreshed::Reused { session });
+        }
+    };
+    Ok(Refreshed::Ok {
+        issued: Issued {
+            access_token: access_token(state, &user, &org, &membership, &session, now)?,
+            refresh_token: successor,
+            session_id: session.id.clone(),
+        },
+        user: Box::new(user),
+        membership,
+    })
+}
