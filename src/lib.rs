@@ -21,4 +21,5 @@ pub mod password;
 pub mod ratelimit;
 pub mod session;
 pub mod tokens;
+pub mod totp;
 pub mod validate;

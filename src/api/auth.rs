@@ -7,9 +7,9 @@ use crate::app::AppState;
 use crate::crypto;
 use crate::db::audit::Entry;
 use crate::db::orgs::{self, Org, SignupMode};
-use crate::db::sessions;
 use crate::db::users::{self, Membership, User};
 use crate::db::{self, is_unique_violation};
+use crate::db::{sessions, two_factor};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{cookies, input, respond};
 use crate::password;
@@ -32,6 +32,23 @@ fn limit_ip(state: &AppState, ctx: &Ctx, action: &str) -> ApiResult<()> {
         .map_err(ApiError::rate_limited)
 }
 
+/// The token answer's body: `{accessToken, refreshToken, expiresIn, tokenType, user, membership}`.
+pub fn tokens_json(
+    state: &AppState,
+    issued: &Issued,
+    user: &User,
+    membership: &Membership,
+) -> serde_json::Value {
+    json!({
+        "accessToken": issued.access_token,
+        "refreshToken": issued.refresh_token,
+        "expiresIn": state.config.tokens.access_ttl.as_secs(),
+        "tokenType": "Bearer",
+        "user": views::user(user),
+        "membership": views::membership(membership),
+    })
+}
+
 /// The token answer of login, signup, refresh, switch-org: body and cookies.
 pub fn tokens_response(
     state: &AppState,
@@ -40,17 +57,7 @@ pub fn tokens_response(
     user: &User,
     membership: &Membership,
 ) -> Response {
-    let mut resp = respond::with_status(
-        status,
-        json!({
-            "accessToken": issued.access_token,
-            "refreshToken": issued.refresh_token,
-            "expiresIn": state.config.tokens.access_ttl.as_secs(),
-            "tokenType": "Bearer",
-            "user": views::user(user),
-            "membership": views::membership(membership),
-        }),
-    );
+    let mut resp = respond::with_status(status, tokens_json(state, issued, user, membership));
     cookies::set_session(
         &mut resp,
         &state.config,
@@ -60,7 +67,7 @@ pub fn tokens_response(
     resp
 }
 
-fn origin<'a>(ip: &'a str, ua: &'a Option<String>) -> Origin<'a> {
+pub fn origin<'a>(ip: &'a str, ua: &'a Option<String>) -> Origin<'a> {
     Origin {
         ip,
         user_agent: ua.as_deref(),
@@ -175,7 +182,7 @@ pub fn signup(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
 }
 
 /// An audit entry where the user acts on themselves in `org`.
-fn entry<'a>(org: &'a Org, user: &'a User, action: &'a str) -> Entry<'a> {
+pub fn entry<'a>(org: &'a Org, user: &'a User, action: &'a str) -> Entry<'a> {
     Entry {
         org_id: Some(&org.id),
         actor_type: "user",
@@ -270,26 +277,94 @@ pub fn login(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> 
     } else {
         None
     };
+    if let Some(h) = &new_hash {
+        state
+            .db
+            .write(|tx| users::set_password_hash(tx, &user.id, h, ctx.now))?;
+    }
+    finish_login(state, ctx, req, &user, &org, &membership, &["pwd"])
+}
+
+/// The end of every first-factor login (password, magic link, backend authenticate): a
+/// partial token when a second factor is due — `requires2FA` when the user has TOTP,
+/// `requires2FASetup` when the org demands 2FA and the user has none — else a session.
+pub fn finish_login(
+    state: &AppState,
+    ctx: &Ctx,
+    req: &Request,
+    user: &User,
+    org: &Org,
+    membership: &Membership,
+    amr: &[&str],
+) -> ApiResult<Response> {
     let ip = ctx.ip.to_string();
     let ua = input::user_agent(req);
-    let issued = state.db.write(|tx| {
-        if let Some(h) = &new_hash {
-            users::set_password_hash(tx, &user.id, h, ctx.now)?;
-        }
-        let issued = session::start(
-            tx,
-            state,
-            &user,
-            &org,
-            &membership,
-            &["pwd"],
-            &origin(&ip, &ua),
-            ctx.now,
-        )?;
-        audit(tx, ctx, req, entry(&org, &user, "user.login"))?;
-        Ok::<_, ApiError>(issued)
-    })?;
-    Ok(tokens_response(state, 200, &issued, &user, &membership))
+    let purpose = if user.two_factor_enabled {
+        Some(("verify_2fa", "requires2FA"))
+    } else if org.settings.require_2fa {
+        Some(("setup_2fa", "requires2FASetup"))
+    } else {
+        None
+    };
+    if let Some((purpose, flag)) = purpose {
+        let token = crypto::random_token(32);
+        let expires = ctx.now + state.config.tokens.partial_ttl.as_millis() as i64;
+        state.db.write(|tx| {
+            two_factor::insert_partial(
+                tx,
+                &crypto::token_hash(&token),
+                &org.id,
+                &user.id,
+                purpose,
+                amr,
+                &ip,
+                ua.as_deref(),
+                ctx.now,
+                expires,
+            )?;
+            let mut e = entry(org, user, "user.login_partial");
+            e.metadata = json!({ "next": purpose });
+            audit(tx, ctx, req, e)?;
+            Ok::<_, ApiError>(())
+        })?;
+        let mut resp = respond::ok(json!({ flag: true, "partialToken": token }));
+        cookies::set_partial(&mut resp, &state.config, &token);
+        return Ok(resp);
+    }
+    let issued = state
+        .db
+        .write(|tx| finish_login_session(tx, state, ctx, req, user, org, membership, amr))?;
+    Ok(tokens_response(state, 200, &issued, user, membership))
+}
+
+/// Starts the session of a completed login (all factors done) and audits it.
+#[allow(clippy::too_many_arguments)]
+pub fn finish_login_session(
+    tx: &rusqlite::Connection,
+    state: &AppState,
+    ctx: &Ctx,
+    req: &Request,
+    user: &User,
+    org: &Org,
+    membership: &Membership,
+    amr: &[&str],
+) -> ApiResult<Issued> {
+    let ip = ctx.ip.to_string();
+    let ua = input::user_agent(req);
+    let issued = session::start(
+        tx,
+        state,
+        user,
+        org,
+        membership,
+        amr,
+        &origin(&ip, &ua),
+        ctx.now,
+    )?;
+    let mut e = entry(org, user, "user.login");
+    e.metadata = json!({ "amr": amr });
+    audit(tx, ctx, req, e)?;
+    Ok(issued)
 }
 
 #[derive(Deserialize, Default)]

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod auth;
 pub mod guard;
 pub mod meta;
+pub mod two_factor;
 pub mod views;
 
 use crate::app::AppState;
@@ -64,6 +65,16 @@ pub static ROUTES: &[(&str, &str, Handler)] = &[
     ("POST", "/api/v1/auth/refresh", auth::refresh),
     ("POST", "/api/v1/auth/is-available", auth::is_available),
     ("POST", "/api/v1/auth/switch-org", auth::switch_org),
+    ("POST", "/api/v1/auth/verify-2fa", two_factor::verify),
+    ("POST", "/api/v1/auth/2fa/setup", two_factor::setup),
+    ("POST", "/api/v1/auth/2fa/enable", two_factor::enable),
+    ("POST", "/api/v1/auth/2fa/disable", two_factor::disable),
+    ("GET", "/api/v1/auth/2fa/status", two_factor::status),
+    (
+        "POST",
+        "/api/v1/auth/2fa/backup-codes",
+        two_factor::backup_codes,
+    ),
     ("GET", "/api/v1/auth/me", account::me),
     ("PUT", "/api/v1/auth/me", account::update_me),
     (

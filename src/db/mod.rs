@@ -8,6 +8,7 @@ pub mod meta;
 pub mod orgs;
 pub mod sessions;
 pub mod signing_keys;
+pub mod two_factor;
 pub mod users;
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};

@@ -1,0 +1,368 @@
+//! Two-factor authentication (API.md §3, TOTP): enrollment, enabling (which also completes a
+//! `requires2FASetup` login), disabling, status, backup codes, and the second login step.
+
+use crate::api::auth::{entry, finish_login_session, tokens_json};
+use crate::api::{Ctx, audit, guard};
+use crate::app::AppState;
+use crate::crypto;
+use crate::db::orgs::Org;
+use crate::db::two_factor::{self as tf, Partial};
+use crate::db::users::{self, Membership, User};
+use crate::error::{ApiError, ApiResult};
+use crate::http::{cookies, input, respond};
+use crate::totp;
+use rouille::{Request, Response};
+use rusqlite::Connection;
+use serde::Deserialize;
+use serde_json::json;
+
+/// Wrong codes a partial token survives; the next one burns it.
+const MAX_WRONG_CODES: i64 = 5;
+
+fn seal_key(state: &AppState) -> [u8; 32] {
+    crypto::derive_key(state.secret(), "totp-secret")
+}
+
+fn invalid_code() -> ApiError {
+    ApiError::new(401, "invalid_code", "Invalid verification code")
+}
+
+/// Who is enrolling: a signed-in user, or the partial token of a `requires2FASetup` login.
+enum Enroller {
+    Signed(Box<guard::UserCtx>),
+    Partial {
+        partial: Box<Partial>,
+        org: Box<Org>,
+        user: Box<User>,
+        membership: Box<Membership>,
+    },
+}
+
+impl Enroller {
+    fn user(&self) -> &User {
+        match self {
+            Enroller::Signed(u) => &u.user,
+            Enroller::Partial { user, .. } => user,
+        }
+    }
+    fn org(&self) -> &Org {
+        match self {
+            Enroller::Signed(u) => &u.org,
+            Enroller::Partial { org, .. } => org,
+        }
+    }
+}
+
+fn partial_of<'a>(req: &'a Request, body: &'a Option<String>) -> Option<&'a str> {
+    body.as_deref()
+        .filter(|t| !t.is_empty())
+        .or_else(|| input::cookie(req, cookies::PARTIAL).filter(|t| !t.is_empty()))
+}
+
+/// Loads a usable partial token of `purpose` for the org of `X-Org-Slug`.
+fn load_partial(
+    state: &AppState,
+    ctx: &Ctx,
+    req: &Request,
+    token: &str,
+    purpose: &str,
+) -> ApiResult<(Partial, Org, User, Membership)> {
+    let org = guard::org(state, req)?;
+    let bad = || ApiError::invalid_token("Invalid, expired or used partial token");
+    if token.len() > 512 {
+        return Err(bad());
+    }
+    let (partial, user, membership) = state.db.read(|c| {
+        let p = tf::find_partial(c, &crypto::token_hash(token))?;
+        let user = match &p {
+            Some(p) => users::find_by_id(c, &p.user_id)?,
+            None => None,
+        };
+        let m = match &p {
+            Some(p) => users::find_membership(c, &p.org_id, &p.user_id)?,
+            None => None,
+        };
+        Ok::<_, ApiError>((p, user, m))
+    })?;
+    let partial = partial
+        .filter(|p| p.is_usable(ctx.now) && p.purpose == purpose)
+        .ok_or_else(bad)?;
+    if partial.org_id != org.id {
+        return Err(ApiError::new(
+            403,
+            "org_mismatch",
+            "The partial token belongs to another organization",
+        ));
+    }
+    let user = user.filter(|u| u.status == "active").ok_or_else(bad)?;
+    let membership = membership
+        .filter(|m| m.status == "active")
+        .ok_or_else(bad)?;
+    Ok((partial, org, user, membership))
+}
+
+fn enroller(
+    state: &AppState,
+    ctx: &Ctx,
+    req: &Request,
+    body_partial: &Option<String>,
+) -> ApiResult<Enroller> {
+    if guard::access_token(req).is_some() {
+        return Ok(Enroller::Signed(Box::new(guard::user(state, ctx, req)?)));
+    }
+    match partial_of(req, body_partial) {
+        Some(t) => {
+            let (partial, org, user, membership) = load_partial(state, ctx, req, t, "setup_2fa")?;
+            Ok(Enroller::Partial {
+                partial: Box::new(partial),
+                org: Box::new(org),
+                user: Box::new(user),
+                membership: Box::new(membership),
+            })
+        }
+        None => Err(ApiError::unauthenticated("Authentication required")),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetupRequest {
+    partial_token: Option<String>,
+}
+
+pub fn setup(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
+    let body: SetupRequest = input::json_or_default(req, state.config.server.max_body_bytes)?;
+    let who = enroller(state, ctx, req, &body.partial_token)?;
+    let user = who.user();
+    let secret = crypto::random_bytes(totp::SECRET_BYTES);
+    let sealed = crypto::seal(&seal_key(state), &secret, user.id.as_bytes());
+    state.db.write(|tx| {
+        if tf::totp(tx, &user.id)?.is_some_and(|t| t.enabled_at.is_some()) {
+            return Err(ApiError::already_exists(
+                "Two-factor authentication is already enabled",
+            ));
+        }
+        tf::put_pending(tx, &user.id, &sealed, ctx.now)?;
+        Ok(())
+    })?;
+    let url = totp::otpauth_url(&who.org().name, &user.email, &secret);
+    Ok(respond::ok(json!({
+        "secret": totp::base32(&secret),
+        "otpauthUrl": url,
+        "qrSvg": totp::qr_svg(&url),
+    })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CodeRequest {
+    code: Option<String>,
+    partial_token: Option<String>,
+}
+
+fn new_backup_codes(tx: &Connection, user_id: &str, now: i64) -> rusqlite::Result<Vec<String>> {
+    let codes = totp::new_backup_codes();
+    let hashes: Vec<String> = codes.iter().map(|c| totp::backup_code_hash(c)).collect();
+    tf::replace_backup_codes(tx, user_id, &hashes, now)?;
+    Ok(codes)
+}
+
+pub fn enable(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
+    let body: CodeRequest = input::json(req, state.config.server.max_body_bytes)?;
+    let who = enroller(state, ctx, req, &body.partial_token)?;
+    let code = body.code.unwrap_or_default();
+    let user = who.user().clone();
+    let org = who.org().clone();
+    let key = seal_key(state);
+    let codes = state.db.write(|tx| {
+        let row = tf::totp(tx, &user.id)?
+            .ok_or_else(|| ApiError::invalid_request("Call /auth/2fa/setup first"))?;
+        if row.enabled_at.is_some() {
+            return Err(ApiError::already_exists(
+                "Two-factor authentication is already enabled",
+            ));
+        }
+        let secret = crypto::open(&key, &row.secret_enc, user.id.as_bytes())
+            .ok_or_else(|| ApiError::internal("TOTP secret cannot be opened"))?;
+        let step = totp::verify(&secret, &code, ctx.now / 1000, None).ok_or_else(invalid_code)?;
+        tf::enable(tx, &user.id, step, ctx.now)?;
+        let codes = new_backup_codes(tx, &user.id, ctx.now)?;
+        audit(tx, ctx, req, entry(&org, &user, "user.2fa_enabled"))?;
+        Ok(codes)
+    })?;
+    match who {
+        Enroller::Signed(_) => Ok(respond::ok(json!({ "backupCodes": codes }))),
+        Enroller::Partial {
+            partial,
+            membership,
+            ..
+        } => {
+            // Enrollment completes the login that required it.
+            let mut user = user;
+            user.two_factor_enabled = true;
+            let mut amr: Vec<&str> = partial.auth_methods.iter().map(String::as_str).collect();
+            amr.push("otp");
+            let issued = state.db.write(|tx| {
+                tf::use_partial(tx, &partial.token_hash, ctx.now)?;
+                finish_login_session(tx, state, ctx, req, &user, &org, &membership, &amr)
+            })?;
+            let mut data = tokens_json(state, &issued, &user, &membership);
+            data["backupCodes"] = json!(codes);
+            let mut resp = respond::ok(data);
+            cookies::set_session(
+                &mut resp,
+                &state.config,
+                &issued.access_token,
+                &issued.refresh_token,
+            );
+            Ok(resp)
+        }
+    }
+}
+
+/// Checks a TOTP code (replay-guarded) or an unused backup code inside `tx`.
+fn check_code(
+    tx: &Connection,
+    state: &AppState,
+    user_id: &str,
+    code: &str,
+    now: i64,
+) -> ApiResult<bool> {
+    let Some(row) = tf::totp(tx, user_id)?.filter(|t| t.enabled_at.is_some()) else {
+        return Ok(false);
+    };
+    let secret = crypto::open(&seal_key(state), &row.secret_enc, user_id.as_bytes())
+        .ok_or_else(|| ApiError::internal("TOTP secret cannot be opened"))?;
+    if let Some(step) = totp::verify(&secret, code, now / 1000, row.last_used_step) {
+        return Ok(tf::use_step(tx, user_id, step)?);
+    }
+    if code.len() <= 32 {
+        return Ok(tf::use_backup_code(
+            tx,
+            user_id,
+            &totp::backup_code_hash(code),
+            now,
+        )?);
+    }
+    Ok(false)
+}
+
+pub fn disable(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
+    let me = guard::user(state, ctx, req)?;
+    let body: CodeRequest = input::json(req, state.config.server.max_body_bytes)?;
+    let code = body.code.unwrap_or_default();
+    let ok = state.db.write(|tx| {
+        if !check_code(tx, state, &me.user.id, &code, ctx.now)? {
+            return Ok(false);
+        }
+        tf::disable(tx, &me.user.id)?;
+        audit(tx, ctx, req, entry(&me.org, &me.user, "user.2fa_disabled"))?;
+        Ok::<_, ApiError>(true)
+    })?;
+    if !ok {
+        return Err(invalid_code());
+    }
+    Ok(respond::ok(
+        json!({ "message": "Two-factor authentication disabled" }),
+    ))
+}
+
+pub fn status(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
+    let me = guard::user(state, ctx, req)?;
+    let remaining = state
+        .db
+        .read(|c| tf::backup_codes_remaining(c, &me.user.id))?;
+    let enabled = me.user.two_factor_enabled;
+    Ok(respond::ok(json!({
+        "enabled": enabled,
+        "method": if enabled { "totp" } else { "" },
+        "backupCodesRemaining": if enabled { remaining } else { 0 },
+    })))
+}
+
+pub fn backup_codes(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
+    let me = guard::user(state, ctx, req)?;
+    let body: CodeRequest = input::json(req, state.config.server.max_body_bytes)?;
+    let code = body.code.unwrap_or_default();
+    let codes = state.db.write(|tx| {
+        if !check_code(tx, state, &me.user.id, &code, ctx.now)? {
+            return Ok(None);
+        }
+        let codes = new_backup_codes(tx, &me.user.id, ctx.now)?;
+        audit(
+            tx,
+            ctx,
+            req,
+            entry(&me.org, &me.user, "user.2fa_backup_codes_regenerated"),
+        )?;
+        Ok::<_, ApiError>(Some(codes))
+    })?;
+    let codes = codes.ok_or_else(invalid_code)?;
+    Ok(respond::ok(json!({ "backupCodes": codes })))
+}
+
+enum Step {
+    Done(crate::session::Issued),
+    Wrong,
+    Burned,
+}
+
+pub fn verify(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
+    let body: CodeRequest = input::json(req, state.config.server.max_body_bytes)?;
+    let token = partial_of(req, &body.partial_token)
+        .ok_or_else(|| ApiError::invalid_token("A partial token is required"))?
+        .to_string();
+    let code = body
+        .code
+        .filter(|c| !c.trim().is_empty())
+        .ok_or_else(|| ApiError::field("invalid_token", "code", "is required"))?;
+    let (partial, org, mut user, membership) = load_partial(state, ctx, req, &token, "verify_2fa")?;
+    let outcome = state.db.write(|tx| {
+        // Re-read inside the write lock: concurrent attempts serialize here.
+        let p = tf::find_partial(tx, &partial.token_hash)?
+            .filter(|p| p.is_usable(ctx.now))
+            .ok_or_else(|| ApiError::invalid_token("Invalid, expired or used partial token"))?;
+        if !check_code(tx, state, &user.id, code.trim(), ctx.now)? {
+            let n = tf::fail_partial(tx, &p.token_hash)?;
+            let mut e = entry(&org, &user, "user.2fa_failed");
+            e.actor_type = "anonymous";
+            e.actor_id = None;
+            audit(tx, ctx, req, e)?;
+            if n >= MAX_WRONG_CODES {
+                tf::use_partial(tx, &p.token_hash, ctx.now)?;
+                return Ok(Step::Burned);
+            }
+            return Ok(Step::Wrong);
+        }
+        tf::use_partial(tx, &p.token_hash, ctx.now)?;
+        let mut amr: Vec<&str> = p.auth_methods.iter().map(String::as_str).collect();
+        amr.push("otp");
+        Ok::<_, ApiError>(Step::Done(finish_login_session(
+            tx,
+            state,
+            ctx,
+            req,
+            &user,
+            &org,
+            &membership,
+            &amr,
+        )?))
+    })?;
+    match outcome {
+        Step::Wrong => Err(invalid_code()),
+        Step::Burned => {
+            Err(ApiError::rate_limited(1).with_detail("partial token burned after 5 wrong codes"))
+        }
+        Step::Done(issued) => {
+            user.two_factor_enabled = true;
+            let mut resp = respond::ok(tokens_json(state, &issued, &user, &membership));
+            cookies::set_session(
+                &mut resp,
+                &state.config,
+                &issued.access_token,
+                &issued.refresh_token,
+            );
+            Ok(resp)
+        }
+    }
+}
