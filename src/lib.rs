@@ -14,6 +14,7 @@ pub mod crypto;
 pub mod cursor;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod keys;
 pub mod log;

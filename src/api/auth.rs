@@ -282,12 +282,14 @@ pub fn login(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> 
             .db
             .write(|tx| users::set_password_hash(tx, &user.id, h, ctx.now))?;
     }
-    finish_login(state, ctx, req, &user, &org, &membership, &["pwd"])
+    finish_login(state, ctx, req, &user, &org, &membership, &["pwd"], &[])
 }
 
 /// The end of every first-factor login (password, magic link, backend authenticate): a
 /// partial token when a second factor is due — `requires2FA` when the user has TOTP,
 /// `requires2FASetup` when the org demands 2FA and the user has none — else a session.
+/// `extra` fields are added to either answer (e.g. `isNewUser` after an invitation).
+#[allow(clippy::too_many_arguments)]
 pub fn finish_login(
     state: &AppState,
     ctx: &Ctx,
@@ -296,6 +298,7 @@ pub fn finish_login(
     org: &Org,
     membership: &Membership,
     amr: &[&str],
+    extra: &[(&str, serde_json::Value)],
 ) -> ApiResult<Response> {
     let ip = ctx.ip.to_string();
     let ua = input::user_agent(req);
@@ -327,14 +330,29 @@ pub fn finish_login(
             audit(tx, ctx, req, e)?;
             Ok::<_, ApiError>(())
         })?;
-        let mut resp = respond::ok(json!({ flag: true, "partialToken": token }));
+        let mut data = json!({ flag: true, "partialToken": token });
+        for (k, v) in extra {
+            data[*k] = v.clone();
+        }
+        let mut resp = respond::ok(data);
         cookies::set_partial(&mut resp, &state.config, &token);
         return Ok(resp);
     }
     let issued = state
         .db
         .write(|tx| finish_login_session(tx, state, ctx, req, user, org, membership, amr))?;
-    Ok(tokens_response(state, 200, &issued, user, membership))
+    let mut data = tokens_json(state, &issued, user, membership);
+    for (k, v) in extra {
+        data[*k] = v.clone();
+    }
+    let mut resp = respond::ok(data);
+    cookies::set_session(
+        &mut resp,
+        &state.config,
+        &issued.access_token,
+        &issued.refresh_token,
+    );
+    Ok(resp)
 }
 
 /// Starts the session of a completed login (all factors done) and audits it.
