@@ -5,7 +5,9 @@ pub mod account;
 pub mod admin;
 pub mod auth;
 pub mod guard;
+pub mod invites;
 pub mod meta;
+pub mod org;
 pub mod two_factor;
 pub mod views;
 
@@ -95,6 +97,32 @@ pub static ROUTES: &[(&str, &str, Handler)] = &[
     ),
     ("GET", "/api/v1/auth/orgs", account::list_orgs),
     ("GET", "/api/v1/auth/audit", account::audit_log),
+    ("GET", "/api/v1/auth/invitations", invites::mine),
+    // Invitations by token.
+    ("POST", "/api/v1/invitations/accept", invites::accept),
+    ("POST", "/api/v1/invitations/decline", invites::decline),
+    // Org administration (X-Org-Slug + access token).
+    ("GET", "/api/v1/org", org::get_org),
+    ("PUT", "/api/v1/org", org::update_org),
+    ("DELETE", "/api/v1/org", org::delete_org),
+    ("GET", "/api/v1/org/members", org::list_members),
+    ("POST", "/api/v1/org/members/invite", invites::invite),
+    ("GET", "/api/v1/org/members/{userId}", org::get_member),
+    ("PUT", "/api/v1/org/members/{userId}", org::update_member),
+    ("DELETE", "/api/v1/org/members/{userId}", org::remove_member),
+    (
+        "POST",
+        "/api/v1/org/members/{userId}/deactivate",
+        org::deactivate_member,
+    ),
+    (
+        "POST",
+        "/api/v1/org/members/{userId}/reactivate",
+        org::reactivate_member,
+    ),
+    ("GET", "/api/v1/org/invites", invites::list),
+    ("DELETE", "/api/v1/org/invites/{id}", invites::revoke),
+    ("POST", "/api/v1/org/invites/{id}/resend", invites::resend),
     // Operator API (admin key).
     ("POST", "/api/v1/admin/orgs", admin::create_org),
     ("GET", "/api/v1/admin/orgs", admin::list_orgs),

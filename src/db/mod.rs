@@ -4,6 +4,8 @@
 
 pub mod admin_keys;
 pub mod audit;
+pub mod invitations;
+pub mod members;
 pub mod meta;
 pub mod orgs;
 pub mod sessions;

@@ -243,3 +243,11 @@ pub fn memberships_of(
     }
     Ok(out)
 }
+
+pub fn set_email_verified(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE users SET email_verified = 1, updated_at = ?2 WHERE id = ?1",
+        params![id, now],
+    )?;
+    Ok(())
+}
