@@ -38,8 +38,8 @@ pub fn emit(
 }
 
 /// An email to send (plain text + HTML), queued in the caller's transaction.
-pub struct Email<'a> {
-    pub to: &'a str,
+pub struct Email {
+    pub to: String,
     pub subject: String,
     pub text: String,
     pub html: String,
@@ -49,7 +49,7 @@ pub struct Email<'a> {
 pub fn email(
     tx: &Connection,
     org_id: Option<&str>,
-    mail: &Email<'_>,
+    mail: &Email,
     now: i64,
 ) -> rusqlite::Result<String> {
     let id = db::new_id("msg", now);

@@ -52,7 +52,7 @@ pub fn accept_url(state: &AppState, org: &Org, token: &str) -> String {
     )
 }
 
-fn invitation_email<'a>(org: &Org, to: &'a str, url: &str, inviter: Option<&User>) -> Email<'a> {
+fn invitation_email(org: &Org, to: &str, url: &str, inviter: Option<&User>) -> Email {
     let by = inviter
         .map(|u| u.name.clone().unwrap_or_else(|| u.email.clone()))
         .unwrap_or_else(|| "An administrator".into());
@@ -62,7 +62,7 @@ fn invitation_email<'a>(org: &Org, to: &'a str, url: &str, inviter: Option<&User
         .map(|a| format!("\n{} is at {a}.\n", org.name))
         .unwrap_or_default();
     Email {
-        to,
+        to: to.to_string(),
         subject: format!("You're invited to join {}", org.name),
         text: format!(
             "{by} invited you to join {org} on Latchkey.\n\nAccept the invitation: {url}\n{app}\nIf you did not expect this, ignore this email.\n",

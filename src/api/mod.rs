@@ -4,6 +4,7 @@
 pub mod account;
 pub mod admin;
 pub mod auth;
+pub mod email_flows;
 pub mod guard;
 pub mod invites;
 pub mod meta;
@@ -98,6 +99,37 @@ pub static ROUTES: &[(&str, &str, Handler)] = &[
     ("GET", "/api/v1/auth/orgs", account::list_orgs),
     ("GET", "/api/v1/auth/audit", account::audit_log),
     ("GET", "/api/v1/auth/invitations", invites::mine),
+    (
+        "POST",
+        "/api/v1/auth/forgot-password",
+        email_flows::forgot_password,
+    ),
+    (
+        "POST",
+        "/api/v1/auth/reset-password",
+        email_flows::reset_password,
+    ),
+    (
+        "POST",
+        "/api/v1/auth/verify-email/send",
+        email_flows::verify_email_send,
+    ),
+    (
+        "POST",
+        "/api/v1/auth/verify-email",
+        email_flows::verify_email,
+    ),
+    (
+        "GET",
+        "/api/v1/auth/verify-email",
+        email_flows::verify_email_link,
+    ),
+    ("POST", "/api/v1/auth/magic-link", email_flows::magic_link),
+    (
+        "POST",
+        "/api/v1/auth/magic-link/verify",
+        email_flows::magic_link_verify,
+    ),
     // Invitations by token.
     ("POST", "/api/v1/invitations/accept", invites::accept),
     ("POST", "/api/v1/invitations/decline", invites::decline),

@@ -4,6 +4,7 @@
 
 pub mod admin_keys;
 pub mod audit;
+pub mod email_tokens;
 pub mod invitations;
 pub mod members;
 pub mod meta;

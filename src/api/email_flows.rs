@@ -1,0 +1,451 @@
+//! The email flows of API.md §3: forgot/reset password, email verification (POST and the
+//! GET link), magic links. Requests that name an email always answer 200 whether or not an
+//! account exists; the mail itself goes through the outbox in the same transaction.
+
+use crate::api::auth::{entry, finish_login};
+use crate::api::{Ctx, audit, guard, views};
+use crate::app::AppState;
+use crate::crypto;
+use crate::db::email_tokens::{self, EmailToken};
+use crate::db::orgs::{self, Org};
+use crate::db::sessions;
+use crate::db::users::{self, User};
+use crate::error::{ApiError, ApiResult};
+use crate::events::{self, Email, html_escape};
+use crate::http::{input, respond};
+use crate::password;
+use crate::validate;
+use rouille::{Request, Response};
+use rusqlite::Connection;
+use serde::Deserialize;
+use serde_json::json;
+
+const MINUTE: i64 = 60_000;
+const RESET_TTL: i64 = 30 * MINUTE;
+const VERIFY_TTL: i64 = 24 * 60 * MINUTE;
+const MAGIC_TTL: i64 = 15 * MINUTE;
+
+/// The per-email and per-IP hourly limits shared by the three sending endpoints.
+fn limit(state: &AppState, ctx: &Ctx, action: &str, email: &str) -> ApiResult<()> {
+    let sec = &state.config.security;
+    let hour = 60 * MINUTE;
+    state
+        .limiter
+        .hit(
+            &format!("{action}:ip:{}", ctx.ip),
+            sec.email_ip_per_hour,
+            hour,
+            ctx.now,
+        )
+        .map_err(ApiError::rate_limited)?;
+    state
+        .limiter
+        .hit(
+            &format!("{action}:email:{email}"),
+            sec.email_per_hour,
+            hour,
+            ctx.now,
+        )
+        .map_err(ApiError::rate_limited)
+}
+
+/// Where links in an org's emails point: its app, else the deployment's link base.
+fn app_base(state: &AppState, org: &Org) -> String {
+    org.app_url
+        .clone()
+        .unwrap_or_else(|| state.config.email_link_base().to_string())
+        .trim_end_matches('/')
+        .to_string()
+}
+
+fn mail(
+    to: &str,
+    org: &Org,
+    subject: &str,
+    intro: &str,
+    action: &str,
+    url: &str,
+    validity: &str,
+) -> Email {
+    Email {
+        to: to.to_string(),
+        subject: format!("{subject} — {}", org.name),
+        text: format!(
+            "{intro}\n\n{action}: {url}\n\nThe link works once and expires in {validity}. If you did not ask for it, ignore this email.\n"
+        ),
+        html: format!(
+            "<p>{}</p><p><a href=\"{}\">{}</a></p><p>The link works once and expires in {}. If you did not ask for it, ignore this email.</p>",
+            html_escape(intro),
+            html_escape(url),
+            html_escape(action),
+            html_escape(validity)
+        ),
+    }
+}
+
+/// Issues a token of `purpose` for the user and queues its email, inside `tx`.
+#[allow(clippy::too_many_arguments)]
+fn send_token(
+    tx: &Connection,
+    org: &Org,
+    user: &User,
+    purpose: &str,
+    ttl: i64,
+    url_of: impl Fn(&str) -> String,
+    compose: impl Fn(&str) -> Email,
+    now: i64,
+) -> rusqlite::Result<()> {
+    let token = crypto::random_token(32);
+    email_tokens::insert(
+        tx,
+        &crypto::token_hash(&token),
+        purpose,
+        &user.id,
+        Some(&org.id),
+        &user.email,
+        now,
+        now + ttl,
+    )?;
+    let url = url_of(&token);
+    events::email(tx, Some(&org.id), &compose(&url), now)?;
+    Ok(())
+}
+
+/// The user behind an email who belongs to the org (any membership status for reset and
+/// verification; magic links need an active one), if any.
+fn member_by_email(
+    conn: &Connection,
+    org: &Org,
+    email: &str,
+    active_only: bool,
+) -> ApiResult<Option<User>> {
+    let Some(user) = users::find_by_email(conn, email)?.filter(|u| u.status == "active") else {
+        return Ok(None);
+    };
+    let m = users::find_membership(conn, &org.id, &user.id)?;
+    Ok(m.filter(|m| !active_only || m.status == "active")
+        .map(|_| user))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EmailRequest {
+    email: String,
+}
+
+const SENT: &str = "If an account exists for that email, a message is on its way";
+
+pub fn forgot_password(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
+    let org = guard::org(state, req)?;
+    let body: EmailRequest = input::json(req, state.config.server.max_body_bytes)?;
+    let email = validate::email(&body.email)?;
+    limit(state, ctx, "forgot", &email)?;
+    let base = app_base(state, &org);
+    state.db.write(|tx| {
+        if let Some(user) = member_by_email(tx, &org, &email, false)? {
+            send_token(
+                tx,
+                &org,
+                &user,
+                "password_reset",
+                RESET_TTL,
+                |t| format!("{base}/reset-password?token={t}"),
+                |url| {
+                    mail(
+                        &user.email,
+                        &org,
+                        "Reset your password",
+                        "Someone asked to reset the password of your account.",
+                        "Choose a new password",
+                        url,
+                        "30 minutes",
+                    )
+                },
+                ctx.now,
+            )?;
+            audit(
+                tx,
+                ctx,
+                req,
+                entry(&org, &user, "user.password_reset_requested"),
+            )?;
+        }
+        Ok::<_, ApiError>(())
+    })?;
+    Ok(respond::ok(json!({ "message": SENT })))
+}
+
+/// The usable token of `purpose` and its org; 400 `invalid_token` otherwise, 403 when an
+/// `X-Org-Slug` names another org.
+fn token_of(
+    conn: &Connection,
+    req: &Request,
+    token: &str,
+    purpose: &str,
+    now: i64,
+) -> ApiResult<(EmailToken, Org, User)> {
+    let bad = || ApiError::invalid_token("Invalid, expired or already used token");
+    if token.is_empty() || token.len() > 512 {
+        return Err(bad());
+    }
+    let t = email_tokens::find_usable(conn, &crypto::token_hash(token), purpose, now)?
+        .ok_or_else(bad)?;
+    let org = match &t.org_id {
+        Some(id) => orgs::find_by_id(conn, id)?.ok_or_else(bad)?,
+        None => return Err(bad()),
+    };
+    if let Some(slug) = req.header("X-Org-Slug")
+        && slug.trim() != org.slug
+    {
+        return Err(ApiError::new(
+            403,
+            "org_mismatch",
+            "The token belongs to another organization",
+        ));
+    }
+    let user = users::find_by_id(conn, &t.user_id)?
+        .filter(|u| u.status == "active" && u.email == t.email)
+        .ok_or_else(bad)?;
+    Ok((t, org, user))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResetRequest {
+    token: String,
+    new_password: String,
+}
+
+pub fn reset_password(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
+    let body: ResetRequest = input::json(req, state.config.server.max_body_bytes)?;
+    let (_, org, _) = state
+        .db
+        .read(|c| token_of(c, req, &body.token, "password_reset", ctx.now))?;
+    password::check_policy(
+        &state.config.password,
+        org.settings.password_min_length,
+        "newPassword",
+        &body.new_password,
+    )?;
+    let hash = state.hasher.hash(&body.new_password)?;
+    let user = state.db.write(|tx| {
+        let (t, org, user) = token_of(tx, req, &body.token, "password_reset", ctx.now)?;
+        if !email_tokens::use_token(tx, &t.token_hash, ctx.now)? {
+            return Err(ApiError::invalid_token(
+                "Invalid, expired or already used token",
+            ));
+        }
+        email_tokens::burn_all(tx, &user.id, "password_reset", ctx.now)?;
+        users::set_password_hash(tx, &user.id, &hash, ctx.now)?;
+        // Following the link proves the address.
+        users::set_email_verified(tx, &user.id, ctx.now)?;
+        let revoked = sessions::revoke_all_for_user(tx, &user.id, None, "password_reset", ctx.now)?;
+        events::emit(
+            tx,
+            Some(&org),
+            "user.password_reset",
+            json!({ "user": { "id": user.id, "email": user.email } }),
+            ctx.now,
+        )?;
+        let mut e = entry(&org, &user, "user.password_reset");
+        e.metadata = json!({ "sessionsRevoked": revoked.len() });
+        audit(tx, ctx, req, e)?;
+        Ok::<_, ApiError>(user)
+    })?;
+    state.limiter.clear(&format!("login:{}", user.email));
+    Ok(respond::ok(
+        json!({ "message": "Password reset; please sign in again" }),
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VerifySendRequest {
+    email: Option<String>,
+}
+
+pub fn verify_email_send(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
+    let body: VerifySendRequest = input::json_or_default(req, state.config.server.max_body_bytes)?;
+    // Signed in: the caller's own address. Otherwise the address given.
+    let (org, target_email) = if guard::access_token(req).is_some() && body.email.is_none() {
+        let me = guard::user(state, ctx, req)?;
+        if me.user.email_verified {
+            return Ok(respond::ok(
+                json!({ "message": "Email is already verified" }),
+            ));
+        }
+        (me.org, me.user.email)
+    } else {
+        let org = guard::org(state, req)?;
+        let email = body
+            .email
+            .ok_or_else(|| ApiError::field("invalid_request", "email", "is required"))?;
+        (org, validate::email(&email)?)
+    };
+    limit(state, ctx, "verify", &target_email)?;
+    let link = format!(
+        "{}/api/v1/auth/verify-email",
+        state.config.email_link_base()
+    );
+    state.db.write(|tx| {
+        if let Some(user) =
+            member_by_email(tx, &org, &target_email, false)?.filter(|u| !u.email_verified)
+        {
+            send_token(
+                tx,
+                &org,
+                &user,
+                "verify_email",
+                VERIFY_TTL,
+                |t| format!("{link}?token={t}"),
+                |url| {
+                    mail(
+                        &user.email,
+                        &org,
+                        "Verify your email",
+                        "Please confirm that this is your email address.",
+                        "Verify my email",
+                        url,
+                        "24 hours",
+                    )
+                },
+                ctx.now,
+            )?;
+        }
+        Ok::<_, ApiError>(())
+    })?;
+    Ok(respond::ok(json!({ "message": SENT })))
+}
+
+/// Marks the email of a verification token verified; returns the org and user.
+fn confirm_email(
+    state: &AppState,
+    ctx: &Ctx,
+    req: &Request,
+    token: &str,
+) -> ApiResult<(Org, User)> {
+    state.db.write(|tx| {
+        let (t, org, mut user) = token_of(tx, req, token, "verify_email", ctx.now)?;
+        if !email_tokens::use_token(tx, &t.token_hash, ctx.now)? {
+            return Err(ApiError::invalid_token(
+                "Invalid, expired or already used token",
+            ));
+        }
+        users::set_email_verified(tx, &user.id, ctx.now)?;
+        user.email_verified = true;
+        events::emit(
+            tx,
+            Some(&org),
+            "user.email_verified",
+            json!({ "user": { "id": user.id, "email": user.email } }),
+            ctx.now,
+        )?;
+        audit(tx, ctx, req, entry(&org, &user, "user.email_verified"))?;
+        Ok((org, user))
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TokenRequest {
+    token: String,
+}
+
+pub fn verify_email(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
+    let body: TokenRequest = input::json(req, state.config.server.max_body_bytes)?;
+    let (_, user) = confirm_email(state, ctx, req, &body.token)?;
+    Ok(respond::ok(
+        json!({ "message": "Email verified", "user": views::user(&user) }),
+    ))
+}
+
+/// The link in the email: redirects to the org's app (`?status=success|error`) when it has
+/// one, else answers like the POST.
+pub fn verify_email_link(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
+    let token = input::query(req, "token").unwrap_or_default();
+    // Find the org first, so a failure can still be sent back to its app.
+    let org = state.db.read(|c| {
+        let t = email_tokens::find_usable(c, &crypto::token_hash(&token), "verify_email", ctx.now)?;
+        match t.and_then(|t| t.org_id) {
+            Some(id) => Ok::<_, ApiError>(orgs::find_by_id(c, &id)?),
+            None => Ok(None),
+        }
+    })?;
+    let result = confirm_email(state, ctx, req, &token);
+    match org.and_then(|o| o.app_url) {
+        Some(app) => {
+            let status = if result.is_ok() { "success" } else { "error" };
+            let sep = if app.contains('?') { '&' } else { '?' };
+            Ok(Response::redirect_303(format!("{app}{sep}status={status}")))
+        }
+        None => {
+            let (_, user) = result?;
+            Ok(respond::ok(
+                json!({ "message": "Email verified", "user": views::user(&user) }),
+            ))
+        }
+    }
+}
+
+pub fn magic_link(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
+    let org = guard::org(state, req)?;
+    let body: EmailRequest = input::json(req, state.config.server.max_body_bytes)?;
+    let email = validate::email(&body.email)?;
+    limit(state, ctx, "magic", &email)?;
+    let base = app_base(state, &org);
+    state.db.write(|tx| {
+        if let Some(user) = member_by_email(tx, &org, &email, true)? {
+            send_token(
+                tx,
+                &org,
+                &user,
+                "magic_link",
+                MAGIC_TTL,
+                |t| format!("{base}/magic-link?token={t}"),
+                |url| {
+                    mail(
+                        &user.email,
+                        &org,
+                        "Your sign-in link",
+                        "Use this link to sign in.",
+                        "Sign in",
+                        url,
+                        "15 minutes",
+                    )
+                },
+                ctx.now,
+            )?;
+        }
+        Ok::<_, ApiError>(())
+    })?;
+    Ok(respond::ok(json!({ "message": SENT })))
+}
+
+pub fn magic_link_verify(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
+    let body: TokenRequest = input::json(req, state.config.server.max_body_bytes)?;
+    let (org, user, membership) = state.db.write(|tx| {
+        let (t, org, mut user) = token_of(tx, req, &body.token, "magic_link", ctx.now)?;
+        let m = users::find_membership(tx, &org.id, &user.id)?.ok_or_else(|| {
+            ApiError::new(403, "not_a_member", "Not a member of this organization")
+        })?;
+        if m.status != "active" {
+            return Err(ApiError::new(
+                403,
+                "membership_inactive",
+                "Membership in this organization is deactivated",
+            ));
+        }
+        if !email_tokens::use_token(tx, &t.token_hash, ctx.now)? {
+            return Err(ApiError::invalid_token(
+                "Invalid, expired or already used token",
+            ));
+        }
+        if !user.email_verified {
+            users::set_email_verified(tx, &user.id, ctx.now)?;
+            user.email_verified = true;
+        }
+        Ok::<_, ApiError>((org, user, m))
+    })?;
+    state.limiter.clear(&format!("login:{}", user.email));
+    finish_login(state, ctx, req, &user, &org, &membership, &["email"], &[])
+}
