@@ -3,12 +3,11 @@
 
 use crate::api::{Ctx, audit, guard, views};
 use crate::app::AppState;
-use crate::cursor;
-use crate::db::audit::{self as audit_db, Entry};
+use crate::db::audit::Entry;
 use crate::db::sessions;
 use crate::db::users;
 use crate::error::{ApiError, ApiResult};
-use crate::http::input::{self, nullable, query_int};
+use crate::http::input::{self, nullable};
 use crate::http::respond;
 use crate::password;
 use crate::validate;
@@ -232,30 +231,4 @@ pub fn list_orgs(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respon
         .map(|(m, o)| json!({ "org": views::org(o), "membership": views::membership(m) }))
         .collect();
     Ok(respond::ok(json!({ "orgs": list })))
-}
-
-pub fn audit_log(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
-    let me = guard::user(state, ctx, req)?;
-    let limit = query_int(req, "limit", 20, 1, 100)?;
-    let after = match input::query(req, "cursor") {
-        Some(c) if !c.is_empty() => Some(cursor::decode(&state.cursor_key, &c)?),
-        _ => None,
-    };
-    let mut rows = state.db.read(|c| {
-        audit_db::list_for_user(
-            c,
-            &me.user.id,
-            after.as_ref().map(|(a, i)| (*a, i.as_str())),
-            limit + 1,
-        )
-    })?;
-    let next = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last()
-            .map(|e| cursor::encode(&state.cursor_key, e.created_at, &e.id))
-    } else {
-        None
-    };
-    let list: Vec<_> = rows.iter().map(views::audit_entry).collect();
-    Ok(respond::ok(json!({ "entries": list, "nextCursor": next })))
 }

@@ -3,6 +3,8 @@
 
 pub mod account;
 pub mod admin;
+pub mod admin_users;
+pub mod audit_log;
 pub mod auth;
 pub mod email_flows;
 pub mod guard;
@@ -97,7 +99,7 @@ pub static ROUTES: &[(&str, &str, Handler)] = &[
         account::revoke_session,
     ),
     ("GET", "/api/v1/auth/orgs", account::list_orgs),
-    ("GET", "/api/v1/auth/audit", account::audit_log),
+    ("GET", "/api/v1/auth/audit", audit_log::mine),
     ("GET", "/api/v1/auth/invitations", invites::mine),
     (
         "POST",
@@ -152,6 +154,7 @@ pub static ROUTES: &[(&str, &str, Handler)] = &[
         "/api/v1/org/members/{userId}/reactivate",
         org::reactivate_member,
     ),
+    ("GET", "/api/v1/org/audit", audit_log::org),
     ("GET", "/api/v1/org/invites", invites::list),
     ("DELETE", "/api/v1/org/invites/{id}", invites::revoke),
     ("POST", "/api/v1/org/invites/{id}/resend", invites::resend),
@@ -168,6 +171,20 @@ pub static ROUTES: &[(&str, &str, Handler)] = &[
     ),
     ("POST", "/api/v1/admin/users", admin::create_user),
     ("GET", "/api/v1/admin/users", admin::list_users),
+    ("GET", "/api/v1/admin/users/{id}", admin_users::get),
+    ("PUT", "/api/v1/admin/users/{id}", admin_users::update),
+    ("DELETE", "/api/v1/admin/users/{id}", admin_users::delete),
+    (
+        "POST",
+        "/api/v1/admin/users/{id}/unlock",
+        admin_users::unlock,
+    ),
+    (
+        "DELETE",
+        "/api/v1/admin/users/{id}/sessions",
+        admin_users::revoke_sessions,
+    ),
+    ("GET", "/api/v1/admin/audit", audit_log::admin),
 ];
 
 fn matches(template: &'static str, path: &str, params: &mut Vec<(&'static str, String)>) -> bool {

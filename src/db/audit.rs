@@ -51,10 +51,20 @@ pub struct Row {
     pub created_at: i64,
 }
 
-/// Entries where the user is the actor or the target, newest first, after a cursor.
-pub fn list_for_user(
+/// Filters of an audit listing; every one optional.
+#[derive(Default)]
+pub struct Filter<'a> {
+    pub org_id: Option<&'a str>,
+    pub action: Option<&'a str>,
+    pub actor_id: Option<&'a str>,
+    /// Entries where this user is the actor or the target.
+    pub user_id: Option<&'a str>,
+}
+
+/// Entries matching `f`, newest first, after the (created_at, id) cursor position.
+pub fn list(
     conn: &Connection,
-    user_id: &str,
+    f: &Filter<'_>,
     after: Option<(i64, &str)>,
     limit: i64,
 ) -> rusqlite::Result<Vec<Row>> {
@@ -63,25 +73,36 @@ pub fn list_for_user(
         "SELECT id, org_id, actor_type, actor_id, action, target_type, target_id, ip_address,
                 user_agent, metadata, created_at
          FROM audit_log
-         WHERE (actor_id = ?1 OR target_id = ?1)
-           AND (created_at < ?2 OR (created_at = ?2 AND id < ?3))
-         ORDER BY created_at DESC, id DESC LIMIT ?4",
+         WHERE (?1 IS NULL OR org_id = ?1)
+           AND (?2 IS NULL OR action = ?2)
+           AND (?3 IS NULL OR actor_id = ?3)
+           AND (?4 IS NULL OR actor_id = ?4 OR target_id = ?4)
+           AND (created_at < ?5 OR (created_at = ?5 AND id < ?6))
+         ORDER BY created_at DESC, id DESC LIMIT ?7",
     )?;
-    let rows = st.query_map(params![user_id, at, id, limit], |r| {
-        let meta: String = r.get(9)?;
-        Ok(Row {
-            id: r.get(0)?,
-            org_id: r.get(1)?,
-            actor_type: r.get(2)?,
-            actor_id: r.get(3)?,
-            action: r.get(4)?,
-            target_type: r.get(5)?,
-            target_id: r.get(6)?,
-            ip_address: r.get(7)?,
-            user_agent: r.get(8)?,
-            metadata: serde_json::from_str(&meta).unwrap_or_default(),
-            created_at: r.get(10)?,
-        })
-    })?;
+    let rows = st.query_map(
+        params![f.org_id, f.action, f.actor_id, f.user_id, at, id, limit],
+        |r| {
+            let meta: String = r.get(9)?;
+            Ok(Row {
+                id: r.get(0)?,
+                org_id: r.get(1)?,
+                actor_type: r.get(2)?,
+                actor_id: r.get(3)?,
+                action: r.get(4)?,
+                target_type: r.get(5)?,
+                target_id: r.get(6)?,
+                ip_address: r.get(7)?,
+                user_agent: r.get(8)?,
+                metadata: serde_json::from_str(&meta).unwrap_or_default(),
+                created_at: r.get(10)?,
+            })
+        },
+    )?;
     rows.collect()
+}
+
+/// Deletes entries older than `before`; returns how many.
+pub fn sweep(conn: &Connection, before: i64) -> rusqlite::Result<usize> {
+    conn.execute("DELETE FROM audit_log WHERE created_at < ?1", [before])
 }

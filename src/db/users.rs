@@ -251,3 +251,28 @@ pub fn set_email_verified(conn: &Connection, id: &str, now: i64) -> rusqlite::Re
     )?;
     Ok(())
 }
+
+/// Writes the fields an operator may change (email, names, verification, role, status).
+pub fn update_admin(conn: &Connection, u: &User) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE users SET email = ?2, name = ?3, first_name = ?4, last_name = ?5,
+                email_verified = ?6, role = ?7, status = ?8, updated_at = ?9 WHERE id = ?1",
+        params![
+            u.id,
+            u.email,
+            u.name,
+            u.first_name,
+            u.last_name,
+            u.email_verified,
+            u.role,
+            u.status,
+            u.updated_at
+        ],
+    )?;
+    Ok(())
+}
+
+/// Deletes the user; memberships, sessions, tokens and 2FA rows go with it (cascade).
+pub fn delete(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
+    Ok(conn.execute("DELETE FROM users WHERE id = ?1", [id])? == 1)
+}

@@ -1,0 +1,95 @@
+//! Reading the audit trail: the caller's own (`/auth/audit`), an org's (`/org/audit`, org
+//! admins) and the deployment's (`/admin/audit`, operator). One paginated reader for all three.
+
+use crate::api::{Ctx, guard, views};
+use crate::app::AppState;
+use crate::cursor;
+use crate::db::audit::{self, Filter};
+use crate::error::{ApiError, ApiResult};
+use crate::http::input::{self, query_int};
+use crate::http::respond;
+use rouille::{Request, Response};
+use serde_json::json;
+
+/// One page of entries matching `filter`: `{entries, nextCursor}`, newest first.
+pub fn page(state: &AppState, req: &Request, filter: &Filter<'_>) -> ApiResult<Response> {
+    let limit = query_int(req, "limit", 20, 1, 100)?;
+    let after = match input::query(req, "cursor") {
+        Some(c) if !c.is_empty() => Some(cursor::decode(&state.cursor_key, &c)?),
+        _ => None,
+    };
+    let mut rows = state.db.read(|c| {
+        audit::list(
+            c,
+            filter,
+            after.as_ref().map(|(a, i)| (*a, i.as_str())),
+            limit + 1,
+        )
+    })?;
+    let next = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last()
+            .map(|e| cursor::encode(&state.cursor_key, e.created_at, &e.id))
+    } else {
+        None
+    };
+    let list: Vec<_> = rows.iter().map(views::audit_entry).collect();
+    Ok(respond::ok(json!({ "entries": list, "nextCursor": next })))
+}
+
+/// A short free-text filter value from the query string (≤ 100 characters).
+fn short(req: &Request, name: &str) -> ApiResult<Option<String>> {
+    match input::query(req, name).filter(|v| !v.is_empty()) {
+        Some(v) if v.len() > 100 => Err(ApiError::field(
+            "invalid_request",
+            name,
+            "at most 100 characters",
+        )),
+        other => Ok(other),
+    }
+}
+
+pub fn mine(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
+    let me = guard::user(state, ctx, req)?;
+    page(
+        state,
+        req,
+        &Filter {
+            user_id: Some(&me.user.id),
+            ..Filter::default()
+        },
+    )
+}
+
+pub fn org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
+    let me = guard::org_admin(state, ctx, req)?;
+    let action = short(req, "action")?;
+    let actor = short(req, "actorId")?;
+    page(
+        state,
+        req,
+        &Filter {
+            org_id: Some(&me.org.id),
+            action: action.as_deref(),
+            actor_id: actor.as_deref(),
+            user_id: None,
+        },
+    )
+}
+
+pub fn admin(state: &AppState, _ctx: &Ctx, req: &Request) -> ApiResult<Response> {
+    guard::admin(state, req)?;
+    let action = short(req, "action")?;
+    let org_id = short(req, "orgId")?;
+    let user_id = short(req, "userId")?;
+    page(
+        state,
+        req,
+        &Filter {
+            org_id: org_id.as_deref(),
+            action: action.as_deref(),
+            actor_id: None,
+            user_id: user_id.as_deref(),
+        },
+    )
+}
