@@ -558,6 +558,13 @@ impl PollerLoop {
             return;
         }
         let _ = stream.set_nodelay(true);
+        // Bounds each blocking write of a response (stall limit), set once per connection.
+        if stream
+            .set_write_timeout(Some(self.ctx.opts.read_timeout))
+            .is_err()
+        {
+            return;
+        }
         let conn = Conn {
             stream,
             peer,
@@ -707,6 +714,10 @@ fn run_turn(ctx: &Ctx, mut conn: Conn, back: &Sender<Conn>) {
             };
             conn.phase = phase;
             conn.deadline = deadline;
+            if conn.buf.is_empty() {
+                // Release the last request's buffer: idle connections should cost ~nothing.
+                conn.buf = Vec::new();
+            }
             give_back(ctx, back, conn);
         }
         Next::Requeue => ctx.queue.push(conn),
@@ -745,7 +756,7 @@ fn serve_one(ctx: &Ctx, conn: &mut Conn) -> Next {
         ReadOutcome::Pending => return Next::Park,
         ReadOutcome::Eof => return Next::Close,
         ReadOutcome::Fail(err) => {
-            return if write_blocking(&conn.stream, &err.response_bytes(), &ctx.opts).is_ok() {
+            return if write_blocking(&conn.stream, &err.response_bytes()).is_ok() {
                 let _ = conn.stream.shutdown(Shutdown::Write);
                 Next::Linger
             } else {
@@ -769,7 +780,7 @@ fn serve_one(ctx: &Ctx, conn: &mut Conn) -> Next {
     drop(request);
 
     let close = !keep_alive || ctx.stopping();
-    if prepare_blocking_write(&conn.stream, &ctx.opts).is_err() {
+    if prepare_blocking_write(&conn.stream).is_err() {
         return Next::Close;
     }
     let written = catch_unwind(AssertUnwindSafe(|| {
@@ -792,14 +803,14 @@ fn serve_one(ctx: &Ctx, conn: &mut Conn) -> Next {
     }
 }
 
-fn prepare_blocking_write(stream: &TcpStream, opts: &ServerOptions) -> io::Result<()> {
-    stream.set_nonblocking(false)?;
-    stream.set_write_timeout(Some(opts.read_timeout))
+/// Switches to blocking mode for writing; the write timeout was set at admission.
+fn prepare_blocking_write(stream: &TcpStream) -> io::Result<()> {
+    stream.set_nonblocking(false)
 }
 
 /// Writes `bytes` in blocking mode (bounded by the write timeout), then restores non-blocking.
-fn write_blocking(stream: &TcpStream, bytes: &[u8], opts: &ServerOptions) -> io::Result<()> {
-    prepare_blocking_write(stream, opts)?;
+fn write_blocking(stream: &TcpStream, bytes: &[u8]) -> io::Result<()> {
+    prepare_blocking_write(stream)?;
     let mut s = stream;
     s.write_all(bytes)?;
     s.flush()?;
@@ -821,13 +832,43 @@ enum Step {
     Out(ReadOutcome),
 }
 
-/// Reads `want` more bytes from `stream` at the end of `v` (non-blocking socket).
-fn fill(mut stream: &TcpStream, v: &mut Vec<u8>, want: usize) -> io::Result<usize> {
-    let old = v.len();
-    v.resize(old + want, 0);
-    let r = stream.read(&mut v[old..]);
-    v.truncate(old + r.as_ref().map_or(0, |n| *n));
+/// Reads what the (non-blocking) socket has, up to `READ_CHUNK` bytes, onto the end of `v`.
+/// Going through a stack buffer keeps `v` exactly as large as the pending bytes, so parked
+/// connections do not keep read-sized buffers alive.
+fn fill(mut stream: &TcpStream, v: &mut Vec<u8>) -> io::Result<usize> {
+    let mut scratch = [0u8; READ_CHUNK];
+    let n = stream.read(&mut scratch)?;
+    v.extend_from_slice(&scratch[..n]);
+    Ok(n)
+}
+
+/// Reads up to `want` body bytes straight into `body`, whose capacity never exceeds `cap`.
+fn fill_body(
+    mut stream: &TcpStream,
+    body: &mut Vec<u8>,
+    want: usize,
+    cap: usize,
+) -> io::Result<usize> {
+    reserve_capped(body, want, cap);
+    let old = body.len();
+    body.resize(old + want, 0);
+    let r = stream.read(&mut body[old..]);
+    body.truncate(old + r.as_ref().map_or(0, |n| *n));
     r
+}
+
+/// Grows `v` for `additional` more bytes, doubling as usual but never past `cap` (the body
+/// limit or the declared length), so memory follows the bytes actually received.
+fn reserve_capped(v: &mut Vec<u8>, additional: usize, cap: usize) {
+    let needed = v.len().saturating_add(additional);
+    if needed > v.capacity() {
+        let target = v
+            .capacity()
+            .saturating_mul(2)
+            .max(needed)
+            .min(cap.max(needed));
+        v.reserve_exact(target - v.len());
+    }
 }
 
 fn read_step(r: io::Result<usize>) -> Option<ReadOutcome> {
@@ -853,7 +894,7 @@ fn read_request(ctx: &Ctx, conn: &mut Conn) -> ReadOutcome {
                     {
                         return ReadOutcome::Fail(HttpError::Timeout);
                     }
-                    match read_step(fill(&conn.stream, &mut conn.buf, READ_CHUNK)) {
+                    match read_step(fill(&conn.stream, &mut conn.buf)) {
                         Some(out) => Step::Out(out),
                         None => Step::Continue,
                     }
@@ -873,23 +914,16 @@ fn read_request(ctx: &Ctx, conn: &mut Conn) -> ReadOutcome {
                             };
                             if head.expect_continue
                                 && conn.buf.is_empty()
-                                && write_blocking(
-                                    &conn.stream,
-                                    b"HTTP/1.1 100 Continue\r\n\r\n",
-                                    opts,
-                                )
-                                .is_err()
+                                && write_blocking(&conn.stream, b"HTTP/1.1 100 Continue\r\n\r\n")
+                                    .is_err()
                             {
                                 return ReadOutcome::Eof;
                             }
-                            let capacity = match head.body {
-                                BodyKind::Length(n) => n.min(opts.max_body_bytes),
-                                _ => 0,
-                            };
+                            // Memory follows received bytes, not the declared length.
                             conn.state = ReqState::Body {
                                 started: t0,
                                 head,
-                                body: Vec::with_capacity(usize::try_from(capacity).unwrap_or(0)),
+                                body: Vec::new(),
                                 framing,
                             };
                             Step::Continue
@@ -901,7 +935,7 @@ fn read_request(ctx: &Ctx, conn: &mut Conn) -> ReadOutcome {
                             if now.duration_since(t0) >= opts.read_timeout {
                                 return ReadOutcome::Fail(HttpError::Timeout);
                             }
-                            match read_step(fill(&conn.stream, &mut conn.buf, READ_CHUNK)) {
+                            match read_step(fill(&conn.stream, &mut conn.buf)) {
                                 Some(out) => Step::Out(out),
                                 None => Step::Continue,
                             }
@@ -932,7 +966,10 @@ fn read_request(ctx: &Ctx, conn: &mut Conn) -> ReadOutcome {
                             Step::BodyDone
                         } else {
                             let want = (*remaining).min(BODY_READ_CHUNK) as usize;
-                            let r = fill(&conn.stream, body, want);
+                            let total = usize::try_from(*remaining)
+                                .unwrap_or(usize::MAX)
+                                .saturating_add(body.len());
+                            let r = fill_body(&conn.stream, body, want, total);
                             if let Ok(n) = r {
                                 *remaining -= n as u64;
                             }
@@ -946,12 +983,10 @@ fn read_request(ctx: &Ctx, conn: &mut Conn) -> ReadOutcome {
                         match decode_chunked(state, &mut conn.buf, body, opts) {
                             Err(e) => return ReadOutcome::Fail(e),
                             Ok(true) => Step::BodyDone,
-                            Ok(false) => {
-                                match read_step(fill(&conn.stream, &mut conn.buf, READ_CHUNK)) {
-                                    Some(out) => Step::Out(out),
-                                    None => Step::Continue,
-                                }
-                            }
+                            Ok(false) => match read_step(fill(&conn.stream, &mut conn.buf)) {
+                                Some(out) => Step::Out(out),
+                                None => Step::Continue,
+                            },
                         }
                     }
                 }
@@ -1139,6 +1174,8 @@ fn decode_chunked(
                     break Ok(false);
                 }
                 let take = usize::try_from(left).unwrap_or(usize::MAX).min(rest.len());
+                let cap = usize::try_from(opts.max_body_bytes).unwrap_or(usize::MAX);
+                reserve_capped(body, take, cap);
                 body.extend_from_slice(&rest[..take]);
                 pos += take;
                 let left = left - take as u64;
