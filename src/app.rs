@@ -29,6 +29,7 @@ pub struct AppState {
     pub keys: KeyStore,
     pub hasher: Hasher,
     pub limiter: crate::ratelimit::Limiter,
+    pub metrics: crate::metrics::Metrics,
     pub log: Logger,
     /// The deployment secret (config, environment, or generated for the dev default).
     secret: Secret,
@@ -151,6 +152,7 @@ impl App {
                 keys,
                 hasher,
                 limiter: crate::ratelimit::Limiter::new(),
+                metrics: crate::metrics::Metrics::new(),
                 log,
                 secret,
                 cursor_key,
@@ -302,6 +304,9 @@ pub fn handle(state: &AppState, req: &Request) -> Response {
         set_header(&mut resp, "Cache-Control", "no-store");
     }
     set_header(&mut resp, "X-Content-Type-Options", "nosniff");
+    state
+        .metrics
+        .observe(ctx.route, resp.status_code, started.elapsed().as_secs_f64());
     log_request(state, &ctx, req, &resp, error.as_ref(), started);
     resp
 }

@@ -18,6 +18,7 @@ pub mod events;
 pub mod http;
 pub mod keys;
 pub mod log;
+pub mod metrics;
 pub mod password;
 pub mod ratelimit;
 pub mod session;

@@ -58,3 +58,39 @@ pub fn openid_configuration(state: &AppState, _: &Ctx, _: &Request) -> ApiResult
     Ok(Response::from_data("application/json", doc.to_string())
         .with_additional_header("Cache-Control", "public, max-age=300"))
 }
+
+/// `GET /metrics`: the Prometheus text exposition.
+pub fn metrics(state: &AppState, ctx: &Ctx, _: &Request) -> ApiResult<Response> {
+    let now = ctx.now;
+    let (active_sessions, pending, oldest, succeeded, failed) = state.db.read(|c| {
+        let active: i64 = c.query_row(
+            "SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL AND idle_expires_at > ?1 AND expires_at > ?1",
+            [now],
+            |r| r.get(0),
+        )?;
+        let (pending, oldest): (i64, Option<i64>) = c.query_row(
+            "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE status = 'pending'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let succeeded: i64 = c.query_row("SELECT COUNT(*) FROM outbox WHERE status = 'succeeded'", [], |r| r.get(0))?;
+        let failed: i64 = c.query_row("SELECT COUNT(*) FROM outbox WHERE status = 'failed'", [], |r| r.get(0))?;
+        Ok::<_, ApiError>((active, pending, oldest, succeeded, failed))
+    })?;
+    let (hash_running, hash_waiting) = state.hasher.depth();
+    let text = state.metrics.render(&crate::metrics::Gauges {
+        active_sessions,
+        hash_running,
+        hash_waiting,
+        outbox_pending: pending,
+        outbox_oldest_age_secs: oldest
+            .map(|t| (now - t).max(0) as f64 / 1000.0)
+            .unwrap_or(0.0),
+        outbox_succeeded: succeeded,
+        outbox_failed: failed,
+    });
+    Ok(Response::from_data(
+        "text/plain; version=0.0.4; charset=utf-8",
+        text,
+    ))
+}

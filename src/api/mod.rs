@@ -57,6 +57,7 @@ pub static ROUTES: &[(&str, &str, Handler)] = &[
     // Operations and well-known documents.
     ("GET", "/healthz", meta::healthz),
     ("GET", "/readyz", meta::readyz),
+    ("GET", "/metrics", meta::metrics),
     ("GET", "/.well-known/jwks.json", meta::jwks),
     (
         "GET",
