@@ -3,7 +3,9 @@
 //! SQL lives only under `db/`.
 
 pub mod admin_keys;
+pub mod api_keys;
 pub mod audit;
+pub mod invitations;
 pub mod meta;
 pub mod orgs;
 pub mod sessions;
