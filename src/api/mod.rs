@@ -8,6 +8,7 @@ pub mod auth;
 pub mod guard;
 pub mod meta;
 pub mod public;
+pub mod public_invite;
 pub mod two_factor;
 pub mod views;
 

@@ -4,14 +4,13 @@
 //! Every answer carries the key's `X-RateLimit-*` headers; see [`run`].
 
 use crate::api::api_keys::{self, KEY_PREFIX};
-use crate::api::{Ctx, audit, auth, views};
+use crate::api::{Ctx, audit, auth, public_invite, views};
 use crate::app::AppState;
 use crate::clock::rfc3339;
 use crate::crypto;
 use crate::cursor;
 use crate::db::api_keys::{self as keys_db, ApiKey};
 use crate::db::audit::Entry;
-use crate::db::invitations::{self, Invitation};
 use crate::db::orgs::{self, Org};
 use crate::db::users::{self, Membership, User};
 use crate::db::{self, is_unique_violation, sessions};
@@ -356,7 +355,7 @@ pub fn create_user(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Resp
             Ok(Some(users::find_membership(c, &k.org.id, &u.id)?.is_some()))
         })?;
         match existing {
-            Some(true) => return Err(already_member()),
+            Some(true) => return Err(public_invite::already_member()),
             Some(false) => return Err(exists_elsewhere()),
             None => {}
         }
@@ -513,133 +512,19 @@ pub struct InviteRequest {
     role: Option<String>,
 }
 
-fn already_member() -> ApiError {
-    ApiError::new(
-        409,
-        "already_member",
-        "This user is already a member of the organization",
-    )
-}
-
-/// How long an invitation stays valid (the `/org/members/invite` default).
-const INVITE_TTL_MS: i64 = 7 * 86_400_000;
-
-/// Who sent an invitation, as the invite and its event show it.
-struct Inviter<'a> {
-    id: &'a str,
-    email: Option<&'a str>,
-    kind: &'a str,
-}
-
-/// Inserts a pending invitation with the semantics of `/org/members/invite` (409
-/// `already_member` / `invitation_pending`, token stored only as its hash, 7-day expiry),
-/// emits `member.invited` and queues the email, all in `tx`. Returns the invite's wire
-/// shape, the token and the accept URL. Kept apart so the shared invitations module can
-/// replace it.
-fn create_invitation(
-    tx: &rusqlite::Connection,
-    state: &AppState,
-    org: &Org,
-    email: &str,
-    role: &str,
-    by: &Inviter<'_>,
-    now: i64,
-) -> ApiResult<(Value, String, String)> {
-    if let Some(u) = users::find_by_email(tx, email)?
-        && users::find_membership(tx, &org.id, &u.id)?.is_some()
-    {
-        return Err(already_member());
-    }
-    if invitations::find_pending(tx, &org.id, email, now)?.is_some() {
-        return Err(ApiError::new(
-            409,
-            "invitation_pending",
-            "A pending invitation for this email already exists",
-        ));
-    }
-    let token = crypto::random_token(32);
-    let inv = Invitation {
-        id: db::new_id("inv", now),
-        org_id: org.id.clone(),
-        email: email.to_string(),
-        role: role.to_string(),
-        token_hash: crypto::token_hash(&token),
-        state: "pending".into(),
-        invited_by: Some(by.id.to_string()),
-        created_at: now,
-        expires_at: now + INVITE_TTL_MS,
-    };
-    invitations::insert(tx, &inv)?;
-    let base = org
-        .app_url
-        .as_deref()
-        .unwrap_or(&state.config.server.public_url)
-        .trim_end_matches('/');
-    let accept_url = format!("{base}/invitations/accept?token={token}");
-    let invited_by = json!({ "id": by.id, "email": by.email, "type": by.kind });
-    events::emit(
-        tx,
-        Some(org),
-        "member.invited",
-        json!({
-            "inviteId": inv.id,
-            "email": inv.email,
-            "role": inv.role,
-            "invitedBy": invited_by,
-            "expiresAt": rfc3339(inv.expires_at),
-        }),
-        now,
-    )?;
-    events::email(
-        tx,
-        Some(&org.id),
-        &events::Email {
-            to: &inv.email,
-            subject: format!("You are invited to join {}", org.name),
-            text: format!(
-                "You have been invited to join {} as {}.\n\nAccept the invitation: {accept_url}\n\n\
-                 The link expires on {}.\n",
-                org.name,
-                inv.role,
-                rfc3339(inv.expires_at)
-            ),
-            html: format!(
-                "<p>You have been invited to join {} as {}.</p>\
-                 <p><a href=\"{url}\">Accept the invitation</a></p>\
-                 <p>The link expires on {}.</p>",
-                events::html_escape(&org.name),
-                events::html_escape(&inv.role),
-                rfc3339(inv.expires_at),
-                url = events::html_escape(&accept_url),
-            ),
-        },
-        now,
-    )?;
-    let view = json!({
-        "id": inv.id,
-        "email": inv.email,
-        "role": inv.role,
-        "state": inv.state,
-        "expiresAt": rfc3339(inv.expires_at),
-        "createdAt": rfc3339(inv.created_at),
-        "invitedBy": invited_by,
-    });
-    Ok((view, token, accept_url))
-}
-
 pub fn invite(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     run(state, ctx, req, "invitations:write", |k| {
         let body: InviteRequest = input::json(req, state.config.server.max_body_bytes)?;
         let email = validate::email(&body.email)?;
         let role = body.role.unwrap_or_else(|| "member".into());
         check_role_grant(state, k, &role)?;
-        let by = Inviter {
+        let by = public_invite::Inviter {
             id: &k.key.id,
             email: None,
             kind: "api_key",
         };
         let (invite, token, accept_url) = state.db.write(|tx| {
-            let out = create_invitation(tx, state, &k.org, &email, &role, &by, ctx.now)?;
+            let out = public_invite::create(tx, state, &k.org, &email, &role, &by, ctx.now)?;
             let mut e = key_entry(
                 k,
                 "member.invited",
