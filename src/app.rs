@@ -30,6 +30,8 @@ pub struct AppState {
     pub hasher: Hasher,
     pub limiter: crate::ratelimit::Limiter,
     pub metrics: crate::metrics::Metrics,
+    /// API-key uses not yet written to `api_keys.last_used_at`.
+    pub key_usage: api::api_keys::KeyUsage,
     pub log: Logger,
     /// The deployment secret (config, environment, or generated for the dev default).
     secret: Secret,
@@ -153,6 +155,7 @@ impl App {
                 hasher,
                 limiter: crate::ratelimit::Limiter::new(),
                 metrics: crate::metrics::Metrics::new(),
+                key_usage: api::api_keys::KeyUsage::new(now),
                 log,
                 secret,
                 cursor_key,
@@ -226,6 +229,8 @@ fn maintenance_loop(state: &AppState, stop: &(Mutex<bool>, Condvar)) {
     let (lock, cv) = stop;
     let mut stopped = lock.lock().unwrap_or_else(|p| p.into_inner());
     loop {
+        // Before the stop check, so the last API-key uses are also written on shutdown.
+        api::api_keys::flush_usage(state);
         if *stopped {
             return;
         }

@@ -17,6 +17,19 @@ struct Window {
 pub struct Limiter {
     windows: Mutex<HashMap<String, Window>>,
     lockouts: Mutex<HashMap<String, Failures>>,
+    quotas: Mutex<HashMap<String, (i64, u32)>>,
+}
+
+/// The state of a fixed-window quota after one request: what the `X-RateLimit-*` headers say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub limit: u32,
+    /// Requests left in this window after this one.
+    pub remaining: u32,
+    /// When the window ends (ms since the epoch).
+    pub reset_at: i64,
+    /// `Some(retry_after)` when this request is over the limit (and was not counted).
+    pub exceeded: Option<RetryAfter>,
 }
 
 #[derive(Clone, Copy)]
@@ -46,6 +59,43 @@ impl Limiter {
         Limiter {
             windows: Mutex::new(HashMap::new()),
             lockouts: Mutex::new(HashMap::new()),
+            quotas: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts one request on `key` in a fixed window of `window_ms` aligned to the epoch (a
+    /// minute window resets on the minute), reporting what is left. Simpler to reason about
+    /// than [`Limiter::hit`]'s sliding estimate, which is what rate-limit headers need: the
+    /// remaining count and the reset time are exact.
+    pub fn quota(&self, key: &str, limit: u32, window_ms: i64, now: i64) -> Quota {
+        let start = now - now.rem_euclid(window_ms);
+        let reset_at = start + window_ms;
+        let mut map = self.quotas.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= PRUNE_AT {
+            map.retain(|_, (s, _)| *s >= start);
+        }
+        // No allocation for a key already known: this runs on every /public request.
+        if !map.contains_key(key) {
+            map.insert(key.to_string(), (start, 0));
+        }
+        let entry = map.get_mut(key).expect("present: inserted above");
+        if entry.0 != start {
+            *entry = (start, 0);
+        }
+        if entry.1 >= limit {
+            return Quota {
+                limit,
+                remaining: 0,
+                reset_at,
+                exceeded: Some(secs_until(now, reset_at)),
+            };
+        }
+        entry.1 += 1;
+        Quota {
+            limit,
+            remaining: limit - entry.1,
+            reset_at,
+            exceeded: None,
         }
     }
 
@@ -154,6 +204,21 @@ mod tests {
             l.hit("k", 5, 60_000, 130_000).is_ok(),
             "two windows later all is forgotten"
         );
+    }
+
+    #[test]
+    fn quota_counts_down_and_resets_on_the_window() {
+        let l = Limiter::new();
+        let q = l.quota("k", 3, 60_000, 120_500);
+        assert_eq!((q.remaining, q.reset_at, q.exceeded), (2, 180_000, None));
+        l.quota("k", 3, 60_000, 121_000);
+        let q = l.quota("k", 3, 60_000, 122_000);
+        assert_eq!((q.remaining, q.exceeded), (0, None));
+        let q = l.quota("k", 3, 60_000, 170_000);
+        assert_eq!((q.remaining, q.exceeded), (0, Some(10)));
+        assert_eq!(l.quota("other", 3, 60_000, 170_000).remaining, 2);
+        let q = l.quota("k", 3, 60_000, 180_000);
+        assert_eq!((q.remaining, q.reset_at, q.exceeded), (2, 240_000, None));
     }
 
     #[test]

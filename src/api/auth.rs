@@ -210,21 +210,34 @@ fn invalid_credentials() -> ApiError {
 pub fn login(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     let org = guard::org(state, req)?;
     let body: LoginRequest = input::json(req, state.config.server.max_body_bytes)?;
+    password_login(state, ctx, req, &org, &body.email, &body.password)
+}
+
+/// Email + password login into `org`, shared by `/auth/login` and `/public/authenticate`:
+/// the per-IP limit (`ctx.ip`), account lockout, the password check, membership, then
+/// [`finish_login`] (tokens, or the 2FA step).
+pub fn password_login(
+    state: &AppState,
+    ctx: &Ctx,
+    req: &Request,
+    org: &Org,
+    email: &str,
+    password: &str,
+) -> ApiResult<Response> {
     limit_ip(state, ctx, "login")?;
     // Malformed emails and unknown accounts take the same path as a wrong password.
-    let email =
-        validate::email(&body.email).unwrap_or_else(|_| body.email.trim().to_ascii_lowercase());
+    let email = validate::email(email).unwrap_or_else(|_| email.trim().to_ascii_lowercase());
     let account = format!("login:{email}");
     state
         .limiter
         .locked(&account, ctx.now)
         .map_err(ApiError::rate_limited)?;
-    if body.password.len() > 4 * state.config.password.max_length {
+    if password.len() > 4 * state.config.password.max_length {
         return Err(invalid_credentials());
     }
     let user = state.db.read(|c| users::find_by_email(c, &email))?;
     let phc = user.as_ref().and_then(|u| u.password_hash.as_deref());
-    let (ok, rehash) = state.hasher.verify(phc, &body.password)?;
+    let (ok, rehash) = state.hasher.verify(phc, password)?;
     let user = match (ok, user) {
         (true, Some(u)) if u.status == "active" => u,
         (_, user) => {
@@ -238,7 +251,7 @@ pub fn login(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> 
             );
             if let Some(u) = &user {
                 state.db.write(|tx| {
-                    let mut e = entry(&org, u, "user.login_failed");
+                    let mut e = entry(org, u, "user.login_failed");
                     e.actor_type = "anonymous";
                     e.actor_id = None;
                     audit(tx, ctx, req, e)?;
@@ -250,7 +263,7 @@ pub fn login(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> 
                             Entry {
                                 actor_type: "system",
                                 actor_id: None,
-                                ..entry(&org, u, "user.locked")
+                                ..entry(org, u, "user.locked")
                             },
                         )?;
                     }
@@ -273,7 +286,7 @@ pub fn login(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> 
         ));
     }
     let new_hash = if rehash {
-        Some(state.hasher.hash(&body.password)?)
+        Some(state.hasher.hash(password)?)
     } else {
         None
     };
@@ -282,7 +295,7 @@ pub fn login(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> 
             .db
             .write(|tx| users::set_password_hash(tx, &user.id, h, ctx.now))?;
     }
-    finish_login(state, ctx, req, &user, &org, &membership, &["pwd"], &[])
+    finish_login(state, ctx, req, &user, org, &membership, &["pwd"], &[])
 }
 
 /// The end of every first-factor login (password, magic link, backend authenticate): a
@@ -301,7 +314,7 @@ pub fn finish_login(
     extra: &[(&str, serde_json::Value)],
 ) -> ApiResult<Response> {
     let ip = ctx.ip.to_string();
-    let ua = input::user_agent(req);
+    let ua = ctx.user_agent(req);
     let purpose = if user.two_factor_enabled {
         Some(("verify_2fa", "requires2FA"))
     } else if org.settings.require_2fa {
@@ -368,7 +381,7 @@ pub fn finish_login_session(
     amr: &[&str],
 ) -> ApiResult<Issued> {
     let ip = ctx.ip.to_string();
-    let ua = input::user_agent(req);
+    let ua = ctx.user_agent(req);
     let issued = session::start(
         tx,
         state,

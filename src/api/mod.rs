@@ -4,6 +4,7 @@
 pub mod account;
 pub mod admin;
 pub mod admin_users;
+pub mod api_keys;
 pub mod audit_log;
 pub mod auth;
 pub mod email_flows;
@@ -11,6 +12,8 @@ pub mod guard;
 pub mod invites;
 pub mod meta;
 pub mod org;
+pub mod public;
+pub mod public_invite;
 pub mod two_factor;
 pub mod views;
 
@@ -27,6 +30,9 @@ pub struct Ctx {
     /// The matched route template (for logs and metrics), or "-".
     pub route: &'static str,
     params: Vec<(&'static str, String)>,
+    /// Set when acting for an end user behind a backend (`/public/authenticate`): the user
+    /// agent to record instead of the request's own (`Some(None)`: none known).
+    user_agent: Option<Option<String>>,
 }
 
 impl Ctx {
@@ -37,6 +43,28 @@ impl Ctx {
             ip,
             route: "-",
             params: Vec::new(),
+            user_agent: None,
+        }
+    }
+
+    /// The same request acting for an end user behind a backend: `ip` and `user_agent`
+    /// replace the caller's own in rate limits, sessions and the audit trail.
+    pub fn on_behalf_of(&self, ip: IpAddr, user_agent: Option<String>) -> Ctx {
+        Ctx {
+            request_id: self.request_id.clone(),
+            now: self.now,
+            ip,
+            route: self.route,
+            params: self.params.clone(),
+            user_agent: Some(user_agent),
+        }
+    }
+
+    /// The user agent to record: the override of [`Ctx::on_behalf_of`], else the request's.
+    pub fn user_agent(&self, req: &Request) -> Option<String> {
+        match &self.user_agent {
+            Some(ua) => ua.clone(),
+            None => crate::http::input::user_agent(req),
         }
     }
 
@@ -159,6 +187,23 @@ pub static ROUTES: &[(&str, &str, Handler)] = &[
     ("GET", "/api/v1/org/invites", invites::list),
     ("DELETE", "/api/v1/org/invites/{id}", invites::revoke),
     ("POST", "/api/v1/org/invites/{id}/resend", invites::resend),
+    // Org administration (access token + X-Org-Slug).
+    ("POST", "/api/v1/org/api-keys", api_keys::create),
+    ("GET", "/api/v1/org/api-keys", api_keys::list),
+    ("DELETE", "/api/v1/org/api-keys/{id}", api_keys::revoke),
+    // Server to server (X-API-Key).
+    ("POST", "/api/v1/public/verify", public::verify),
+    ("GET", "/api/v1/public/users", public::list_users),
+    ("POST", "/api/v1/public/users", public::create_user),
+    ("GET", "/api/v1/public/users/{id}", public::get_user),
+    (
+        "DELETE",
+        "/api/v1/public/users/{id}/sessions",
+        public::revoke_sessions,
+    ),
+    ("GET", "/api/v1/public/members/{userId}", public::get_member),
+    ("POST", "/api/v1/public/authenticate", public::authenticate),
+    ("POST", "/api/v1/public/invitations", public::invite),
     // Operator API (admin key).
     ("POST", "/api/v1/admin/orgs", admin::create_org),
     ("GET", "/api/v1/admin/orgs", admin::list_orgs),
@@ -252,7 +297,7 @@ pub fn audit(
     entry: crate::db::audit::Entry<'_>,
 ) -> rusqlite::Result<()> {
     let ip = ctx.ip.to_string();
-    let ua = crate::http::input::user_agent(req);
+    let ua = ctx.user_agent(req);
     let mut e = entry;
     e.ip = Some(&ip);
     e.user_agent = ua.as_deref();

@@ -3,6 +3,7 @@
 //! SQL lives only under `db/`.
 
 pub mod admin_keys;
+pub mod api_keys;
 pub mod audit;
 pub mod email_tokens;
 pub mod invitations;

@@ -276,3 +276,36 @@ pub fn update_admin(conn: &Connection, u: &User) -> rusqlite::Result<()> {
 pub fn delete(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
     Ok(conn.execute("DELETE FROM users WHERE id = ?1", [id])? == 1)
 }
+
+/// Members of the org with their accounts, newest membership first, after the
+/// (joined_at, membership id) cursor position if given; `email` narrows to one address.
+pub fn list_members(
+    conn: &Connection,
+    org_id: &str,
+    email: Option<&str>,
+    after: Option<(i64, &str)>,
+    limit: i64,
+) -> rusqlite::Result<Vec<(Membership, User)>> {
+    let (at, id) = after.unwrap_or((i64::MAX, "~"));
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {COLS}, m.id, m.org_id, m.user_id, m.role, m.status, m.metadata, m.joined_at
+         FROM memberships m JOIN users u ON u.id = m.user_id
+         WHERE m.org_id = ?1 AND (?2 IS NULL OR u.email = ?2)
+           AND (m.joined_at < ?3 OR (m.joined_at = ?3 AND m.id < ?4))
+         ORDER BY m.joined_at DESC, m.id DESC LIMIT ?5"
+    ))?;
+    let rows = st.query_map(params![org_id, email, at, id, limit], |r| {
+        let meta: String = r.get(20)?;
+        let m = Membership {
+            id: r.get(15)?,
+            org_id: r.get(16)?,
+            user_id: r.get(17)?,
+            role: r.get(18)?,
+            status: r.get(19)?,
+            metadata: serde_json::from_str(&meta).unwrap_or_else(|_| serde_json::json!({})),
+            joined_at: r.get(21)?,
+        };
+        Ok((m, from_row(r)?))
+    })?;
+    rows.collect()
+}

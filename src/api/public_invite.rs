@@ -1,0 +1,41 @@
+//! `POST /public/invitations` on top of the shared invitation logic of `invites.rs`.
+
+use crate::api::invites;
+use crate::app::AppState;
+use crate::db::orgs::Org;
+use crate::error::{ApiError, ApiResult};
+use serde_json::{Value, json};
+
+pub fn already_member() -> ApiError {
+    ApiError::new(
+        409,
+        "already_member",
+        "This user is already a member of the organization",
+    )
+}
+
+/// Who sent an invitation (an API key here).
+pub struct Inviter<'a> {
+    pub id: &'a str,
+    pub email: Option<&'a str>,
+    pub kind: &'a str,
+}
+
+/// `POST /public/invitations` shares `/org/members/invite`'s rules, email and event: 409
+/// `already_member` / `invitation_pending`, token stored only as its hash, 7-day expiry. The
+/// API key is named as the inviter in the answer. Returns the invite, the token and the URL.
+pub fn create(
+    tx: &rusqlite::Connection,
+    state: &AppState,
+    org: &Org,
+    email: &str,
+    role: &str,
+    by: &Inviter<'_>,
+    now: i64,
+) -> ApiResult<(Value, String, String)> {
+    let (inv, token) = invites::create(tx, state, org, None, email, role, 7, now)?;
+    let mut view = invites::invite_view(tx, &inv, now)?;
+    view["invitedBy"] = json!({ "id": by.id, "email": by.email, "type": by.kind });
+    let url = invites::accept_url(state, org, &token);
+    Ok((view, token, url))
+}
