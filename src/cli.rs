@@ -26,13 +26,14 @@ fn open(config: &Config) -> Result<db::Db, Box<dyn Error>> {
 }
 
 pub fn serve(path: Option<&Path>) -> CliResult {
-    let config = load(path)?;
-    let app = App::build(config, Arc::new(SystemClock))?;
-    let running = app.serve()?;
+    // Take over SIGINT/SIGTERM first, so a signal during start-up still stops gracefully.
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
     ])?;
+    let config = load(path)?;
+    let app = App::build(config, Arc::new(SystemClock))?;
+    let running = app.serve()?;
     if let Some(sig) = signals.forever().next() {
         running.state.log.info(
             "signal received; stopping",
