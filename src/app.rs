@@ -188,6 +188,7 @@ impl App {
             max_header_bytes: s.max_header_bytes,
             max_headers: s.max_headers,
             max_body_bytes: s.max_body_bytes,
+            queue_timeout: s.queue_timeout,
         };
         let st = state.clone();
         let http = server::serve(

@@ -203,6 +203,8 @@ pub struct ServerConfig {
     pub max_body_bytes: u64,
     pub trusted_proxies: Vec<IpAddr>,
     pub idle_timeout: Duration,
+    /// A request that waited longer than this for a free worker is answered 503 at once.
+    pub queue_timeout: Duration,
     pub read_timeout: Duration,
     pub max_connections: usize,
     pub max_header_bytes: usize,

@@ -789,3 +789,33 @@ fn graceful_stop_finishes_in_flight_requests() {
     // The listener is gone.
     assert!(TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_err());
 }
+
+#[test]
+fn requests_that_waited_too_long_for_a_worker_are_shed_with_503() {
+    let _g = serial();
+    let opts = ServerOptions {
+        threads: 1,
+        queue_timeout: Duration::from_millis(100),
+        ..test_opts()
+    };
+    let server = start(opts, echo_handler());
+    let addr = server.local_addr();
+    // Occupy the only worker for 600 ms.
+    let busy = thread::spawn(move || get(addr, "/sleep/600"));
+    thread::sleep(Duration::from_millis(100));
+    let s = connect(addr);
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    w.write_all(b"GET /late HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let resp = read_response(&mut r).unwrap();
+    assert_eq!(resp.status, 503);
+    assert_eq!(resp.header("Retry-After"), Some("1"));
+    assert!(String::from_utf8_lossy(&resp.body).contains("\"overloaded\""));
+    // The connection stays usable, and once the worker is free it is served normally.
+    assert_eq!(busy.join().unwrap().status, 200);
+    w.write_all(b"GET /again HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut r).unwrap().status, 200);
+    server.stop();
+}

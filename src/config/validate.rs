@@ -197,6 +197,12 @@ impl Validator<'_> {
             )?,
             trusted_proxies,
             idle_timeout: self.duration("server.idle_timeout", r.idle_timeout, 30 * SEC, SEC)?,
+            queue_timeout: self.duration(
+                "server.queue_timeout",
+                r.queue_timeout,
+                2 * SEC,
+                SEC / 1000,
+            )?,
             read_timeout: self.duration("server.read_timeout", r.read_timeout, 10 * SEC, SEC)?,
             max_connections: self.int(
                 "server.max_connections",

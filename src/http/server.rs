@@ -86,6 +86,10 @@ pub struct ServerOptions {
     pub max_headers: usize,
     /// Max decoded request body size (413 past it).
     pub max_body_bytes: u64,
+    /// Load shedding: a request whose connection waited longer than this in the queue for a
+    /// free worker is answered 503 `overloaded` (with `Retry-After: 1`, keeping the
+    /// connection) without running the handler. Zero disables shedding.
+    pub queue_timeout: Duration,
 }
 
 impl Default for ServerOptions {
@@ -99,6 +103,7 @@ impl Default for ServerOptions {
             max_header_bytes: 16 * 1024,
             max_headers: 100,
             max_body_bytes: 1024 * 1024,
+            queue_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -262,7 +267,8 @@ struct QueueInner {
 }
 
 impl Queue {
-    fn push(&self, conn: Conn) {
+    fn push(&self, mut conn: Conn) {
+        conn.queued_at = Instant::now();
         lock(&self.inner).items.push_back(conn);
         self.ready.notify_one();
     }
@@ -322,6 +328,8 @@ struct Conn {
     state: ReqState,
     phase: Phase,
     deadline: Instant,
+    /// When the connection last entered the worker queue (for load shedding).
+    queued_at: Instant,
     _guard: ConnGuard,
 }
 
@@ -440,6 +448,15 @@ fn error_response_bytes(status: u16, code: &str, message: &str) -> Vec<u8> {
 
 fn overloaded_bytes() -> Vec<u8> {
     error_response_bytes(503, "overloaded", "Too many open connections")
+}
+
+fn overloaded_response() -> rouille::Response {
+    rouille::Response::from_data(
+        "application/json",
+        error_body("overloaded", "Server is busy; try again shortly"),
+    )
+    .with_status_code(503)
+    .with_additional_header("Retry-After", "1")
 }
 
 fn internal_error_response() -> rouille::Response {
@@ -572,6 +589,7 @@ impl PollerLoop {
             state: ReqState::fresh(),
             phase: Phase::Idle,
             deadline: Instant::now() + self.ctx.opts.idle_timeout,
+            queued_at: Instant::now(),
             _guard: ConnGuard::new(&self.ctx.open),
         };
         self.park(conn);
@@ -773,11 +791,16 @@ fn serve_one(ctx: &Ctx, conn: &mut Conn) -> Next {
         ..
     } = head;
     let is_head = method == "HEAD";
-    let request = rouille::Request::fake_http_from(conn.peer, method, url, headers, body);
-    let handler = &ctx.handler;
-    let response = catch_unwind(AssertUnwindSafe(|| handler(&request)))
-        .unwrap_or_else(|_| internal_error_response());
-    drop(request);
+    let q = ctx.opts.queue_timeout;
+    let response = if !q.is_zero() && conn.queued_at.elapsed() > q {
+        // Waited too long for a worker: answer at once rather than add to the backlog.
+        overloaded_response()
+    } else {
+        let request = rouille::Request::fake_http_from(conn.peer, method, url, headers, body);
+        let handler = &ctx.handler;
+        catch_unwind(AssertUnwindSafe(|| handler(&request)))
+            .unwrap_or_else(|_| internal_error_response())
+    };
 
     let close = !keep_alive || ctx.stopping();
     if prepare_blocking_write(&conn.stream).is_err() {
