@@ -71,3 +71,42 @@ pub fn html_escape(s: &str) -> String {
         .replace('"', "&quot;")
         .replace('\'', "&#39;")
 }
+
+/// `emit` for callers that know only the org's id (the org may be gone: then nothing is sent).
+pub fn emit_in(
+    tx: &Connection,
+    org_id: &str,
+    event: &str,
+    data: Value,
+    now: i64,
+) -> rusqlite::Result<()> {
+    if let Some(org) = crate::db::orgs::find_by_id(tx, org_id)? {
+        emit(tx, Some(&org), event, data, now)?;
+    }
+    Ok(())
+}
+
+/// `{id, email}`: how events name a user.
+pub fn who(id: &str, email: &str) -> Value {
+    json!({ "id": id, "email": email })
+}
+
+/// Announces revoked sessions (`session.revoked`), each in its own org.
+pub fn sessions_revoked(
+    tx: &Connection,
+    revoked: &[(String, String)],
+    user: Value,
+    reason: &str,
+    now: i64,
+) -> rusqlite::Result<()> {
+    for (sid, org_id) in revoked {
+        emit_in(
+            tx,
+            org_id,
+            "session.revoked",
+            json!({ "session": { "id": sid }, "user": user, "reason": reason }),
+            now,
+        )?;
+    }
+    Ok(())
+}

@@ -7,6 +7,7 @@ use crate::db::audit::Entry;
 use crate::db::sessions;
 use crate::db::users;
 use crate::error::{ApiError, ApiResult};
+use crate::events;
 use crate::http::input::{self, nullable};
 use crate::http::respond;
 use crate::password;
@@ -85,6 +86,13 @@ pub fn update_me(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respon
     user.updated_at = ctx.now;
     state.db.write(|tx| {
         users::update_profile(tx, &user)?;
+        events::emit(
+            tx,
+            Some(&me.org),
+            "user.updated",
+            json!({ "user": views::user(&user) }),
+            ctx.now,
+        )?;
         audit(
             tx,
             ctx,
@@ -160,6 +168,15 @@ pub fn change_password(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<
             "password_changed",
             ctx.now,
         )?;
+        let who = events::who(&me.user.id, &me.user.email);
+        events::sessions_revoked(tx, &revoked, who.clone(), "password_changed", ctx.now)?;
+        events::emit(
+            tx,
+            Some(&me.org),
+            "user.password_changed",
+            json!({ "user": who }),
+            ctx.now,
+        )?;
         let mut e = self_entry(&me.org.id, &me.user.id, "user.password_changed");
         e.metadata = json!({ "sessionsRevoked": revoked.len() });
         audit(tx, ctx, req, e)?;
@@ -191,6 +208,9 @@ pub fn revoke_session(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<R
             .filter(|s| s.is_live(ctx.now))
             .ok_or_else(|| ApiError::not_found("Session not found"))?;
         sessions::revoke(tx, &s.id, "revoked_by_user", ctx.now)?;
+        let revoked = [(s.id.clone(), s.org_id.clone())];
+        let who = events::who(&me.user.id, &me.user.email);
+        events::sessions_revoked(tx, &revoked, who, "revoked_by_user", ctx.now)?;
         let mut e = self_entry(&me.org.id, &me.user.id, "session.revoked");
         e.target_type = Some("session");
         e.target_id = Some(&s.id);
@@ -210,7 +230,9 @@ pub fn revoke_other_sessions(state: &AppState, ctx: &Ctx, req: &Request) -> ApiR
             "revoked_by_user",
             ctx.now,
         )?;
-        for id in &ids {
+        let who = events::who(&me.user.id, &me.user.email);
+        events::sessions_revoked(tx, &ids, who, "revoked_by_user", ctx.now)?;
+        for (id, _) in &ids {
             let mut e = self_entry(&me.org.id, &me.user.id, "session.revoked");
             e.target_type = Some("session");
             e.target_id = Some(id);

@@ -140,7 +140,8 @@ pub fn update(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
             users::set_password_hash(tx, &u.id, h, ctx.now)?;
         }
         if disabling || hash.is_some() {
-            sessions::revoke_all_for_user(tx, &u.id, None, "admin", ctx.now)?;
+            let revoked = sessions::revoke_all_for_user(tx, &u.id, None, "admin", ctx.now)?;
+            events::sessions_revoked(tx, &revoked, events::who(&u.id, &u.email), "admin", ctx.now)?;
         }
         audit(tx, ctx, req, act(&admin, "user.updated", &u.id))?;
         for (_, org) in users::memberships_of(tx, &u.id)? {
@@ -208,6 +209,7 @@ pub fn revoke_sessions(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<
     let n = state.db.write(|tx| {
         let u = find(tx, &id)?;
         let ids = sessions::revoke_all_for_user(tx, &u.id, None, "admin", ctx.now)?;
+        events::sessions_revoked(tx, &ids, events::who(&u.id, &u.email), "admin", ctx.now)?;
         let mut e = act(&admin, "user.sessions_revoked", &u.id);
         e.metadata = json!({ "revoked": ids.len() });
         audit(tx, ctx, req, e)?;

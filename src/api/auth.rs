@@ -11,6 +11,7 @@ use crate::db::users::{self, Membership, User};
 use crate::db::{self, is_unique_violation};
 use crate::db::{sessions, two_factor};
 use crate::error::{ApiError, ApiResult};
+use crate::events;
 use crate::http::{cookies, input, respond};
 use crate::password;
 use crate::session::{self, Issued, Origin, Refreshed};
@@ -176,6 +177,13 @@ pub fn signup(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
             ctx.now,
         )?;
         audit(tx, ctx, req, entry(&org, &user, "user.signup"))?;
+        events::emit(
+            tx,
+            Some(&org),
+            "user.created",
+            json!({ "user": views::user(&user) }),
+            ctx.now,
+        )?;
         Ok::<_, ApiError>(issued)
     })?;
     Ok(tokens_response(state, 201, &issued, &user, &membership))
@@ -256,6 +264,14 @@ pub fn password_login(
                     e.actor_id = None;
                     audit(tx, ctx, req, e)?;
                     if locked {
+                        events::emit(
+                            tx,
+                            Some(org),
+                            "security.account_locked",
+                            json!({ "user": events::who(&u.id, &u.email),
+                                    "lockedUntil": crate::clock::rfc3339(ctx.now + sec.lockout.as_millis() as i64) }),
+                            ctx.now,
+                        )?;
                         audit(
                             tx,
                             ctx,
@@ -270,9 +286,11 @@ pub fn password_login(
                     Ok::<_, ApiError>(())
                 })?;
             }
+            state.metrics.login(false);
             return Err(invalid_credentials());
         }
     };
+    state.metrics.login(true);
     state.limiter.clear(&account);
     let membership = state
         .db
@@ -395,6 +413,13 @@ pub fn finish_login_session(
     let mut e = entry(org, user, "user.login");
     e.metadata = json!({ "amr": amr });
     audit(tx, ctx, req, e)?;
+    events::emit(
+        tx,
+        Some(org),
+        "user.login",
+        json!({ "user": events::who(&user.id, &user.email), "session": { "id": issued.session_id }, "amr": amr }),
+        ctx.now,
+    )?;
     Ok(issued)
 }
 
@@ -460,6 +485,18 @@ pub fn refresh(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response
             ));
         }
         if let Refreshed::Reused { session } = &out {
+            let data =
+                json!({ "session": { "id": session.id }, "user": { "id": session.user_id } });
+            events::emit_in(
+                tx,
+                &session.org_id,
+                "security.refresh_token_reused",
+                data.clone(),
+                ctx.now,
+            )?;
+            let mut revoked = data;
+            revoked["reason"] = json!("refresh_token_reused");
+            events::emit_in(tx, &session.org_id, "session.revoked", revoked, ctx.now)?;
             audit(
                 tx,
                 ctx,
@@ -550,6 +587,13 @@ pub fn logout(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
             if let Some(s) = sessions::find(tx, &org_id, &sid)?
                 && sessions::revoke(tx, &s.id, "logout", ctx.now)?
             {
+                events::emit_in(
+                    tx,
+                    &org_id,
+                    "user.logout",
+                    json!({ "user": { "id": s.user_id }, "session": { "id": s.id } }),
+                    ctx.now,
+                )?;
                 audit(
                     tx,
                     ctx,

@@ -240,6 +240,13 @@ pub fn reset_password(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<R
         // Following the link proves the address.
         users::set_email_verified(tx, &user.id, ctx.now)?;
         let revoked = sessions::revoke_all_for_user(tx, &user.id, None, "password_reset", ctx.now)?;
+        events::sessions_revoked(
+            tx,
+            &revoked,
+            events::who(&user.id, &user.email),
+            "password_reset",
+            ctx.now,
+        )?;
         events::emit(
             tx,
             Some(&org),

@@ -9,6 +9,7 @@ use crate::db::orgs::Org;
 use crate::db::two_factor::{self as tf, Partial};
 use crate::db::users::{self, Membership, User};
 use crate::error::{ApiError, ApiResult};
+use crate::events;
 use crate::http::{cookies, input, respond};
 use crate::totp;
 use rouille::{Request, Response};
@@ -188,6 +189,13 @@ pub fn enable(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
         tf::enable(tx, &user.id, step, ctx.now)?;
         let codes = new_backup_codes(tx, &user.id, ctx.now)?;
         audit(tx, ctx, req, entry(&org, &user, "user.2fa_enabled"))?;
+        events::emit(
+            tx,
+            Some(&org),
+            "user.2fa_enabled",
+            json!({ "user": events::who(&user.id, &user.email) }),
+            ctx.now,
+        )?;
         Ok(codes)
     })?;
     match who {
@@ -257,6 +265,13 @@ pub fn disable(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response
         }
         tf::disable(tx, &me.user.id)?;
         audit(tx, ctx, req, entry(&me.org, &me.user, "user.2fa_disabled"))?;
+        events::emit(
+            tx,
+            Some(&me.org),
+            "user.2fa_disabled",
+            json!({ "user": events::who(&me.user.id, &me.user.email) }),
+            ctx.now,
+        )?;
         Ok::<_, ApiError>(true)
     })?;
     if !ok {

@@ -113,19 +113,21 @@ pub fn revoke(conn: &Connection, id: &str, reason: &str, now: i64) -> rusqlite::
     Ok(n > 0)
 }
 
-/// Revokes every live session of the user except `keep`; returns the revoked ids.
+/// Revokes every live session of the user except `keep`; returns (session id, org id) of each.
 pub fn revoke_all_for_user(
     conn: &Connection,
     user_id: &str,
     keep: Option<&str>,
     reason: &str,
     now: i64,
-) -> rusqlite::Result<Vec<String>> {
+) -> rusqlite::Result<Vec<(String, String)>> {
     let mut st = conn.prepare_cached(
         "UPDATE sessions SET revoked_at = ?3, revoked_reason = ?4
-         WHERE user_id = ?1 AND revoked_at IS NULL AND id IS NOT ?2 RETURNING id",
+         WHERE user_id = ?1 AND revoked_at IS NULL AND id IS NOT ?2 RETURNING id, org_id",
     )?;
-    let rows = st.query_map(params![user_id, keep, now, reason], |r| r.get(0))?;
+    let rows = st.query_map(params![user_id, keep, now, reason], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })?;
     rows.collect()
 }
 
