@@ -148,7 +148,14 @@ pub fn user_create(
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line)?;
         let pw = line.trim_end_matches(['\r', '\n']);
-        password::check_policy(&config.password, None, "password", pw).map_err(|e| e.message)?;
+        password::check_policy(
+            &config.password,
+            None,
+            "password",
+            pw,
+            config.password.reject_common,
+        )
+        .map_err(|e| e.message)?;
         let hasher = password::Hasher::new(config.argon2.clone(), 1, 0);
         Some(hasher.hash(pw).map_err(|e| e.message)?)
     } else {

@@ -443,7 +443,13 @@ pub fn create_user(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Resp
     let last_name = opt_name("lastName", &body.last_name)?;
     let password_hash = match &body.password {
         Some(p) => {
-            password::check_policy(&state.config.password, None, "password", p)?;
+            password::check_policy(
+                &state.config.password,
+                None,
+                "password",
+                p,
+                state.config.password.reject_common,
+            )?;
             Some(state.hasher.hash(p)?)
         }
         None => None,
