@@ -1,10 +1,15 @@
 //! Password hashing: argon2id PHC strings, a dummy verify for unknown accounts, and a gate
 //! that bounds how many hashes run at once (each holds `memory_kib` of RAM) and how many
-//! callers may wait, so a login flood gets 503s instead of exhausting memory.
+//! callers may wait, so a login flood gets 503s instead of exhausting memory. Hashing uses
+//! the RustCrypto `argon2` crate: same PHC strings as rust-argon2 (each verifies the other's),
+//! measured faster at equal strength — figures in docs/benchmarks.md (`bench/argon2.sh`).
 
 use crate::config::Argon2Config;
 use crate::error::ApiError;
-use std::sync::{Condvar, Mutex};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use std::collections::HashSet;
+use std::sync::{Condvar, Mutex, OnceLock};
 
 /// Bounds concurrent hashing: `running ≤ max`, `waiting ≤ queue`; past the queue → overloaded.
 pub struct Hasher {
@@ -71,23 +76,26 @@ impl Hasher {
         Ok(Permit(self))
     }
 
-    fn config(&self) -> argon2::Config<'static> {
-        argon2::Config {
-            variant: argon2::Variant::Argon2id,
-            version: argon2::Version::Version13,
-            mem_cost: self.params.memory_kib,
-            time_cost: self.params.iterations,
-            lanes: self.params.parallelism,
-            secret: &[],
-            ad: &[],
-            hash_length: 32,
-        }
+    /// The RustCrypto argon2id context for the configured parameters. `Params::new` only
+    /// refuses values that config validation already refuses.
+    fn argon2(&self) -> Argon2<'static> {
+        let params = Params::new(
+            self.params.memory_kib,
+            self.params.iterations,
+            self.params.parallelism,
+            Some(HASH_LEN),
+        )
+        .expect("argon2 parameters are validated at config load");
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
     }
 
     fn raw_hash(&self, password: &str) -> String {
-        let salt = crate::crypto::random_bytes(16);
-        argon2::hash_encoded(password.as_bytes(), &salt, &self.config())
+        let salt = SaltString::encode_b64(&crate::crypto::random_bytes(16))
+            .expect("16 bytes is a valid salt length");
+        self.argon2()
+            .hash_password(password.as_bytes(), &salt)
             .expect("argon2 parameters are validated at config load")
+            .to_string()
     }
 
     /// A PHC string for `password`, through the gate.
@@ -97,28 +105,77 @@ impl Hasher {
     }
 
     /// Checks `password` against `phc`; with `None` (unknown account) it verifies against a
-    /// dummy hash so the answer takes as long. Returns (matches, needs_rehash).
+    /// dummy hash so the answer takes as long. A stored string that does not parse as a PHC
+    /// hash is also answered after a dummy verify, and never matches. The hash's own
+    /// parameters (m, t, p, variant, version, length) drive the check, so strings written by
+    /// rust-argon2 or under older settings still verify. Returns (matches, needs_rehash).
     pub fn verify(&self, phc: Option<&str>, password: &str) -> Result<(bool, bool), ApiError> {
         let _p = self.acquire()?;
-        let target = phc.unwrap_or(&self.dummy_hash);
-        let ok = argon2::verify_encoded(target, password.as_bytes()).unwrap_or(false);
-        Ok((
-            ok && phc.is_some(),
-            ok && phc.is_some() && self.outdated(target),
-        ))
+        let stored = phc.and_then(|s| PasswordHash::new(s).ok());
+        match stored {
+            Some(hash) => {
+                let ok = verify_phc(&hash, password);
+                Ok((ok, ok && self.outdated(&hash)))
+            }
+            None => {
+                let dummy = PasswordHash::new(&self.dummy_hash).expect("own PHC string parses");
+                let _ = verify_phc(&dummy, password);
+                Ok((false, false))
+            }
+        }
     }
 
-    fn outdated(&self, phc: &str) -> bool {
-        let want = format!(
-            "$argon2id$v=19$m={},t={},p={}$",
-            self.params.memory_kib, self.params.iterations, self.params.parallelism
-        );
-        !phc.starts_with(&want)
+    /// True when the stored hash was not made with exactly the configured argon2id settings.
+    fn outdated(&self, hash: &PasswordHash<'_>) -> bool {
+        let same_params = Params::try_from(hash).is_ok_and(|p| {
+            p.m_cost() == self.params.memory_kib
+                && p.t_cost() == self.params.iterations
+                && p.p_cost() == self.params.parallelism
+                && p.keyid().is_empty()
+                && p.data().is_empty()
+        });
+        let same_output = hash.hash.is_some_and(|h| h.len() == HASH_LEN);
+        !(hash.algorithm == Algorithm::Argon2id.ident()
+            && hash.version == Some(Version::V0x13.into())
+            && same_params
+            && same_output)
     }
 }
 
-/// Length rules (config, raised by the org's minimum). Common-password rejection is applied
-/// on top by the callers that take new passwords.
+/// Output length of the hashes this server writes (the argon2 and rust-argon2 default).
+const HASH_LEN: usize = 32;
+
+/// Verifies with the algorithm and parameters recorded in `hash` itself, in constant time.
+/// Any argon2 variant is accepted here; `outdated` flags a non-argon2id hash for upgrade.
+fn verify_phc(hash: &PasswordHash<'_>, password: &str) -> bool {
+    Argon2::default()
+        .verify_password(password.as_bytes(), hash)
+        .is_ok()
+}
+
+/// The 10,000 most common passwords (zxcvbn's ranked list; see data/README.md), lower-case.
+const COMMON_PASSWORDS: &str = include_str!("../data/common-passwords.txt");
+
+fn common_set() -> &'static HashSet<&'static str> {
+    static SET: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    SET.get_or_init(|| {
+        COMMON_PASSWORDS
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect()
+    })
+}
+
+/// Whether `password` is on the common-passwords list, compared case-insensitively (the list
+/// is lower-case, so `Password` and `PASSWORD` are as common as `password`).
+pub fn is_common(password: &str) -> bool {
+    common_set().contains(password.to_lowercase().as_str())
+}
+
+/// Policy for a new password: length within the config's bounds (the minimum raised by the
+/// org's), and, with `password.reject_common`, not one of the 10,000 most common passwords. Failures
+/// are 400 `weak_password` naming `field`.
 pub fn check_policy(
     cfg: &crate::config::PasswordConfig,
     org_min: Option<u32>,
@@ -141,5 +198,11 @@ pub fn check_policy(
             format!("must be at most {} characters", cfg.max_length),
         ));
     }
+    if cfg.reject_common && is_common(password) {
+        return Err(ApiError::field("weak_password", field, "is too common"));
+    }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

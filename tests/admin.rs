@@ -215,6 +215,15 @@ fn users_are_created_listed_sorted_and_searched() {
         Some(json!({ "email": "d@example.com", "password": "short" })),
     )
     .assert_error(400, "weak_password");
+    // One of the 10,000 most common passwords, whatever its case (password.reject_common).
+    let j = s
+        .admin_send(
+            "POST",
+            "/api/v1/admin/users",
+            Some(json!({ "email": "d@example.com", "password": "Qwerty123" })),
+        )
+        .assert_error(400, "weak_password");
+    assert!(j["message"].as_str().unwrap().contains("too common"), "{j}");
 
     let d = s
         .admin_get("/api/v1/admin/users?sortField=email&sortDir=asc")
