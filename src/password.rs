@@ -3,17 +3,86 @@
 //! callers may wait, so a login flood gets 503s instead of exhausting memory. Hashing uses
 //! the RustCrypto `argon2` crate: same PHC strings as rust-argon2 (each verifies the other's),
 //! measured faster at equal strength — figures in docs/benchmarks.md (`bench/argon2.sh`).
+//!
+//! Hashes run on `max_concurrent_hashes` dedicated threads, not on the HTTP workers: the
+//! allocator keeps a memory pool per thread, and an argon2 block (`memory_kib`, 19 MiB by
+//! default) allocated on every worker stayed resident per worker (measured: 16 workers →
+//! 318 MB after a login burst). On a few dedicated threads it stays bounded by their count.
 
 use crate::config::Argon2Config;
 use crate::error::ApiError;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use std::collections::HashSet;
-use std::sync::{Condvar, Mutex, OnceLock};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A fixed set of threads that run hash jobs; they end when the pool is dropped.
+struct Pool {
+    jobs: Mutex<Sender<Job>>,
+}
+
+impl Pool {
+    fn new(threads: usize) -> Pool {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx: Arc<Mutex<Receiver<Job>>> = Arc::new(Mutex::new(rx));
+        for i in 0..threads {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("latchkey-hash-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                });
+            // Without threads the jobs run on the caller (see `run`).
+            if spawned.is_err() {
+                break;
+            }
+        }
+        Pool {
+            jobs: Mutex::new(tx),
+        }
+    }
+
+    /// Runs `f` on a pool thread and waits for it (on the caller if the pool is gone).
+    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let f = Arc::new(Mutex::new(Some(f)));
+        let job_f = f.clone();
+        let sent = self
+            .jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(Box::new(move || {
+                if let Some(f) = job_f.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                    let _ = tx.send(f());
+                }
+            }));
+        if sent.is_ok()
+            && let Ok(v) = rx.recv()
+        {
+            return v;
+        }
+        let f = f
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .expect("a job that did not run is still here");
+        f()
+    }
+}
 
 /// Bounds concurrent hashing: `running ≤ max`, `waiting ≤ queue`; past the queue → overloaded.
 pub struct Hasher {
     params: Argon2Config,
+    pool: Pool,
     max: usize,
     queue: usize,
     state: Mutex<GateState>,
@@ -40,9 +109,11 @@ impl Drop for Permit<'_> {
 
 impl Hasher {
     pub fn new(params: Argon2Config, max_concurrent: usize, queue: usize) -> Hasher {
+        let max = max_concurrent.max(1);
         let mut h = Hasher {
+            pool: Pool::new(max),
             params,
-            max: max_concurrent.max(1),
+            max,
             queue,
             state: Mutex::new(GateState::default()),
             cv: Condvar::new(),
@@ -90,18 +161,15 @@ impl Hasher {
     }
 
     fn raw_hash(&self, password: &str) -> String {
-        let salt = SaltString::encode_b64(&crate::crypto::random_bytes(16))
-            .expect("16 bytes is a valid salt length");
-        self.argon2()
-            .hash_password(password.as_bytes(), &salt)
-            .expect("argon2 parameters are validated at config load")
-            .to_string()
+        hash_with(&self.argon2(), password)
     }
 
-    /// A PHC string for `password`, through the gate.
+    /// A PHC string for `password`, through the gate, on a hashing thread.
     pub fn hash(&self, password: &str) -> Result<String, ApiError> {
         let _p = self.acquire()?;
-        Ok(self.raw_hash(password))
+        let argon2 = self.argon2();
+        let password = password.to_string();
+        Ok(self.pool.run(move || hash_with(&argon2, &password)))
     }
 
     /// Checks `password` against `phc`; with `None` (unknown account) it verifies against a
@@ -111,18 +179,18 @@ impl Hasher {
     /// rust-argon2 or under older settings still verify. Returns (matches, needs_rehash).
     pub fn verify(&self, phc: Option<&str>, password: &str) -> Result<(bool, bool), ApiError> {
         let _p = self.acquire()?;
-        let stored = phc.and_then(|s| PasswordHash::new(s).ok());
-        match stored {
-            Some(hash) => {
-                let ok = verify_phc(&hash, password);
-                Ok((ok, ok && self.outdated(&hash)))
-            }
-            None => {
-                let dummy = PasswordHash::new(&self.dummy_hash).expect("own PHC string parses");
-                let _ = verify_phc(&dummy, password);
-                Ok((false, false))
-            }
-        }
+        let parsed = phc.filter(|s| PasswordHash::new(s).is_ok());
+        let outdated =
+            parsed.is_some_and(|s| PasswordHash::new(s).is_ok_and(|h| self.outdated(&h)));
+        let target = parsed.unwrap_or(&self.dummy_hash).to_string();
+        let real = parsed.is_some();
+        let password = password.to_string();
+        let ok = self
+            .pool
+            .run(move || PasswordHash::new(&target).is_ok_and(|h| verify_phc(&h, &password)));
+        // The dummy never matches, even if someone typed its password.
+        let ok = ok && real;
+        Ok((ok, ok && outdated))
     }
 
     /// True when the stored hash was not made with exactly the configured argon2id settings.
@@ -140,6 +208,15 @@ impl Hasher {
             && same_params
             && same_output)
     }
+}
+
+fn hash_with(argon2: &Argon2<'static>, password: &str) -> String {
+    let salt = SaltString::encode_b64(&crate::crypto::random_bytes(16))
+        .expect("16 bytes is a valid salt length");
+    argon2
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2 parameters are validated at config load")
+        .to_string()
 }
 
 /// Output length of the hashes this server writes (the argon2 and rust-argon2 default).
