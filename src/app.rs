@@ -167,12 +167,9 @@ impl App {
 
     /// Binds `server.bind` and serves.
     pub fn serve(self) -> Result<Running, StartError> {
-        let listener = TcpListener::bind(&self.state.config.server.bind).map_err(|e| {
-            StartError::Io(format!(
-                "cannot listen on {}: {e}",
-                self.state.config.server.bind
-            ))
-        })?;
+        let bind = &self.state.config.server.bind;
+        let listener = listen(bind, 1024)
+            .map_err(|e| StartError::Io(format!("cannot listen on {bind}: {e}")))?;
         self.serve_on(listener)
     }
 
@@ -223,6 +220,20 @@ impl App {
             threads: vec![maint],
         })
     }
+}
+
+/// A listening socket with a deeper accept backlog than std's 128, so a burst of new
+/// connections is queued by the kernel instead of waiting out SYN retransmissions.
+fn listen(addr: &str, backlog: i32) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let addr: SocketAddr = addr
+        .parse()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{e}")))?;
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    Ok(socket.into())
 }
 
 /// Background chores on a named thread: key reloads (rotation by the CLI) and a heartbeat.

@@ -703,6 +703,15 @@ fn fairness_64_keep_alive_clients_all_get_served() {
     server.stop();
 }
 
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
 #[test]
 fn idle_sockets_cost_no_threads() {
     let _g = serial();
@@ -710,9 +719,12 @@ fn idle_sockets_cost_no_threads() {
     // process (client and server side).
     const IDLE: usize = 2000;
     let before = thread_count();
+    let rss_before = rss_kib();
     let opts = ServerOptions {
         threads: 4,
         max_connections: 4096,
+        idle_timeout: Duration::from_secs(3),
+        read_timeout: Duration::from_secs(2),
         ..test_opts()
     };
     let server = start(opts, echo_handler());
@@ -731,13 +743,36 @@ fn idle_sockets_cost_no_threads() {
         }
         idle.push(s);
     }
-    thread::sleep(Duration::from_millis(200));
+    // A few clients slow-drip their requests meanwhile (one byte every 100 ms).
+    let drippers: Vec<_> = (0..4)
+        .map(|_| {
+            thread::spawn(move || {
+                let mut s = connect(addr);
+                for b in b"GET /drip HTTP/1.1\r\nHost: t\r\n".iter() {
+                    if s.write_all(&[*b]).is_err() {
+                        return;
+                    }
+                    thread::sleep(Duration::from_millis(100));
+                }
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(300));
     let during = thread_count();
-    eprintln!("threads: before {before}, with {IDLE} idle sockets {during}");
-    // workers + poller, plus slack for the test harness.
+    let rss_during = rss_kib();
+    eprintln!(
+        "threads: before {before}, with {IDLE} idle sockets {during}; RSS {rss_before} -> {rss_during} KiB"
+    );
+    // workers + poller + the 4 dripping client threads, plus slack for the test harness.
     assert!(
-        during <= before + 4 + 1 + 2,
+        during <= before + 4 + 1 + 4 + 2,
         "thread count grew with idle sockets: {before} -> {during}"
+    );
+    // Client and server sides of 2,000 sockets together stay well under 64 MiB.
+    assert!(
+        rss_during.saturating_sub(rss_before) < 64 * 1024,
+        "RSS grew by {} KiB",
+        rss_during - rss_before
     );
     let t = Instant::now();
     let resp = get(addr, "/fresh");
@@ -747,6 +782,17 @@ fn idle_sockets_cost_no_threads() {
         "fresh client waited {:?}",
         t.elapsed()
     );
+    // After the idle timeout every idle socket has been closed by the server.
+    thread::sleep(Duration::from_millis(3500));
+    for s in idle.iter_mut().step_by(97) {
+        assert!(
+            closed_within(s, Duration::from_secs(2)),
+            "idle socket still open"
+        );
+    }
+    for d in drippers {
+        let _ = d.join();
+    }
     drop(idle);
     server.stop();
 }
