@@ -36,6 +36,9 @@ pub struct AppState {
     /// Last heartbeat of the background thread (ms), for `/readyz`.
     pub worker_heartbeat: AtomicI64,
     pub stopping: AtomicBool,
+    /// The outbox signal: `notify()` after committing a transaction that queued a webhook or
+    /// an email (see `outbox::emit`, `outbox::enqueue_email`).
+    pub outbox: crate::outbox::Notifier,
 }
 
 impl AppState {
@@ -154,6 +157,7 @@ impl App {
                 cursor_key,
                 worker_heartbeat: AtomicI64::new(now),
                 stopping: AtomicBool::new(false),
+                outbox: crate::outbox::Notifier::new(),
             }),
         })
     }
@@ -199,6 +203,9 @@ impl App {
                 .spawn(move || maintenance_loop(&state, &stop))
                 .map_err(|e| StartError::Io(e.to_string()))?
         };
+        // The outbox worker (webhook deliveries, emails); stopped in `Running::shutdown`.
+        let outbox =
+            crate::outbox::spawn(state.clone()).map_err(|e| StartError::Io(e.to_string()))?;
         state.log.info(
             "listening",
             &[
@@ -212,7 +219,7 @@ impl App {
             addr,
             http: Some(http),
             stop,
-            threads: vec![maint],
+            threads: vec![maint, outbox],
         })
     }
 }
@@ -268,6 +275,7 @@ impl Running {
             *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
             cv.notify_all();
         }
+        self.state.outbox.shutdown();
         for t in self.threads.drain(..) {
             let _ = t.join();
         }

@@ -17,6 +17,7 @@ pub mod error;
 pub mod http;
 pub mod keys;
 pub mod log;
+pub mod outbox;
 pub mod password;
 pub mod tokens;
 pub mod validate;

@@ -2,6 +2,7 @@
 //! path, 405 (with `Allow`) for a known path with another method.
 
 pub mod admin;
+pub mod admin_outbox;
 pub mod guard;
 pub mod meta;
 pub mod views;
@@ -68,6 +69,12 @@ pub static ROUTES: &[(&str, &str, Handler)] = &[
     ),
     ("POST", "/api/v1/admin/users", admin::create_user),
     ("GET", "/api/v1/admin/users", admin::list_users),
+    ("GET", "/api/v1/admin/outbox", admin_outbox::list),
+    (
+        "POST",
+        "/api/v1/admin/outbox/{id}/retry",
+        admin_outbox::retry,
+    ),
 ];
 
 fn matches(template: &'static str, path: &str, params: &mut Vec<(&'static str, String)>) -> bool {

@@ -6,8 +6,10 @@ pub mod admin_keys;
 pub mod audit;
 pub mod meta;
 pub mod orgs;
+pub mod outbox;
 pub mod signing_keys;
 pub mod users;
+pub mod webhooks;
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use std::fmt;
