@@ -217,7 +217,7 @@ impl Worker {
                 };
                 Ok::<_, rusqlite::Error>(Some((c, endpoint, event)))
             });
-            if let Some(f) = &prev {
+            if let (Some(f), Ok(_)) = (&prev, &claimed) {
                 self.count(f);
             }
             match claimed {
