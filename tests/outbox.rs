@@ -535,7 +535,7 @@ fn a_slow_receiver_does_not_hold_up_other_endpoints() {
 #[test]
 fn a_restart_mid_backlog_delivers_every_event() {
     let rx = Receiver::start();
-    rx.delay_ms.store(40, Ordering::SeqCst);
+    rx.delay_ms.store(20, Ordering::SeqCst);
     let mut s = TestServer::start_with(WEBHOOKS);
     let org = create_org(&mut s, "acme-corp");
     add_endpoint(&s, &org.0, &rx.url, &["*"]);

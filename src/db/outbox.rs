@@ -122,6 +122,15 @@ pub fn claim_next(
         .optional()
 }
 
+/// Gives back a claimed row that was never attempted: due again now.
+pub fn release(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE outbox SET next_attempt_at = ?2 WHERE id = ?1 AND status = 'pending'",
+    )?
+    .execute(params![id, now])?;
+    Ok(())
+}
+
 pub fn event_name(conn: &Connection, event_id: &str) -> rusqlite::Result<Option<String>> {
     conn.prepare_cached("SELECT event FROM events WHERE id = ?1")?
         .query_row(params![event_id], |r| r.get(0))

@@ -4,10 +4,13 @@
 //! requests in flight, while a slow endpoint holds up only its own lane: other endpoints go on
 //! in parallel.
 //!
-//! Each attempt first *claims* its row in a write transaction (moving `next_attempt_at` to a
-//! lease deadline), and writes the result back in the transaction that claims the next row. A
-//! crash mid-attempt leaves the row pending with the lease as its due time: it is retried after
-//! restart, with the same `del_…` id (at-least-once).
+//! An attempt first *claims* its row in a write transaction, moving `next_attempt_at` to a
+//! lease deadline; its result is written in the transaction that claims the lane's next rows.
+//! A crash mid-attempt leaves the row pending with the lease as its due time: it is retried
+//! after restart, with the same `del_…` id (at-least-once). A graceful stop finishes the
+//! attempts in flight, records them, and gives back claimed rows not yet attempted.
+//! Lanes with a fast receiver claim growing batches (up to [`MAX_BATCH`] rows, each row's lease
+//! covering the attempts before it), which keeps write transactions few under load.
 
 use super::email::{self, Mail, Mailer};
 use super::webhook::{self, Delivery, Sender};
@@ -21,7 +24,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Delivery threads: at most this many endpoints (or the mail lane) are served at once.
 pub const LANES: usize = 8;
@@ -29,8 +32,12 @@ pub const LANES: usize = 8;
 const PER_RUN: usize = 100;
 /// Longest the scheduler sleeps: rows written by another process (the CLI) are found this soon.
 const IDLE_CAP: Duration = Duration::from_secs(5);
-/// Added to the attempt's own timeout to form the lease.
+/// Added to the attempts' own timeouts to form a lease.
 const LEASE_MARGIN_MS: i64 = 30_000;
+/// Rows a lane claims at once at most, when its receiver is fast.
+const MAX_BATCH: usize = 32;
+/// What counts as fast: a receiver answering within this gets growing batches.
+const FAST_ATTEMPT: Duration = Duration::from_millis(50);
 const SWEEP_EVERY_MS: i64 = 3_600_000;
 /// Longest `last_error` kept.
 const MAX_ERROR_CHARS: usize = 300;
@@ -51,6 +58,8 @@ struct Worker {
     mailer: Mailer,
     pool: Mutex<PoolState>,
     pool_cv: Condvar,
+    /// Serializes the lanes' write transactions (see [`Worker::write`]).
+    writes: Mutex<()>,
 }
 
 /// Starts the worker; `state.outbox.shutdown()` stops it, and joining the handle waits for the
@@ -62,6 +71,7 @@ pub fn spawn(state: Arc<AppState>) -> std::io::Result<JoinHandle<()>> {
         state,
         pool: Mutex::new(PoolState::default()),
         pool_cv: Condvar::new(),
+        writes: Mutex::new(()),
     });
     let mut lanes = Vec::with_capacity(LANES);
     for i in 0..LANES {
@@ -189,61 +199,115 @@ impl Worker {
         }
     }
 
-    /// Delivers a lane's due rows one after another: each result is written in the
-    /// transaction that claims the next row.
+    /// Delivers a lane's due rows one after another. Rows are claimed in small batches and
+    /// the results of one batch are written in the transaction that claims the next, so a
+    /// fast receiver costs few write transactions. A slow or failing receiver is served one
+    /// row at a time, so its results are recorded promptly and its leases stay short.
     fn run_lane(&self, lane: &Lane) {
-        let mut done: Option<Finished> = None;
-        for _ in 0..PER_RUN {
-            if self.signal().is_stopping() {
-                break;
-            }
+        let mut done: Vec<Finished> = Vec::new();
+        let mut batch = 1usize;
+        let mut made = 0usize;
+        let per_attempt = self.attempt_ms(lane);
+        while made < PER_RUN && !self.signal().is_stopping() {
             let now = self.state.now();
-            let lease_until = now + self.lease_ms(lane);
-            let prev = done.take();
-            let claimed = self.state.db.write(|tx| {
-                if let Some(f) = &prev {
+            let prev = std::mem::take(&mut done);
+            let claimed = self.write(|tx| {
+                for f in &prev {
                     f.write(tx)?;
                 }
-                let Some(c) = store::claim_next(tx, lane.as_deref(), now, lease_until)? else {
-                    return Ok(None);
-                };
-                let endpoint = match &c.endpoint_id {
-                    Some(id) => webhooks::get_any(tx, id)?,
-                    None => None,
-                };
-                let event = match &c.event_id {
-                    Some(id) => store::event_name(tx, id)?,
-                    None => None,
-                };
-                Ok::<_, rusqlite::Error>(Some((c, endpoint, event)))
-            });
-            if let (Some(f), Ok(_)) = (&prev, &claimed) {
-                self.count(f);
-            }
-            match claimed {
-                Ok(Some((c, endpoint, event))) => {
-                    done = Some(self.attempt(&c, endpoint.as_ref(), event.as_deref()));
+                let mut jobs = Vec::with_capacity(batch);
+                for i in 0..batch {
+                    // The i-th row waits for i attempts before its own: its lease covers them.
+                    let lease_until = now + per_attempt * (i as i64 + 1) + LEASE_MARGIN_MS;
+                    let Some(c) = store::claim_next(tx, lane.as_deref(), now, lease_until)? else {
+                        break;
+                    };
+                    let endpoint = match &c.endpoint_id {
+                        Some(id) => webhooks::get_any(tx, id)?,
+                        None => None,
+                    };
+                    let event = match &c.event_id {
+                        Some(id) => store::event_name(tx, id)?,
+                        None => None,
+                    };
+                    jobs.push((c, endpoint, event));
                 }
-                Ok(None) => return,
+                Ok::<_, rusqlite::Error>(jobs)
+            });
+            let jobs = match claimed {
+                Ok(jobs) => {
+                    prev.iter().for_each(|f| self.count(f));
+                    jobs
+                }
                 Err(e) => {
-                    // The claim (and any result) rolled back; leased rows come due again.
+                    // The claim and the previous results rolled back: those rows keep their
+                    // leases and are attempted again when the leases run out.
                     self.state
                         .log
                         .error("outbox claim failed", &[("error", json!(e.to_string()))]);
                     std::thread::sleep(Duration::from_millis(200));
                     return;
                 }
+            };
+            if jobs.is_empty() {
+                return;
             }
-        }
-        if let Some(f) = done {
-            match self.state.db.write(|tx| f.write(tx)) {
-                Ok(()) => self.count(&f),
-                Err(e) => self.state.log.error(
-                    "outbox result not recorded; the attempt will be repeated",
-                    &[("id", json!(f.id)), ("error", json!(e.to_string()))],
-                ),
+            let started = Instant::now();
+            let n = jobs.len();
+            let mut unattempted = Vec::new();
+            for (c, endpoint, event) in jobs {
+                if self.signal().is_stopping() {
+                    unattempted.push(c.id);
+                } else {
+                    done.push(self.attempt(&c, endpoint.as_ref(), event.as_deref()));
+                }
             }
+            if !unattempted.is_empty() {
+                self.flush(&done, &unattempted);
+                return;
+            }
+            made += n;
+            batch = if started.elapsed() < FAST_ATTEMPT * n as u32 {
+                (batch * 2).min(MAX_BATCH)
+            } else {
+                1
+            };
         }
+        self.flush(&done, &[]);
+    }
+
+    /// Writes results, and makes claimed rows that were never attempted (stopping) due now.
+    fn flush(&self, done: &[Finished], unattempted: &[String]) {
+        if done.is_empty() && unattempted.is_empty() {
+            return;
+        }
+        let now = self.state.now();
+        let r = self.write(|tx| {
+            for f in done {
+                f.write(tx)?;
+            }
+            for id in unattempted {
+                store::release(tx, id, now)?;
+            }
+            Ok::<_, rusqlite::Error>(())
+        });
+        match r {
+            Ok(()) => done.iter().for_each(|f| self.count(f)),
+            Err(e) => self.state.log.error(
+                "outbox results not recorded; those attempts will be repeated",
+                &[("error", json!(e.to_string()))],
+            ),
+        }
+    }
+
+    /// A write transaction of a lane. Lanes queue on an in-process lock rather than on
+    /// SQLite's busy handler, whose back-off sleeps would add latency.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        let _turn = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        self.state.db.write(f)
     }
 
     fn count(&self, f: &Finished) {
@@ -255,13 +319,14 @@ impl Worker {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn lease_ms(&self, lane: &Lane) -> i64 {
+    /// The longest one attempt of this lane can take.
+    fn attempt_ms(&self, lane: &Lane) -> i64 {
         let t = match lane {
             Some(_) => self.state.config.webhooks.timeout,
             // An SMTP exchange is several round trips, each with its own timeout.
             None => self.state.config.email.smtp.timeout * 6,
         };
-        t.as_millis() as i64 + LEASE_MARGIN_MS
+        t.as_millis() as i64
     }
 
     fn attempt(&self, c: &Claimed, endpoint: Option<&Endpoint>, event: Option<&str>) -> Finished {
