@@ -762,3 +762,72 @@ fn a_delivery_claimed_by_a_worker_that_died_is_retried_after_its_lease() {
         item(&s2, &del).status == "succeeded"
     });
 }
+
+#[test]
+fn a_test_event_goes_to_one_endpoint_whatever_it_subscribes_to() {
+    let rx = Receiver::start();
+    let other = Receiver::start();
+    let mut s = TestServer::start_with(WEBHOOKS);
+    let org = create_org(&mut s, "acme-corp");
+    let (wh, _) = add_endpoint(&s, &org.0, &rx.url, &["org.deleted"]);
+    add_endpoint(&s, &org.0, &other.url, &["*"]);
+    let st = s.state();
+    let (evt, del) = st
+        .db
+        .write(|tx| {
+            outbox::emit_to(
+                tx,
+                (&org.0, &org.1),
+                &wh,
+                "webhook.test",
+                json!({}),
+                st.now(),
+            )
+        })
+        .unwrap();
+    st.outbox.notify();
+    let got = rx.wait_for(1, Duration::from_secs(10));
+    assert_eq!(got[0].header("X-Delivery-Id"), del);
+    assert_eq!(got[0].header("X-Webhook-Event"), "webhook.test");
+    assert_eq!(got[0].json()["id"], evt);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(other.count(), 0);
+}
+
+#[test]
+fn the_sweep_deletes_finished_items_and_events_past_retention() {
+    let rx = Receiver::start();
+    let mut s = TestServer::start_with(WEBHOOKS);
+    let org = create_org(&mut s, "acme-corp");
+    add_endpoint(&s, &org.0, &rx.url, &["*"]);
+    let done = emit(&s, &org, "org.updated", json!({}));
+    rx.wait_for(1, Duration::from_secs(10));
+    let del = deliveries_of(&s, &done)[0].id.clone();
+    wait_until("succeeded", Duration::from_secs(5), || {
+        item(&s, &del).status == "succeeded"
+    });
+    s.stop();
+    let db = latchkey::db::Db::open(&s.db_path(), Duration::from_secs(5)).unwrap();
+    let count = |sql: &str| -> i64 { db.read(|c| c.query_row(sql, [], |r| r.get(0))).unwrap() };
+    // A pending email of the same age stays.
+    let now = latchkey::clock::Clock::now_ms(&*s.clock);
+    db.write(|tx| outbox::enqueue_email(tx, None, "a@example.com", "S", "t", "h", now))
+        .unwrap();
+    let retention = Duration::from_secs(30 * 86_400);
+    assert_eq!(
+        outbox::sweep(&db, now, retention).unwrap(),
+        0,
+        "nothing is old yet"
+    );
+    let later = now + 31 * 86_400_000;
+    assert_eq!(outbox::sweep(&db, later, retention).unwrap(), 2);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM outbox WHERE status = 'succeeded'"),
+        0
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM outbox WHERE status = 'pending'"),
+        1
+    );
+    assert_eq!(count("SELECT COUNT(*) FROM events"), 0);
+}

@@ -73,6 +73,40 @@ pub fn emit(
     now: i64,
 ) -> rusqlite::Result<String> {
     debug_assert!(EVENTS.contains(&event), "unknown event {event:?}");
+    let (id, payload) = record_event(tx, org, event, &data, now)?;
+    if let Some((org_id, _)) = org {
+        for endpoint in webhooks::subscribed(tx, org_id, event)? {
+            queue_delivery(tx, org_id, &id, &endpoint, &payload, now)?;
+        }
+    }
+    Ok(id)
+}
+
+/// Like [`emit`], but delivered to one endpoint of the org only, whatever it subscribes to
+/// (`POST /org/webhooks/{id}/test` sends `webhook.test` this way). Returns
+/// `(event id, delivery id)`. The caller checks that the endpoint belongs to the org.
+pub fn emit_to(
+    tx: &rusqlite::Connection,
+    org: (&str, &str),
+    endpoint_id: &str,
+    event: &str,
+    data: Value,
+    now: i64,
+) -> rusqlite::Result<(String, String)> {
+    debug_assert!(EVENTS.contains(&event), "unknown event {event:?}");
+    let (id, payload) = record_event(tx, Some(org), event, &data, now)?;
+    let del = queue_delivery(tx, org.0, &id, endpoint_id, &payload, now)?;
+    Ok((id, del))
+}
+
+/// Writes the `events` row; returns its id and the body receivers get.
+fn record_event(
+    tx: &rusqlite::Connection,
+    org: Option<(&str, &str)>,
+    event: &str,
+    data: &Value,
+    now: i64,
+) -> rusqlite::Result<(String, String)> {
     let id = db::new_id("evt", now);
     let s = |v: &str| Value::String(v.to_owned()).to_string();
     let (org_id, org_slug) = match org {
@@ -85,24 +119,31 @@ pub fn emit(
         s(event),
         s(&rfc3339(now)),
     );
-    let org_id = org.map(|(i, _)| i);
-    store::insert_event(tx, &id, org_id, event, &payload, now)?;
-    if let Some(org_id) = org_id {
-        for endpoint in webhooks::subscribed(tx, org_id, event)? {
-            store::insert(
-                tx,
-                &store::NewRow {
-                    id: &db::new_id("del", now),
-                    kind: store::KIND_WEBHOOK,
-                    org_id: Some(org_id),
-                    event_id: Some(&id),
-                    endpoint_id: Some(&endpoint),
-                    payload: &payload,
-                },
-                now,
-            )?;
-        }
-    }
+    store::insert_event(tx, &id, org.map(|(i, _)| i), event, &payload, now)?;
+    Ok((id, payload))
+}
+
+fn queue_delivery(
+    tx: &rusqlite::Connection,
+    org_id: &str,
+    event_id: &str,
+    endpoint_id: &str,
+    payload: &str,
+    now: i64,
+) -> rusqlite::Result<String> {
+    let id = db::new_id("del", now);
+    store::insert(
+        tx,
+        &store::NewRow {
+            id: &id,
+            kind: store::KIND_WEBHOOK,
+            org_id: Some(org_id),
+            event_id: Some(event_id),
+            endpoint_id: Some(endpoint_id),
+            payload,
+        },
+        now,
+    )?;
     Ok(id)
 }
 
