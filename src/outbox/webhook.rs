@@ -178,6 +178,40 @@ mod tests {
     }
 
     #[test]
+    fn https_is_attempted_and_a_failed_handshake_is_a_plain_failure() {
+        // A "server" that accepts and hangs up: TLS must be compiled in and fail cleanly.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for c in l.incoming().take(2) {
+                drop(c);
+            }
+        });
+        let cfg = WebhooksConfig {
+            timeout: std::time::Duration::from_secs(2),
+            retry_schedule: vec![],
+            allow_http: false,
+            allow_private_addresses: true,
+            retention: std::time::Duration::from_secs(1),
+        };
+        let url = format!("https://127.0.0.1:{port}/hook?token=secret-in-url");
+        let out = Sender::new(&cfg).send(&Delivery {
+            url: &url,
+            secret: "whsec_AAAA",
+            delivery_id: "del_1",
+            event: "webhook.test",
+            body: b"{}",
+            timestamp: 1,
+        });
+        match out {
+            Outcome::Failed { code: None, error } => {
+                assert!(!error.contains("secret-in-url"), "{error}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn hex_signature_uses_the_secret_string() {
         let s = signature_hex("whsec_abc", b"{}");
         assert_eq!(
