@@ -40,6 +40,9 @@ pub struct AppState {
     /// Last heartbeat of the background thread (ms), for `/readyz`.
     pub worker_heartbeat: AtomicI64,
     pub stopping: AtomicBool,
+    /// The outbox signal: `notify()` after committing a transaction that queued a webhook or
+    /// an email (see `outbox::emit`, `outbox::enqueue_email`).
+    pub outbox: crate::outbox::Notifier,
 }
 
 impl AppState {
@@ -161,6 +164,7 @@ impl App {
                 cursor_key,
                 worker_heartbeat: AtomicI64::new(now),
                 stopping: AtomicBool::new(false),
+                outbox: crate::outbox::Notifier::new(),
             }),
         })
     }
@@ -204,6 +208,9 @@ impl App {
                 .spawn(move || maintenance_loop(&state, &stop))
                 .map_err(|e| StartError::Io(e.to_string()))?
         };
+        // The outbox worker (webhook deliveries, emails); stopped in `Running::shutdown`.
+        let outbox =
+            crate::outbox::spawn(state.clone()).map_err(|e| StartError::Io(e.to_string()))?;
         state.log.info(
             "listening",
             &[
@@ -217,7 +224,7 @@ impl App {
             addr,
             http: Some(http),
             stop,
-            threads: vec![maint],
+            threads: vec![maint, outbox],
         })
     }
 }
@@ -289,6 +296,7 @@ impl Running {
             *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
             cv.notify_all();
         }
+        self.state.outbox.shutdown();
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
@@ -312,6 +320,11 @@ pub fn handle(state: &AppState, req: &Request) -> Response {
     let ip = crate::http::input::client_ip(req, &state.config.server.trusted_proxies);
     let mut ctx = api::Ctx::new(request_id, now, ip);
     let result = api::dispatch(state, &mut ctx, req);
+    // A change may have queued webhooks or emails in its transaction: wake the outbox worker
+    // now rather than at its next timer (coalesced; costs a condvar signal).
+    if matches!(req.method(), "POST" | "PUT" | "PATCH" | "DELETE") {
+        state.outbox.notify();
+    }
     let (mut resp, error) = match result {
         Ok(r) => (r, None),
         Err(e) => (error_response(&e), Some(e)),

@@ -2,12 +2,12 @@
 //! Both write into the caller's transaction, so a change and its notifications commit together
 //! (or not at all). Delivery is the outbox worker's job.
 
-use crate::clock::rfc3339;
-use crate::db::{self, orgs::Org};
-use rusqlite::{Connection, params};
+use crate::db::orgs::Org;
+use rusqlite::Connection;
 use serde_json::{Value, json};
 
-/// Records `event` with its AuthWorx-shaped body; returns the event id (`evt_…`).
+/// Records `event` with its AuthWorx-shaped body and queues a delivery to every subscribed
+/// webhook endpoint of the org (the outbox); returns the event id (`evt_…`).
 pub fn emit(
     tx: &Connection,
     org: Option<&Org>,
@@ -15,26 +15,13 @@ pub fn emit(
     data: Value,
     now: i64,
 ) -> rusqlite::Result<String> {
-    let id = db::new_id("evt", now);
-    let body = json!({
-        "id": id,
-        "event": event,
-        "orgId": org.map(|o| o.id.as_str()),
-        "orgSlug": org.map(|o| o.slug.as_str()),
-        "timestamp": rfc3339(now),
-        "data": data,
-    });
-    tx.prepare_cached(
-        "INSERT INTO events (id, org_id, event, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![
-        id,
-        org.map(|o| o.id.as_str()),
+    crate::outbox::emit(
+        tx,
+        org.map(|o| (o.id.as_str(), o.slug.as_str())),
         event,
-        body.to_string(),
-        now
-    ])?;
-    Ok(id)
+        data,
+        now,
+    )
 }
 
 /// An email to send (plain text + HTML), queued in the caller's transaction.
@@ -45,22 +32,22 @@ pub struct Email {
     pub html: String,
 }
 
-/// Queues `mail`; returns its outbox id.
+/// Queues `mail` in the outbox; returns its id.
 pub fn email(
     tx: &Connection,
     org_id: Option<&str>,
     mail: &Email,
     now: i64,
 ) -> rusqlite::Result<String> {
-    let id = db::new_id("msg", now);
-    let payload =
-        json!({ "to": mail.to, "subject": mail.subject, "text": mail.text, "html": mail.html });
-    tx.prepare_cached(
-        "INSERT INTO outbox (id, kind, org_id, payload, next_attempt_at, created_at)
-         VALUES (?1, 'email', ?2, ?3, ?4, ?4)",
-    )?
-    .execute(params![id, org_id, payload.to_string(), now])?;
-    Ok(id)
+    crate::outbox::enqueue_email(
+        tx,
+        org_id,
+        &mail.to,
+        &mail.subject,
+        &mail.text,
+        &mail.html,
+        now,
+    )
 }
 
 /// Minimal HTML escaping for values put into email bodies.

@@ -19,6 +19,7 @@ pub mod http;
 pub mod keys;
 pub mod log;
 pub mod metrics;
+pub mod outbox;
 pub mod password;
 pub mod ratelimit;
 pub mod session;

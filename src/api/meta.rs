@@ -28,8 +28,13 @@ pub fn readyz(state: &AppState, ctx: &Ctx, _: &Request) -> ApiResult<Response> {
             "Background worker is not running",
         ));
     }
+    let (pending, oldest) = state.db.read(crate::db::outbox::backlog)?;
+    let outbox = json!({
+        "pending": pending,
+        "oldestPendingAgeMs": oldest.map_or(0, |t| (ctx.now - t).max(0)),
+    });
     Ok(respond::ok(
-        json!({ "status": "ready", "database": "ok", "worker": "ok" }),
+        json!({ "status": "ready", "database": "ok", "worker": "ok", "outbox": outbox }),
     ))
 }
 

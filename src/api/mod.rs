@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod admin_outbox;
 pub mod admin_users;
 pub mod api_keys;
 pub mod audit_log;
@@ -231,6 +232,12 @@ pub static ROUTES: &[(&str, &str, Handler)] = &[
         admin_users::revoke_sessions,
     ),
     ("GET", "/api/v1/admin/audit", audit_log::admin),
+    ("GET", "/api/v1/admin/outbox", admin_outbox::list),
+    (
+        "POST",
+        "/api/v1/admin/outbox/{id}/retry",
+        admin_outbox::retry,
+    ),
 ];
 
 fn matches(template: &'static str, path: &str, params: &mut Vec<(&'static str, String)>) -> bool {

@@ -10,10 +10,12 @@ pub mod invitations;
 pub mod members;
 pub mod meta;
 pub mod orgs;
+pub mod outbox;
 pub mod sessions;
 pub mod signing_keys;
 pub mod two_factor;
 pub mod users;
+pub mod webhooks;
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use std::fmt;

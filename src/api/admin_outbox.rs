@@ -1,0 +1,125 @@
+//! The operator's view of the outbox (API.md §7): list deliveries and emails, retry one.
+//! Email bodies are never shown (they carry single-use tokens): only recipient and subject.
+
+use crate::api::{Ctx, guard};
+use crate::app::AppState;
+use crate::clock::rfc3339;
+use crate::cursor;
+use crate::db::audit::{self, Entry};
+use crate::db::outbox::{self as store, Item, ListFilter};
+use crate::db::{self};
+use crate::error::{ApiError, ApiResult};
+use crate::http::input::{self, query_int};
+use crate::http::respond;
+use rouille::{Request, Response};
+use serde_json::{Value, json};
+
+/// The wire shape of an outbox row (a webhook delivery or an email).
+pub fn item_view(i: &Item) -> Value {
+    let mut v = json!({
+        "id": i.id,
+        "kind": i.kind,
+        "orgId": i.org_id,
+        "status": i.status,
+        "attempts": i.attempts,
+        "nextAttemptAt": (i.status == "pending").then(|| rfc3339(i.next_attempt_at)),
+        "lastStatusCode": i.last_status_code,
+        "lastError": i.last_error,
+        "createdAt": rfc3339(i.created_at),
+        "deliveredAt": i.delivered_at.map(rfc3339),
+    });
+    if i.kind == store::KIND_WEBHOOK {
+        v["eventId"] = json!(i.event_id);
+        v["event"] = json!(i.event);
+        v["endpointId"] = json!(i.endpoint_id);
+    } else if let Ok(mail) = serde_json::from_str::<crate::outbox::Mail>(&i.payload) {
+        v["to"] = json!(mail.to);
+        v["subject"] = json!(mail.subject);
+    }
+    v
+}
+
+fn one_of(req: &Request, name: &str, allowed: &[&'static str]) -> ApiResult<Option<&'static str>> {
+    match input::query(req, name) {
+        None => Ok(None),
+        Some(s) if s.is_empty() => Ok(None),
+        Some(s) => allowed
+            .iter()
+            .find(|a| **a == s)
+            .map(|a| Some(*a))
+            .ok_or_else(|| {
+                ApiError::field(
+                    "invalid_request",
+                    name,
+                    format!("must be one of {}", allowed.join(", ")),
+                )
+            }),
+    }
+}
+
+/// `GET /admin/outbox?status=&kind=&limit=&cursor=` — newest first.
+pub fn list(state: &AppState, _ctx: &Ctx, req: &Request) -> ApiResult<Response> {
+    guard::admin(state, req)?;
+    let limit = query_int(req, "limit", 20, 1, 100)?;
+    let status = one_of(req, "status", &["pending", "succeeded", "failed"])?;
+    let kind = one_of(req, "kind", &[store::KIND_WEBHOOK, store::KIND_EMAIL])?;
+    let after = match input::query(req, "cursor") {
+        Some(c) if !c.is_empty() => Some(cursor::decode(&state.cursor_key, &c)?),
+        _ => None,
+    };
+    let filter = ListFilter {
+        status,
+        kind,
+        ..ListFilter::default()
+    };
+    let mut rows = state.db.read(|c| {
+        store::list(
+            c,
+            &filter,
+            after.as_ref().map(|(at, id)| (*at, id.as_str())),
+            limit + 1,
+        )
+    })?;
+    let next = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last()
+            .map(|i| cursor::encode(&state.cursor_key, i.created_at, &i.id))
+    } else {
+        None
+    };
+    let items: Vec<Value> = rows.iter().map(item_view).collect();
+    Ok(respond::ok(json!({ "items": items, "nextCursor": next })))
+}
+
+/// `POST /admin/outbox/{id}/retry` — due now, whatever its state; 202.
+pub fn retry(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
+    let admin = guard::admin(state, req)?;
+    let id = ctx.param("id");
+    let item = state.db.write(|tx| {
+        if !store::retry_now(tx, id, ctx.now)? {
+            return Err(ApiError::not_found("No such outbox item"));
+        }
+        let ip = ctx.ip.to_string();
+        let ua = input::user_agent(req);
+        let item = store::get(tx, id)?.ok_or_else(|| ApiError::not_found("No such outbox item"))?;
+        audit::insert(
+            tx,
+            &db::new_id("aud", ctx.now),
+            &Entry {
+                org_id: item.org_id.as_deref(),
+                actor_type: "admin_key",
+                actor_id: Some(&admin.key_id),
+                action: "outbox.retried",
+                target_type: Some("outbox"),
+                target_id: Some(id),
+                ip: Some(&ip),
+                user_agent: ua.as_deref(),
+                metadata: json!({ "kind": item.kind }),
+            },
+            ctx.now,
+        )?;
+        Ok(item)
+    })?;
+    state.outbox.notify();
+    Ok(respond::accepted(json!({ "item": item_view(&item) })))
+}

@@ -1,0 +1,217 @@
+//! The SSRF guard for webhook URLs: which addresses a delivery may connect to, a resolver that
+//! enforces it at connect time (so DNS rebinding cannot swap a checked name for an internal
+//! address), and the URL check done when an endpoint is created.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+
+/// Why an address may not be a webhook target, or `None` when it may.
+pub fn forbidden_reason(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => v4_reason(v4),
+        IpAddr::V6(v6) => v6_reason(v6),
+    }
+}
+
+fn v4_reason(ip: Ipv4Addr) -> Option<&'static str> {
+    let o = ip.octets();
+    let reason = match o {
+        [0, ..] => "unspecified (0.0.0.0/8)",
+        [127, ..] => "loopback",
+        [10, ..] => "private (10.0.0.0/8)",
+        [172, b, ..] if (16..=31).contains(&b) => "private (172.16.0.0/12)",
+        [192, 168, ..] => "private (192.168.0.0/16)",
+        [169, 254, ..] => "link-local",
+        [100, b, ..] if (64..=127).contains(&b) => "shared address space (100.64.0.0/10)",
+        [192, 0, 0, _] => "IETF protocol assignments (192.0.0.0/24)",
+        [192, 0, 2, _] | [198, 51, 100, _] | [203, 0, 113, _] => "documentation",
+        [198, 18 | 19, ..] => "benchmarking (198.18.0.0/15)",
+        [a, ..] if (224..=239).contains(&a) => "multicast",
+        [a, ..] if a >= 240 => "reserved or broadcast",
+        _ => return None,
+    };
+    Some(reason)
+}
+
+fn v6_reason(ip: Ipv6Addr) -> Option<&'static str> {
+    if ip.is_unspecified() {
+        return Some("unspecified (::)");
+    }
+    if ip.is_loopback() {
+        return Some("loopback (::1)");
+    }
+    let s = ip.segments();
+    // Addresses that embed an IPv4 address are judged by it.
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return v4_reason(v4);
+    }
+    if s[..6] == [0, 0, 0, 0, 0, 0] {
+        // Deprecated IPv4-compatible ::a.b.c.d.
+        return Some("IPv4-compatible (::/96)");
+    }
+    if s[0] == 0x64 && s[1] == 0xff9b {
+        let v4 = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+        return v4_reason(v4).or(if s[2..6] == [0, 0, 0, 0] {
+            None
+        } else {
+            Some("NAT64 local-use (64:ff9b:1::/48)")
+        });
+    }
+    if s[0] == 0x2002 {
+        let v4 = Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8);
+        return v4_reason(v4);
+    }
+    let reason = match s[0] {
+        x if x & 0xfe00 == 0xfc00 => "unique local (fc00::/7)",
+        x if x & 0xffc0 == 0xfe80 => "link-local (fe80::/10)",
+        x if x & 0xffc0 == 0xfec0 => "site-local (fec0::/10)",
+        x if x & 0xff00 == 0xff00 => "multicast (ff00::/8)",
+        0x0100 if s[1..4] == [0, 0, 0] => "discard-only (100::/64)",
+        0x2001 if s[1] == 0x0db8 => "documentation (2001:db8::/32)",
+        _ => return None,
+    };
+    Some(reason)
+}
+
+/// Resolves `host:port` and keeps only permitted addresses. The HTTP client connects to exactly
+/// what this returns, so the check and the connection see the same address.
+pub fn resolve_checked(netloc: &str, allow_private: bool) -> io::Result<Vec<SocketAddr>> {
+    let addrs: Vec<SocketAddr> = netloc.to_socket_addrs()?.collect();
+    if allow_private {
+        return Ok(addrs);
+    }
+    let mut refused = None;
+    let allowed: Vec<SocketAddr> = addrs
+        .into_iter()
+        .filter(|a| match forbidden_reason(a.ip()) {
+            None => true,
+            Some(why) => {
+                refused.get_or_insert((a.ip(), why));
+                false
+            }
+        })
+        .collect();
+    match (allowed.is_empty(), refused) {
+        (true, Some((ip, why))) => Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "refused to connect to {ip}: {why} address (set webhooks.allow_private_addresses to allow)"
+            ),
+        )),
+        _ => Ok(allowed),
+    }
+}
+
+/// The ureq resolver that applies [`resolve_checked`].
+pub struct GuardedResolver {
+    pub allow_private: bool,
+}
+
+impl ureq::Resolver for GuardedResolver {
+    fn resolve(&self, netloc: &str) -> io::Result<Vec<SocketAddr>> {
+        resolve_checked(netloc, self.allow_private)
+    }
+}
+
+/// Longest webhook URL accepted.
+pub const MAX_URL_LEN: usize = 2048;
+
+/// Checks a webhook URL at creation time: absolute `https://` (or `http://` when `allow_http`),
+/// a host, no credentials, no fragment, at most [`MAX_URL_LEN`] bytes. Addresses are checked
+/// again at every delivery (names can change what they resolve to).
+pub fn check_url(url: &str, allow_http: bool) -> Result<(), String> {
+    if url.len() > MAX_URL_LEN {
+        return Err(format!("must be at most {MAX_URL_LEN} characters"));
+    }
+    let u = url::Url::parse(url).map_err(|_| "is not a valid absolute URL".to_string())?;
+    match u.scheme() {
+        "https" => {}
+        "http" if allow_http => {}
+        "http" => return Err("must use https:// (webhooks.allow_http is off)".into()),
+        _ => return Err("must be an https:// URL".into()),
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err("must name a host".into());
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err("must not contain credentials".into());
+    }
+    if u.fragment().is_some() {
+        return Err("must not contain a #fragment".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bad(s: &str) -> bool {
+        forbidden_reason(s.parse().unwrap()).is_some()
+    }
+
+    #[test]
+    fn classifies_addresses() {
+        for s in [
+            "127.0.0.1",
+            "127.9.9.9",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "100.127.255.255",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+            "2002:7f00:1::",
+        ] {
+            assert!(bad(s), "{s} must be refused");
+        }
+        for s in [
+            "93.184.216.34",
+            "172.15.0.1",
+            "172.32.0.1",
+            "100.63.0.1",
+            "100.128.0.1",
+            "8.8.8.8",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+        ] {
+            assert!(!bad(s), "{s} must be allowed");
+        }
+    }
+
+    #[test]
+    fn resolver_refuses_loopback_literals() {
+        let e = resolve_checked("127.0.0.1:9", false).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+        assert!(e.to_string().contains("127.0.0.1"), "{e}");
+        assert!(resolve_checked("[::1]:9", false).is_err());
+        assert_eq!(resolve_checked("127.0.0.1:9", true).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn checks_urls() {
+        assert!(check_url("https://example.com/hook", false).is_ok());
+        assert!(check_url("http://example.com/hook", false).is_err());
+        assert!(check_url("http://example.com/hook", true).is_ok());
+        assert!(check_url("ftp://example.com/", true).is_err());
+        assert!(check_url("https://user:pw@example.com/", false).is_err());
+        assert!(check_url("https://example.com/#x", false).is_err());
+        assert!(check_url("not a url", true).is_err());
+        assert!(check_url(&format!("https://e.com/{}", "a".repeat(3000)), false).is_err());
+    }
+}
