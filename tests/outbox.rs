@@ -6,16 +6,17 @@ mod common;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use common::TestServer;
+use common::receiver::Receiver;
 use hmac::{Hmac, Mac};
 use latchkey::db::outbox as store;
 use latchkey::outbox;
 use serde_json::{Value, json};
 use sha2::Sha256;
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const WEBHOOKS: &str = r#"
@@ -24,138 +25,6 @@ allow_http = true
 allow_private_addresses = true
 retry_schedule = ["1s", "2s"]
 "#;
-
-// ------------------------------------------------------------------------------------------
-// A webhook receiver: HTTP/1.1 with keep-alive, answers a scripted status after a delay.
-// ------------------------------------------------------------------------------------------
-
-#[derive(Clone, Debug)]
-struct Got {
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Got {
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .unwrap_or_else(|| panic!("no header {name}"))
-    }
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap()
-    }
-}
-
-#[derive(Clone)]
-struct Receiver {
-    url: String,
-    got: Arc<(Mutex<Vec<Got>>, Condvar)>,
-    /// Statuses to answer first, in order; then `status`.
-    script: Arc<Mutex<Vec<u16>>>,
-    status: Arc<AtomicU16>,
-    delay_ms: Arc<AtomicU64>,
-}
-
-impl Receiver {
-    fn start() -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let r = Receiver {
-            url: format!("http://{}/hook", listener.local_addr().unwrap()),
-            got: Arc::new((Mutex::new(Vec::new()), Condvar::new())),
-            script: Arc::new(Mutex::new(Vec::new())),
-            status: Arc::new(AtomicU16::new(200)),
-            delay_ms: Arc::new(AtomicU64::new(0)),
-        };
-        let r2 = r.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { continue };
-                let r = r2.clone();
-                std::thread::spawn(move || r.serve(conn));
-            }
-        });
-        r
-    }
-
-    fn serve(&self, conn: TcpStream) {
-        let mut w = conn.try_clone().unwrap();
-        let mut rd = BufReader::new(conn);
-        loop {
-            let mut line = String::new();
-            if rd.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            let mut headers = Vec::new();
-            loop {
-                let mut h = String::new();
-                if rd.read_line(&mut h).unwrap_or(0) == 0 {
-                    return;
-                }
-                let h = h.trim_end();
-                if h.is_empty() {
-                    break;
-                }
-                if let Some((k, v)) = h.split_once(':') {
-                    headers.push((k.trim().to_string(), v.trim().to_string()));
-                }
-            }
-            let len: usize = headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-                .and_then(|(_, v)| v.parse().ok())
-                .unwrap_or(0);
-            let mut body = vec![0; len];
-            if rd.read_exact(&mut body).is_err() {
-                return;
-            }
-            {
-                let (lock, cv) = &*self.got;
-                lock.lock().unwrap().push(Got { headers, body });
-                cv.notify_all();
-            }
-            let status = {
-                let mut s = self.script.lock().unwrap();
-                if s.is_empty() {
-                    self.status.load(Ordering::SeqCst)
-                } else {
-                    s.remove(0)
-                }
-            };
-            std::thread::sleep(Duration::from_millis(self.delay_ms.load(Ordering::SeqCst)));
-            let resp = format!("HTTP/1.1 {status} X\r\nContent-Length: 2\r\n\r\nok");
-            if w.write_all(resp.as_bytes()).is_err() {
-                return;
-            }
-        }
-    }
-
-    fn all(&self) -> Vec<Got> {
-        self.got.0.lock().unwrap().clone()
-    }
-
-    fn count(&self) -> usize {
-        self.got.0.lock().unwrap().len()
-    }
-
-    /// Waits until at least `n` requests arrived; returns them all.
-    fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Got> {
-        let (lock, cv) = &*self.got;
-        let deadline = Instant::now() + timeout;
-        let mut g = lock.lock().unwrap();
-        while g.len() < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "timed out waiting for {n} requests; got {}",
-                g.len()
-            );
-            g = cv.wait_timeout(g, left).unwrap().0;
-        }
-        g.clone()
-    }
-}
 
 // ------------------------------------------------------------------------------------------
 // Helpers

@@ -17,6 +17,7 @@ pub mod public;
 pub mod public_invite;
 pub mod two_factor;
 pub mod views;
+pub mod webhooks;
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
@@ -192,6 +193,27 @@ pub static ROUTES: &[(&str, &str, Handler)] = &[
     ("POST", "/api/v1/org/api-keys", api_keys::create),
     ("GET", "/api/v1/org/api-keys", api_keys::list),
     ("DELETE", "/api/v1/org/api-keys/{id}", api_keys::revoke),
+    ("POST", "/api/v1/org/webhooks", webhooks::create),
+    ("GET", "/api/v1/org/webhooks", webhooks::list),
+    ("GET", "/api/v1/org/webhooks/{id}", webhooks::get),
+    ("PUT", "/api/v1/org/webhooks/{id}", webhooks::update),
+    ("DELETE", "/api/v1/org/webhooks/{id}", webhooks::delete),
+    (
+        "POST",
+        "/api/v1/org/webhooks/{id}/rotate-secret",
+        webhooks::rotate_secret,
+    ),
+    ("POST", "/api/v1/org/webhooks/{id}/test", webhooks::test),
+    (
+        "GET",
+        "/api/v1/org/webhooks/{id}/deliveries",
+        webhooks::deliveries,
+    ),
+    (
+        "POST",
+        "/api/v1/org/webhooks/{id}/deliveries/{deliveryId}/retry",
+        webhooks::retry,
+    ),
     // Server to server (X-API-Key).
     ("POST", "/api/v1/public/verify", public::verify),
     ("GET", "/api/v1/public/users", public::list_users),

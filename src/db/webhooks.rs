@@ -104,3 +104,53 @@ pub fn disable(conn: &Connection, id: &str, reason: &str, now: i64) -> rusqlite:
     .execute(params![id, reason, now])?;
     Ok(())
 }
+
+/// The org's endpoints, newest first.
+pub fn list(conn: &Connection, org_id: &str) -> rusqlite::Result<Vec<Endpoint>> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {COLS} FROM webhook_endpoints WHERE org_id = ?1 ORDER BY created_at DESC, id DESC LIMIT 500"
+    ))?;
+    let rows = st.query_map([org_id], from_row)?;
+    rows.collect()
+}
+
+/// Writes url, events, description and the active flag (re-enabling clears the reason).
+pub fn update(conn: &Connection, org_id: &str, e: &Endpoint, now: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE webhook_endpoints SET url = ?3, events = ?4, description = ?5, is_active = ?6,
+                disabled_reason = CASE WHEN ?6 = 1 THEN NULL ELSE disabled_reason END, updated_at = ?7
+         WHERE org_id = ?1 AND id = ?2",
+        params![
+            org_id,
+            e.id,
+            e.url,
+            serde_json::to_string(&e.events).unwrap_or_else(|_| "[]".into()),
+            e.description,
+            e.is_active,
+            now
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn set_secret(
+    conn: &Connection,
+    org_id: &str,
+    id: &str,
+    secret_enc: &[u8],
+    now: i64,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE webhook_endpoints SET secret_enc = ?3, updated_at = ?4 WHERE org_id = ?1 AND id = ?2",
+        params![org_id, id, secret_enc, now],
+    )?;
+    Ok(())
+}
+
+/// Deletes the endpoint; its pending deliveries go with it (cascade).
+pub fn delete(conn: &Connection, org_id: &str, id: &str) -> rusqlite::Result<bool> {
+    Ok(conn.execute(
+        "DELETE FROM webhook_endpoints WHERE org_id = ?1 AND id = ?2",
+        params![org_id, id],
+    )? == 1)
+}

@@ -2,6 +2,8 @@
 //! clock the test can move, plus a small HTTP client that returns what a user would see.
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use latchkey::app::{App, Running};
 use latchkey::clock::TestClock;
 use latchkey::config::{Config, ConfigSource};
