@@ -176,7 +176,7 @@ pub fn update(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
         }
         webhooks::update(tx, &me.org.id, &e, ctx.now)?;
         audit(tx, ctx, req, act(&me, "webhook.updated", &e.id))?;
-        Ok::<_, ApiError>(find(tx, &me, &id)?)
+        find(tx, &me, &id)
     })?;
     Ok(respond::ok(json!({ "webhook": view(&e) })))
 }
