@@ -248,6 +248,18 @@ TOKEN=$(curl -fsS -X POST "$BASE/api/v1/auth/login" -H "X-Org-Slug: $ORG" \
   -H 'Content-Type: application/json' -d "$(head -n1 "$WORK/logins.txt")" | jq -r .data.accessToken)
 [ -n "$TOKEN" ] && [ "$TOKEN" != null ] || die "login for the bearer token failed"
 ME_HEADERS=(--header "X-Org-Slug: $ORG" --header "Authorization: Bearer $TOKEN")
+# An owner creates the org API key that /public/verify is measured with.
+owner_id=$(admin POST /api/v1/admin/users \
+  "{\"email\":\"owner@bench.test\",\"password\":\"$PASSWORD_PREFIX owner\",\"isEmailVerified\":true}" |
+  jq -r .data.user.id)
+admin POST "/api/v1/admin/orgs/$ORG/members" "{\"userId\":\"$owner_id\",\"role\":\"owner\"}" >/dev/null
+OWNER_TOKEN=$(curl -fsS -X POST "$BASE/api/v1/auth/login" -H "X-Org-Slug: $ORG" -H 'Content-Type: application/json' \
+  -d "{\"email\":\"owner@bench.test\",\"password\":\"$PASSWORD_PREFIX owner\"}" | jq -r .data.accessToken)
+API_KEY=$(curl -fsS -X POST "$BASE/api/v1/org/api-keys" -H "X-Org-Slug: $ORG" -H "Authorization: Bearer $OWNER_TOKEN" \
+  -H 'Content-Type: application/json' -d '{"name":"bench"}' | jq -r .data.key)
+[ -n "$API_KEY" ] && [ "$API_KEY" != null ] || die "could not create the API key"
+VERIFY_ARGS=(--url "$BASE/api/v1/public/verify" --method POST --header "X-API-Key: $API_KEY"
+  --body "{\"token\":\"$TOKEN\"}")
 LOGIN_ARGS=(--url "$BASE/api/v1/auth/login" --method POST --header "X-Org-Slug: $ORG")
 
 # ---------------------------------------------------------------------------------------------
@@ -323,6 +335,7 @@ for c in 16 64 256; do
   lg "me-$c" --url "$BASE/api/v1/auth/me" "${ME_HEADERS[@]}" --connections "$c" --duration "$DUR" \
     --watch-pid "$SERVER_PID"
 done
+lg verify-64 "${VERIFY_ARGS[@]}" --connections 64 --duration "$DUR" --watch-pid "$SERVER_PID"
 WRK_CMD="wrk -t$WRK_THREADS -c64 -d${DUR}s --latency http://127.0.0.1:\$PORT/healthz"
 if [ "$HAVE_WRK" = 1 ]; then
   wrk "-t$WRK_THREADS" -c64 "-d${DUR}s" --latency "$BASE/healthz" >"$RES/wrk-64.txt" 2>&1 || die "wrk failed"
@@ -376,6 +389,7 @@ LOGIN_RPS=$(j login-16 .req_per_s)
 LOGIN_TARGET=$(awk -v n="$NPROC" -v h="$HASH_MS" 'BEGIN{ if (h <= 0) h = 0.001; printf "%.1f", 0.9 * n / (h / 1000) }')
 REFRESH_RPS=$(j refresh-64 .req_per_s)
 ME_RPS=$(j me-64 .req_per_s)
+VERIFY_RPS=$(j verify-64 .req_per_s)
 FLOOD_HWM_MB=$(awk -v k="$FLOOD_HWM_KB" 'BEGIN{printf "%.1f", k/1024}')
 FLOOD_OK_STATUS=$(jq -e '(.status|keys - ["200","429","503"]) == [] and (.errors|length) == 0' "$RES/flood-256.json" >/dev/null && echo 1 || echo 0)
 
@@ -396,6 +410,7 @@ AUTH=$WORK/auth.md
   echo "| logins/s, 16 clients | $(fmt "$LOGIN_RPS")/s (p99 $(j login-16 .latency_ms.p99) ms) | ≥ 0.9 × $NPROC cores ÷ $HASH_MS ms = $(fmt "$LOGIN_TARGET")/s | $(ok "$LOGIN_RPS >= $LOGIN_TARGET") |"
   echo "| refresh/s with rotation, 64 connections, 64 sessions | $(fmt "$REFRESH_RPS")/s (p99 $(j refresh-64 .latency_ms.p99) ms; chains broken: $(j refresh-64 .refresh_chains_broken)) | ≥ 3,000/s | $(ok "$REFRESH_RPS >= 3000") |"
   echo "| GET /api/v1/auth/me/s, 64 connections, one bearer token | $(fmt "$ME_RPS")/s (p99 $(j me-64 .latency_ms.p99) ms) | ≥ 10,000/s | $(ok "$ME_RPS >= 10000") |"
+  echo "| POST /api/v1/public/verify/s, 64 connections, one API key (quota raised) | $(fmt "$VERIFY_RPS")/s (p99 $(j verify-64 .latency_ms.p99) ms; statuses: $(statuses verify-64)) | ≥ 10,000/s | $(ok "$VERIFY_RPS >= 10000") |"
   echo "| peak RSS, 256-connection login flood for $FLOOD_DUR s | $FLOOD_HWM_MB MB VmHWM (RSS before: $((FLOOD_RSS_BEFORE / 1024)) MB; threads: $FLOOD_THREADS) | < 256 MB | $(ok "$FLOOD_HWM_MB < 256") |"
   echo "| flood status histogram | $(statuses flood-256); connection errors: $(errors flood-256); $(j flood-256 .requests) logins at $(fmt "$(j flood-256 .req_per_s)")/s, p50 $(j flood-256 .latency_ms.p50) ms, max $(j flood-256 .latency_ms.max) ms | only 200/429/503 | $(ok "$FLOOD_OK_STATUS == 1") |"
   echo
