@@ -12,6 +12,7 @@ pub mod email_flows;
 pub mod guard;
 pub mod invites;
 pub mod meta;
+pub mod openapi;
 pub mod org;
 pub mod public;
 pub mod public_invite;
@@ -94,6 +95,7 @@ pub static ROUTES: &[(&str, &str, Handler)] = &[
         "/.well-known/openid-configuration",
         meta::openid_configuration,
     ),
+    ("GET", "/api/v1/openapi.json", openapi::document),
     // End users (X-Org-Slug).
     ("POST", "/api/v1/auth/signup", auth::signup),
     ("POST", "/api/v1/auth/login", auth::login),
