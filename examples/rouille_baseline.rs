@@ -10,10 +10,16 @@ fn main() {
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:8099".into());
     let threads: usize = args.next().and_then(|t| t.parse().ok()).unwrap_or(8);
     let server = rouille::Server::new(addr, |_req: &rouille::Request| {
-        rouille::Response::from_data("application/json", r#"{"status":"success","data":{"status":"ok"}}"#)
+        rouille::Response::from_data(
+            "application/json",
+            r#"{"status":"success","data":{"status":"ok"}}"#,
+        )
     })
     .expect("bind")
     .pool_size(threads);
-    eprintln!("rouille baseline on {} with pool_size {threads}", server.server_addr());
+    eprintln!(
+        "rouille baseline on {} with pool_size {threads}",
+        server.server_addr()
+    );
     server.run();
 }
