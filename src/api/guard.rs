@@ -6,7 +6,7 @@ use crate::crypto;
 use crate::db::admin_keys;
 use crate::db::orgs::{self, Org};
 use crate::db::sessions::{self, Session};
-use crate::db::users::{self, Membership, User};
+use crate::db::users::{Membership, User};
 use crate::error::{ApiError, ApiResult};
 use crate::http::cookies;
 use crate::http::input::{bearer, cookie};
@@ -112,18 +112,12 @@ pub fn user(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<UserCtx> {
             "The access token belongs to another organization",
         ));
     }
-    let (session, user, membership) = state.db.read(|c| {
-        let session = sessions::find(c, &org.id, &claims.sid)?;
-        let user = users::find_by_id(c, &claims.sub)?;
-        let membership = users::find_membership(c, &org.id, &claims.sub)?;
-        Ok::<_, ApiError>((session, user, membership))
-    })?;
-    let session = session
-        .filter(|s| s.user_id == claims.sub && s.is_live(ctx.now))
-        .ok_or_else(|| ApiError::unauthenticated("Session has ended"))?;
-    let user = user
-        .filter(|u| u.status == "active")
-        .ok_or_else(|| ApiError::unauthenticated("Session has ended"))?;
+    let found = state
+        .db
+        .read(|c| sessions::with_user(c, &org.id, &claims.sid))?
+        .filter(|(s, u, _)| s.user_id == claims.sub && s.is_live(ctx.now) && u.status == "active");
+    let (session, user, membership) =
+        found.ok_or_else(|| ApiError::unauthenticated("Session has ended"))?;
     let membership = membership
         .ok_or_else(|| ApiError::new(403, "not_a_member", "Not a member of this organization"))?;
     if membership.status != "active" {

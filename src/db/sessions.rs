@@ -27,19 +27,24 @@ const COLS: &str = "id, org_id, user_id, auth_methods, ip_address, user_agent, c
                     last_seen_at, idle_expires_at, expires_at, revoked_at";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Session> {
-    let amr: String = r.get(3)?;
+    session_at(r, 0)
+}
+
+/// A session read from `COLS` starting at index `o`.
+pub(crate) fn session_at(r: &Row<'_>, o: usize) -> rusqlite::Result<Session> {
+    let amr: String = r.get(o + 3)?;
     Ok(Session {
-        id: r.get(0)?,
-        org_id: r.get(1)?,
-        user_id: r.get(2)?,
+        id: r.get(o)?,
+        org_id: r.get(o + 1)?,
+        user_id: r.get(o + 2)?,
         auth_methods: serde_json::from_str(&amr).unwrap_or_default(),
-        ip_address: r.get(4)?,
-        user_agent: r.get(5)?,
-        created_at: r.get(6)?,
-        last_seen_at: r.get(7)?,
-        idle_expires_at: r.get(8)?,
-        expires_at: r.get(9)?,
-        revoked_at: r.get(10)?,
+        ip_address: r.get(o + 4)?,
+        user_agent: r.get(o + 5)?,
+        created_at: r.get(o + 6)?,
+        last_seen_at: r.get(o + 7)?,
+        idle_expires_at: r.get(o + 8)?,
+        expires_at: r.get(o + 9)?,
+        revoked_at: r.get(o + 10)?,
     })
 }
 
@@ -221,4 +226,42 @@ pub fn forget_old_successors(conn: &Connection, before: i64) -> rusqlite::Result
         "UPDATE refresh_tokens SET successor_enc = NULL WHERE successor_enc IS NOT NULL AND rotated_at < ?1",
         [before],
     )
+}
+
+/// The session of `org_id`, its user, and the user's membership in that org, in one query: what
+/// every request with an access token checks.
+pub fn with_user(
+    conn: &Connection,
+    org_id: &str,
+    id: &str,
+) -> rusqlite::Result<
+    Option<(
+        Session,
+        crate::db::users::User,
+        Option<crate::db::users::Membership>,
+    )>,
+> {
+    use crate::db::users;
+    conn.prepare_cached(&format!(
+        "SELECT s.id, s.org_id, s.user_id, s.auth_methods, s.ip_address, s.user_agent, s.created_at,
+                s.last_seen_at, s.idle_expires_at, s.expires_at, s.revoked_at,
+                {},
+                m.id, m.org_id, m.user_id, m.role, m.status, m.metadata, m.joined_at
+         FROM sessions s JOIN users u ON u.id = s.user_id
+         LEFT JOIN memberships m ON m.org_id = s.org_id AND m.user_id = s.user_id
+         WHERE s.org_id = ?1 AND s.id = ?2",
+        users::COLS
+    ))?
+    .query_row(params![org_id, id], |r| {
+        let m: Option<String> = r.get(26)?;
+        Ok((
+            session_at(r, 0)?,
+            users::user_at(r, 11)?,
+            match m {
+                Some(_) => Some(users::membership_at(r, 26)?),
+                None => None,
+            },
+        ))
+    })
+    .optional()
 }

@@ -21,28 +21,33 @@ pub struct User {
     pub last_login_at: Option<i64>,
 }
 
-const COLS: &str = "u.id, u.email, u.email_verified, u.password_hash, u.name, u.first_name, \
+pub(crate) const COLS: &str = "u.id, u.email, u.email_verified, u.password_hash, u.name, u.first_name, \
      u.last_name, u.avatar_url, u.phone_number, u.role, u.status, \
      EXISTS (SELECT 1 FROM totp_secrets t WHERE t.user_id = u.id AND t.enabled_at IS NOT NULL), \
      u.created_at, u.updated_at, u.last_login_at";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<User> {
+    user_at(r, 0)
+}
+
+/// A user read from columns `COLS` starting at index `o`.
+pub(crate) fn user_at(r: &Row<'_>, o: usize) -> rusqlite::Result<User> {
     Ok(User {
-        id: r.get(0)?,
-        email: r.get(1)?,
-        email_verified: r.get(2)?,
-        password_hash: r.get(3)?,
-        name: r.get(4)?,
-        first_name: r.get(5)?,
-        last_name: r.get(6)?,
-        avatar_url: r.get(7)?,
-        phone_number: r.get(8)?,
-        role: r.get(9)?,
-        status: r.get(10)?,
-        two_factor_enabled: r.get(11)?,
-        created_at: r.get(12)?,
-        updated_at: r.get(13)?,
-        last_login_at: r.get(14)?,
+        id: r.get(o)?,
+        email: r.get(o + 1)?,
+        email_verified: r.get(o + 2)?,
+        password_hash: r.get(o + 3)?,
+        name: r.get(o + 4)?,
+        first_name: r.get(o + 5)?,
+        last_name: r.get(o + 6)?,
+        avatar_url: r.get(o + 7)?,
+        phone_number: r.get(o + 8)?,
+        role: r.get(o + 9)?,
+        status: r.get(o + 10)?,
+        two_factor_enabled: r.get(o + 11)?,
+        created_at: r.get(o + 12)?,
+        updated_at: r.get(o + 13)?,
+        last_login_at: r.get(o + 14)?,
     })
 }
 
@@ -138,15 +143,20 @@ pub struct Membership {
 }
 
 fn membership_from_row(r: &Row<'_>) -> rusqlite::Result<Membership> {
-    let meta: String = r.get(5)?;
+    membership_at(r, 0)
+}
+
+/// A membership read from its 7 columns starting at index `o`.
+pub(crate) fn membership_at(r: &Row<'_>, o: usize) -> rusqlite::Result<Membership> {
+    let meta: String = r.get(o + 5)?;
     Ok(Membership {
-        id: r.get(0)?,
-        org_id: r.get(1)?,
-        user_id: r.get(2)?,
-        role: r.get(3)?,
-        status: r.get(4)?,
+        id: r.get(o)?,
+        org_id: r.get(o + 1)?,
+        user_id: r.get(o + 2)?,
+        role: r.get(o + 3)?,
+        status: r.get(o + 4)?,
         metadata: serde_json::from_str(&meta).unwrap_or_else(|_| serde_json::json!({})),
-        joined_at: r.get(6)?,
+        joined_at: r.get(o + 6)?,
     })
 }
 
