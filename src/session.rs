@@ -101,14 +101,38 @@ pub fn start(
 }
 
 pub enum Refreshed {
-    /// New pair (or, within the grace window, the same successor again).
-    Ok {
-        issued: Issued,
-        user: Box<User>,
-        membership: Membership,
-    },
+    /// The successor refresh token (new, or within the grace window the same one again) and
+    /// what the access token is signed from — signed by [`Rotated::issue`] after the commit,
+    /// so the signature is not computed while holding the write lock.
+    Ok(Box<Rotated>),
     /// An already-rotated token outside the grace window: the session was revoked.
     Reused { session: Session },
+}
+
+pub struct Rotated {
+    pub refresh_token: String,
+    pub session: Session,
+    pub user: User,
+    pub org: Org,
+    pub membership: Membership,
+}
+
+impl Rotated {
+    /// The token pair, with a freshly signed access token.
+    pub fn issue(&self, state: &AppState, now: i64) -> ApiResult<Issued> {
+        Ok(Issued {
+            access_token: access_token(
+                state,
+                &self.user,
+                &self.org,
+                &self.membership,
+                &self.session,
+                now,
+            )?,
+            refresh_token: self.refresh_token.clone(),
+            session_id: self.session.id.clone(),
+        })
+    }
 }
 
 /// Rotates `token` inside the caller's (BEGIN IMMEDIATE) transaction, so concurrent refreshes
@@ -117,17 +141,15 @@ pub enum Refreshed {
 pub fn refresh(tx: &Connection, state: &AppState, token: &str, now: i64) -> ApiResult<Refreshed> {
     let invalid = || ApiError::new(401, "invalid_token", "Invalid or expired refresh token");
     let row = sessions::find_refresh(tx, &crypto::token_hash(token))?.ok_or_else(invalid)?;
-    let session = sessions::find(tx, &row.org_id, &row.session_id)?.ok_or_else(invalid)?;
-    if !session.is_live(now) {
+    let (session, user, membership) =
+        sessions::with_user(tx, &row.org_id, &row.session_id)?.ok_or_else(invalid)?;
+    if !session.is_live(now) || user.status != "active" {
         return Err(invalid());
     }
-    let org = orgs::find_by_id(tx, &session.org_id)?.ok_or_else(invalid)?;
-    let user = users::find_by_id(tx, &session.user_id)?
-        .filter(|u| u.status == "active")
-        .ok_or_else(invalid)?;
-    let membership = users::find_membership(tx, &org.id, &user.id)?
+    let membership = membership
         .filter(|m| m.status == "active")
         .ok_or_else(invalid)?;
+    let org = orgs::find_by_id(tx, &session.org_id)?.ok_or_else(invalid)?;
     let grace = ms(state.config.tokens.refresh_grace);
     let key = seal_key(state);
     let successor = match row.rotated_at {
@@ -158,13 +180,11 @@ pub fn refresh(tx: &Connection, state: &AppState, token: &str, now: i64) -> ApiR
             return Ok(Refreshed::Reused { session });
         }
     };
-    Ok(Refreshed::Ok {
-        issued: Issued {
-            access_token: access_token(state, &user, &org, &membership, &session, now)?,
-            refresh_token: successor,
-            session_id: session.id.clone(),
-        },
-        user: Box::new(user),
+    Ok(Refreshed::Ok(Box::new(Rotated {
+        refresh_token: successor,
+        session,
+        user,
+        org,
         membership,
-    })
+    })))
 }

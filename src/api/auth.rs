@@ -475,8 +475,8 @@ pub fn refresh(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response
     };
     let outcome = state.db.write(|tx| {
         let out = session::refresh(tx, state, &token, ctx.now)?;
-        if let (Refreshed::Ok { issued, .. }, Some(org)) = (&out, &header_org)
-            && sessions::find(tx, &org.id, &issued.session_id)?.is_none()
+        if let (Refreshed::Ok(r), Some(org)) = (&out, &header_org)
+            && r.org.id != org.id
         {
             return Err(ApiError::new(
                 403,
@@ -517,11 +517,10 @@ pub fn refresh(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response
         Ok::<_, ApiError>(out)
     });
     match outcome {
-        Ok(Refreshed::Ok {
-            issued,
-            user,
-            membership,
-        }) => Ok(tokens_response(state, 200, &issued, &user, &membership)),
+        Ok(Refreshed::Ok(r)) => {
+            let issued = r.issue(state, ctx.now)?;
+            Ok(tokens_response(state, 200, &issued, &r.user, &r.membership))
+        }
         Ok(Refreshed::Reused { .. }) => Ok(with_cleared_cookies(
             state,
             ApiError::new(

@@ -210,14 +210,11 @@ fn check_token(state: &AppState, ctx: &Ctx, org: &Org, token: &str) -> ApiResult
     if claims.org_id != org.id {
         return Ok(not_valid("org_mismatch"));
     }
-    let (session, user, membership) = state.db.read(|c| {
-        Ok::<_, ApiError>((
-            sessions::find(c, &org.id, &claims.sid)?,
-            users::find_by_id(c, &claims.sub)?,
-            users::find_membership(c, &org.id, &claims.sub)?,
-        ))
-    })?;
-    let Some(session) = session.filter(|s| s.user_id == claims.sub) else {
+    let found = state
+        .db
+        .read(|c| sessions::with_user(c, &org.id, &claims.sid))?
+        .filter(|(s, _, _)| s.user_id == claims.sub);
+    let Some((session, user, membership)) = found else {
         return Ok(not_valid("session_revoked"));
     };
     if session.revoked_at.is_some() {
@@ -226,9 +223,9 @@ fn check_token(state: &AppState, ctx: &Ctx, org: &Org, token: &str) -> ApiResult
     if !session.is_live(ctx.now) {
         return Ok(not_valid("session_expired"));
     }
-    let Some(user) = user.filter(|u| u.status == "active") else {
+    if user.status != "active" {
         return Ok(not_valid("user_inactive"));
-    };
+    }
     let Some(membership) = membership else {
         return Ok(not_valid("not_a_member"));
     };

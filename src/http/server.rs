@@ -438,10 +438,11 @@ fn error_body(code: &str, message: &str) -> String {
 fn error_response_bytes(status: u16, code: &str, message: &str) -> Vec<u8> {
     let body = error_body(code, message);
     format!(
-        "HTTP/1.1 {status} {}\r\nDate: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status} {}\r\nDate: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nX-Request-Id: {}\r\nConnection: close\r\n\r\n{body}",
         reason_phrase(status),
-        http_date(SystemTime::now()),
-        body.len()
+        http_date(now()),
+        body.len(),
+        layer_request_id()
     )
     .into_bytes()
 }
@@ -457,6 +458,13 @@ fn overloaded_response() -> rouille::Response {
     )
     .with_status_code(503)
     .with_additional_header("Retry-After", "1")
+    .with_additional_header("X-Request-Id", layer_request_id())
+}
+
+/// A request id for answers the layer gives itself (the handler never saw the request).
+fn layer_request_id() -> String {
+    use crate::clock::Clock;
+    crate::db::new_id("req", crate::clock::SystemClock.now_ms())
 }
 
 fn internal_error_response() -> rouille::Response {
@@ -1307,7 +1315,7 @@ fn write_response(
         write!(w, "{name}: {value}\r\n")?;
     }
     if !has_date {
-        write!(w, "Date: {}\r\n", http_date(SystemTime::now()))?;
+        write!(w, "Date: {}\r\n", http_date(now()))?;
     }
     if let Some(upgrade) = upgrade {
         w.write_all(b"Connection: Upgrade\r\n\r\n")?;
@@ -1425,6 +1433,12 @@ fn reason_phrase(status: u16) -> &'static str {
 }
 
 /// IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
+/// The wall clock for the `Date` header (read through the clock module, like all time).
+fn now() -> SystemTime {
+    use crate::clock::Clock;
+    UNIX_EPOCH + Duration::from_millis(crate::clock::SystemClock.now_ms().max(0) as u64)
+}
+
 fn http_date(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let days = (secs / 86_400) as i64;
