@@ -320,9 +320,9 @@ pub fn handle(state: &AppState, req: &Request) -> Response {
     let ip = crate::http::input::client_ip(req, &state.config.server.trusted_proxies);
     let mut ctx = api::Ctx::new(request_id, now, ip);
     let result = api::dispatch(state, &mut ctx, req);
-    // A change may have queued webhooks or emails in its transaction: wake the outbox worker
-    // now rather than at its next timer (coalesced; costs a condvar signal).
-    if matches!(req.method(), "POST" | "PUT" | "PATCH" | "DELETE") {
+    // The handler queued webhooks or emails in its transaction: wake the outbox worker now
+    // rather than at its next timer.
+    if crate::events::take_queued() {
         state.outbox.notify();
     }
     let (mut resp, error) = match result {

@@ -5,6 +5,17 @@
 use crate::db::orgs::Org;
 use rusqlite::Connection;
 use serde_json::{Value, json};
+use std::cell::Cell;
+
+thread_local! {
+    /// Set when this thread queued outbox rows; the request pipeline then wakes the worker.
+    static QUEUED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// True (once) if the current thread queued outbox rows since the last call.
+pub fn take_queued() -> bool {
+    QUEUED.with(|q| q.replace(false))
+}
 
 /// Records `event` with its AuthWorx-shaped body and queues a delivery to every subscribed
 /// webhook endpoint of the org (the outbox); returns the event id (`evt_…`).

@@ -223,6 +223,7 @@ pub fn test(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
         audit(tx, ctx, req, act(&me, "webhook.tested", &e.id))?;
         Ok::<_, ApiError>(out)
     })?;
+    state.outbox.notify();
     Ok(respond::accepted(
         json!({ "eventId": event_id, "deliveryId": delivery_id }),
     ))
