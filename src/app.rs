@@ -247,22 +247,35 @@ fn listen(addr: &str, backlog: i32) -> std::io::Result<TcpListener> {
 fn maintenance_loop(state: &AppState, stop: &(Mutex<bool>, Condvar)) {
     let (lock, cv) = stop;
     let mut stopped = lock.lock().unwrap_or_else(|p| p.into_inner());
+    let mut tick: u64 = 0;
     loop {
-        // Before the stop check, so the last API-key uses are also written on shutdown.
-        api::api_keys::flush_usage(state);
+        // WAL checkpoints run here, every second, instead of inside whichever request's commit
+        // crossed the auto-checkpoint threshold (which stalled every writer behind it).
+        if let Err(e) = state.db.checkpoint() {
+            state
+                .log
+                .warn("WAL checkpoint failed", &[("error", json!(e.to_string()))]);
+        }
+        if tick.is_multiple_of(10) || *stopped {
+            // Before the stop check, so the last API-key uses are also written on shutdown.
+            api::api_keys::flush_usage(state);
+        }
         if *stopped {
             return;
         }
         let now = state.now();
         state.worker_heartbeat.store(now, Ordering::Relaxed);
-        if let Err(e) = state.keys.reload(&state.db, now) {
+        if tick.is_multiple_of(10)
+            && let Err(e) = state.keys.reload(&state.db, now)
+        {
             state.log.error(
                 "signing key reload failed",
                 &[("error", json!(e.to_string()))],
             );
         }
+        tick += 1;
         let (guard, _) = cv
-            .wait_timeout(stopped, Duration::from_secs(10))
+            .wait_timeout(stopped, Duration::from_secs(1))
             .unwrap_or_else(|p| p.into_inner());
         stopped = guard;
     }

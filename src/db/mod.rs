@@ -80,6 +80,9 @@ pub fn open_connection(path: &Path, busy_timeout: Duration) -> rusqlite::Result<
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // The server checkpoints from its maintenance thread ([`Db::checkpoint`]); a short-lived
+    // process (the CLI) checkpoints when its last connection closes.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
@@ -241,6 +244,15 @@ impl Db {
             .ok_or_else(|| DbError::Io("backup path is not valid UTF-8".into()))?;
         self.read(|c| c.execute("VACUUM INTO ?1", [dest_str]).map(|_| ()))?;
         Ok(())
+    }
+
+    /// Copies committed WAL pages into the database file without blocking readers or
+    /// writers (`PASSIVE`); called every second by the server's maintenance thread.
+    pub fn checkpoint(&self) -> DbResult<()> {
+        self.read(|c| {
+            c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                .map_err(DbError::from)
+        })
     }
 
     /// `PRAGMA quick_check` and a write probe: what `/readyz` asks.
