@@ -135,56 +135,95 @@ impl Rotated {
     }
 }
 
-/// Rotates `token` inside the caller's (BEGIN IMMEDIATE) transaction, so concurrent refreshes
-/// of one token serialize: the first rotates, the others find it rotated within the grace
-/// window and get the same successor.
-pub fn refresh(tx: &Connection, state: &AppState, token: &str, now: i64) -> ApiResult<Refreshed> {
-    let invalid = || ApiError::new(401, "invalid_token", "Invalid or expired refresh token");
-    let row = sessions::find_refresh(tx, &crypto::token_hash(token))?.ok_or_else(invalid)?;
+/// Everything a refresh needs, read before the write lock is taken (so the locked part is
+/// only the three writes).
+pub struct Prepared {
+    row: sessions::RefreshRow,
+    session: Session,
+    user: User,
+    membership: Membership,
+    pub org: Org,
+}
+
+fn invalid() -> ApiError {
+    ApiError::new(401, "invalid_token", "Invalid or expired refresh token")
+}
+
+/// Looks up a refresh token and its live session, active user, active membership and org.
+pub fn prepare_refresh(conn: &Connection, token: &str, now: i64) -> ApiResult<Prepared> {
+    let row = sessions::find_refresh(conn, &crypto::token_hash(token))?.ok_or_else(invalid)?;
     let (session, user, membership) =
-        sessions::with_user(tx, &row.org_id, &row.session_id)?.ok_or_else(invalid)?;
+        sessions::with_user(conn, &row.org_id, &row.session_id)?.ok_or_else(invalid)?;
     if !session.is_live(now) || user.status != "active" {
         return Err(invalid());
     }
     let membership = membership
         .filter(|m| m.status == "active")
         .ok_or_else(invalid)?;
-    let org = orgs::find_by_id(tx, &session.org_id)?.ok_or_else(invalid)?;
-    let grace = ms(state.config.tokens.refresh_grace);
-    let key = seal_key(state);
-    let successor = match row.rotated_at {
-        None => {
-            let next = crypto::random_token(32);
-            let sealed = crypto::seal(&key, next.as_bytes(), row.token_hash.as_bytes());
-            let next_hash = crypto::token_hash(&next);
-            if !sessions::mark_rotated(tx, &row.token_hash, &next_hash, &sealed, now)? {
-                return Err(invalid());
-            }
-            sessions::insert_refresh(tx, &next_hash, &session.id, &org.id, now)?;
-            sessions::touch(
-                tx,
-                &session.id,
-                now,
-                now + ms(state.config.tokens.refresh_ttl),
-            )?;
-            next
-        }
-        Some(at) if now - at <= grace => {
-            let sealed = row.successor_enc.as_deref().ok_or_else(invalid)?;
-            let bytes =
-                crypto::open(&key, sealed, row.token_hash.as_bytes()).ok_or_else(invalid)?;
-            String::from_utf8(bytes).map_err(|_| invalid())?
-        }
-        Some(_) => {
-            sessions::revoke(tx, &session.id, "refresh_token_reused", now)?;
-            return Ok(Refreshed::Reused { session });
-        }
-    };
-    Ok(Refreshed::Ok(Box::new(Rotated {
-        refresh_token: successor,
+    let org = orgs::find_by_id(conn, &session.org_id)?.ok_or_else(invalid)?;
+    Ok(Prepared {
+        row,
         session,
         user,
-        org,
         membership,
-    })))
+        org,
+    })
+}
+
+/// Rotates the prepared token inside the caller's (BEGIN IMMEDIATE) transaction. Rotation is
+/// a conditional update, so of concurrent refreshes of one token exactly one rotates; the
+/// others find it rotated within the grace window and get the same successor. A session
+/// revoked between the read and the lock is caught by the conditional `touch_live`.
+pub fn refresh(tx: &Connection, state: &AppState, p: Prepared, now: i64) -> ApiResult<Refreshed> {
+    let grace = ms(state.config.tokens.refresh_grace);
+    let key = seal_key(state);
+    let Prepared {
+        row,
+        session,
+        user,
+        membership,
+        org,
+    } = p;
+    let rotated = |refresh_token: String, session: Session| {
+        Ok(Refreshed::Ok(Box::new(Rotated {
+            refresh_token,
+            session,
+            user,
+            org,
+            membership,
+        })))
+    };
+    let (mut rotated_at, mut successor_enc) = (row.rotated_at, row.successor_enc);
+    if rotated_at.is_none() {
+        let next = crypto::random_token(32);
+        let sealed = crypto::seal(&key, next.as_bytes(), row.token_hash.as_bytes());
+        let next_hash = crypto::token_hash(&next);
+        if sessions::mark_rotated(tx, &row.token_hash, &next_hash, &sealed, now)? {
+            sessions::insert_refresh(tx, &next_hash, &session.id, &session.org_id, now)?;
+            let idle = now + ms(state.config.tokens.refresh_ttl);
+            if !sessions::touch_live(tx, &session.id, now, idle)? {
+                return Err(invalid());
+            }
+            return rotated(next, session);
+        }
+        // Another request rotated it since we read it: continue with the row as it is now.
+        let fresh = sessions::find_refresh(tx, &row.token_hash)?.ok_or_else(invalid)?;
+        rotated_at = fresh.rotated_at;
+        successor_enc = fresh.successor_enc;
+    }
+    let live = sessions::find(tx, &session.org_id, &session.id)?
+        .filter(|s| s.is_live(now))
+        .ok_or_else(invalid)?;
+    match rotated_at {
+        Some(at) if now - at <= grace => {
+            let sealed = successor_enc.as_deref().ok_or_else(invalid)?;
+            let bytes =
+                crypto::open(&key, sealed, row.token_hash.as_bytes()).ok_or_else(invalid)?;
+            rotated(String::from_utf8(bytes).map_err(|_| invalid())?, live)
+        }
+        _ => {
+            sessions::revoke(tx, &live.id, "refresh_token_reused", now)?;
+            Ok(Refreshed::Reused { session: live })
+        }
+    }
 }

@@ -473,17 +473,25 @@ pub fn refresh(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response
         Some(_) => Some(guard::org(state, req)?),
         None => None,
     };
+    let prepared = match state
+        .db
+        .read(|c| session::prepare_refresh(c, &token, ctx.now))
+    {
+        Ok(p) => p,
+        Err(e) if e.status == 401 => return Ok(with_cleared_cookies(state, e)),
+        Err(e) => return Err(e),
+    };
+    if let Some(org) = &header_org
+        && prepared.org.id != org.id
+    {
+        return Err(ApiError::new(
+            403,
+            "org_mismatch",
+            "The refresh token belongs to another organization",
+        ));
+    }
     let outcome = state.db.write(|tx| {
-        let out = session::refresh(tx, state, &token, ctx.now)?;
-        if let (Refreshed::Ok(r), Some(org)) = (&out, &header_org)
-            && r.org.id != org.id
-        {
-            return Err(ApiError::new(
-                403,
-                "org_mismatch",
-                "The refresh token belongs to another organization",
-            ));
-        }
+        let out = session::refresh(tx, state, prepared, ctx.now)?;
         if let Refreshed::Reused { session } = &out {
             let data =
                 json!({ "session": { "id": session.id }, "user": { "id": session.user_id } });

@@ -153,13 +153,21 @@ pub fn revoke_in_org(
 }
 
 /// After a refresh: the session was seen now and its idle deadline moves (never past the
-/// absolute one).
-pub fn touch(conn: &Connection, id: &str, now: i64, idle_expires_at: i64) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "UPDATE sessions SET last_seen_at = ?2, idle_expires_at = MIN(?3, expires_at) WHERE id = ?1",
-    )?
-    .execute(params![id, now, idle_expires_at])?;
-    Ok(())
+/// absolute one) — only for a session still unrevoked and within its absolute lifetime;
+/// false otherwise (a revocation won the race).
+pub fn touch_live(
+    conn: &Connection,
+    id: &str,
+    now: i64,
+    idle_expires_at: i64,
+) -> rusqlite::Result<bool> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE sessions SET last_seen_at = ?2, idle_expires_at = MIN(?3, expires_at)
+             WHERE id = ?1 AND revoked_at IS NULL AND expires_at > ?2",
+        )?
+        .execute(params![id, now, idle_expires_at])?;
+    Ok(n == 1)
 }
 
 #[derive(Debug)]
