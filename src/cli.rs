@@ -157,21 +157,9 @@ pub fn user_create(
     };
     let now = SystemClock.now_ms();
     let user = users::User {
-        id: db::new_id("usr", now),
-        email,
-        email_verified: false,
         password_hash,
         name,
-        first_name: None,
-        last_name: None,
-        avatar_url: None,
-        phone_number: None,
-        role: "user".into(),
-        status: "active".into(),
-        two_factor_enabled: false,
-        created_at: now,
-        updated_at: now,
-        last_login_at: None,
+        ..users::User::new(email, now)
     };
     let membership = db.write(|tx| -> Result<Option<users::Membership>, Box<dyn Error>> {
         users::insert(tx, &user).map_err(|e| {

@@ -325,7 +325,7 @@ fn magic_links_sign_in_once_and_respect_2fa() {
             Some(json!({})),
         )
         .data();
-    let secret = base32(setup["secret"].as_str().unwrap());
+    let secret = common::base32_decode(setup["secret"].as_str().unwrap());
     let code = latchkey::totp::code_at_step(&secret, (s.state().now() / 1000 / 30) as u64);
     assert_eq!(
         s.as_user(
@@ -348,18 +348,4 @@ fn magic_links_sign_in_once_and_respect_2fa() {
     assert_eq!(r.status, 200);
     assert_eq!(r.data()["requires2FA"], true);
     assert!(r.data().get("accessToken").is_none());
-}
-
-fn base32(s: &str) -> Vec<u8> {
-    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let (mut buf, mut bits, mut out) = (0u64, 0u32, Vec::new());
-    for c in s.bytes() {
-        buf = (buf << 5) | alphabet.iter().position(|a| *a == c).unwrap() as u64;
-        bits += 5;
-        if bits >= 8 {
-            out.push((buf >> (bits - 8)) as u8);
-            bits -= 8;
-        }
-    }
-    out
 }

@@ -547,20 +547,6 @@ fn real_answers_validate_against_the_document() {
     assert_eq!(r.status, 401);
 }
 
-fn base32_decode(s: &str) -> Vec<u8> {
-    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let (mut buf, mut bits, mut out) = (0u64, 0u32, Vec::new());
-    for c in s.bytes() {
-        buf = (buf << 5) | alphabet.iter().position(|a| *a == c).unwrap() as u64;
-        bits += 5;
-        if bits >= 8 {
-            out.push((buf >> (bits - 8)) as u8);
-            bits -= 8;
-        }
-    }
-    out
-}
-
 /// The login answers (tokens, `requires2FASetup`, `requires2FA`) and the 2FA operations.
 #[test]
 fn the_login_and_two_factor_answers_validate() {
@@ -587,7 +573,7 @@ fn the_login_and_two_factor_answers_validate() {
         &slug,
         Some(partial.clone()),
     );
-    let secret = base32_decode(r.data()["secret"].as_str().unwrap());
+    let secret = common::base32_decode(r.data()["secret"].as_str().unwrap());
     let code = |s: &TestServer| {
         latchkey::totp::code_at_step(&secret, (s.state().now() / 1000 / 30) as u64)
     };

@@ -559,20 +559,6 @@ fn authenticate_limits_per_end_user_ip() {
     attempt("2001:db8::7").assert_error(401, "invalid_credentials");
 }
 
-fn base32_decode(s: &str) -> Vec<u8> {
-    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let (mut buf, mut bits, mut out) = (0u64, 0u32, Vec::new());
-    for c in s.bytes() {
-        buf = (buf << 5) | alphabet.iter().position(|a| *a == c).unwrap() as u64;
-        bits += 5;
-        if bits >= 8 {
-            out.push((buf >> (bits - 8)) as u8);
-            bits -= 8;
-        }
-    }
-    out
-}
-
 #[test]
 fn authenticate_hands_over_the_2fa_step() {
     let w = world();
@@ -585,7 +571,7 @@ fn authenticate_hands_over_the_2fa_step() {
         &token,
         Some(json!({})),
     );
-    let secret = base32_decode(r.data()["secret"].as_str().unwrap());
+    let secret = common::base32_decode(r.data()["secret"].as_str().unwrap());
     let code = |s: &TestServer| totp::code_at_step(&secret, (s.state().now() / 30_000) as u64);
     let r = s.as_user(
         "POST",

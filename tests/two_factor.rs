@@ -7,20 +7,6 @@ use common::{PASSWORD, Resp, TestServer};
 use latchkey::{crypto, totp};
 use serde_json::{Value, json};
 
-fn base32_decode(s: &str) -> Vec<u8> {
-    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let (mut buf, mut bits, mut out) = (0u64, 0u32, Vec::new());
-    for c in s.bytes() {
-        buf = (buf << 5) | alphabet.iter().position(|a| *a == c).unwrap() as u64;
-        bits += 5;
-        if bits >= 8 {
-            out.push((buf >> (bits - 8)) as u8);
-            bits -= 8;
-        }
-    }
-    out
-}
-
 struct Ctx {
     s: TestServer,
     token: String,
@@ -60,7 +46,7 @@ fn enrolled() -> Ctx {
     let r = post(&s, "/api/v1/auth/2fa/setup", &token, json!({}));
     assert_eq!(r.status, 200, "{:?}", r.json());
     let d = r.data();
-    let secret = base32_decode(d["secret"].as_str().unwrap());
+    let secret = common::base32_decode(d["secret"].as_str().unwrap());
     let url = d["otpauthUrl"].as_str().unwrap();
     assert!(
         url.starts_with("otpauth://totp/acme:ann%40example.com?secret="),
@@ -379,7 +365,7 @@ fn an_org_requiring_2fa_enrolls_on_login() {
         Some(body(json!({}))),
     );
     assert_eq!(r.status, 200, "{:?}", r.json());
-    let secret = base32_decode(r.data()["secret"].as_str().unwrap());
+    let secret = common::base32_decode(r.data()["secret"].as_str().unwrap());
     let code = totp::code_at_step(&secret, (s.state().now() / 1000 / 30) as u64);
     let r = s.send(
         "POST",

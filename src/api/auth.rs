@@ -130,21 +130,9 @@ pub fn signup(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
     }
     let hash = state.hasher.hash(&body.password)?;
     let user = User {
-        id: db::new_id("usr", ctx.now),
-        email,
-        email_verified: false,
         password_hash: Some(hash),
         name,
-        first_name: None,
-        last_name: None,
-        avatar_url: None,
-        phone_number: None,
-        role: "user".into(),
-        status: "active".into(),
-        two_factor_enabled: false,
-        created_at: ctx.now,
-        updated_at: ctx.now,
-        last_login_at: None,
+        ..User::new(email, ctx.now)
     };
     let membership = Membership {
         id: db::new_id("mem", ctx.now),

@@ -368,21 +368,10 @@ pub fn accept(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
             Some(u) => u,
             None => {
                 let u = User {
-                    id: db::new_id("usr", ctx.now),
-                    email: inv.email.clone(),
                     email_verified: true,
                     password_hash: new_hash.clone(),
                     name: name.clone(),
-                    first_name: None,
-                    last_name: None,
-                    avatar_url: None,
-                    phone_number: None,
-                    role: "user".into(),
-                    status: "active".into(),
-                    two_factor_enabled: false,
-                    created_at: ctx.now,
-                    updated_at: ctx.now,
-                    last_login_at: None,
+                    ..User::new(inv.email.clone(), ctx.now)
                 };
                 users::insert(tx, &u)?;
                 events::emit(tx, Some(&org), "user.created", json!({ "user": views::user(&u) }), ctx.now)?;

@@ -361,21 +361,10 @@ pub fn create_user(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Resp
             None => None,
         };
         let user = User {
-            id: db::new_id("usr", ctx.now),
-            email,
             email_verified: body.is_email_verified.unwrap_or(false),
             password_hash,
             name,
-            first_name: None,
-            last_name: None,
-            avatar_url: None,
-            phone_number: None,
-            role: "user".into(),
-            status: "active".into(),
-            two_factor_enabled: false,
-            created_at: ctx.now,
-            updated_at: ctx.now,
-            last_login_at: None,
+            ..User::new(email, ctx.now)
         };
         let membership = Membership {
             id: db::new_id("mem", ctx.now),

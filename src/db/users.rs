@@ -21,6 +21,29 @@ pub struct User {
     pub last_login_at: Option<i64>,
 }
 
+impl User {
+    /// A new active platform `user` with this email and nothing else set yet.
+    pub fn new(email: String, now: i64) -> User {
+        User {
+            id: crate::db::new_id("usr", now),
+            email,
+            email_verified: false,
+            password_hash: None,
+            name: None,
+            first_name: None,
+            last_name: None,
+            avatar_url: None,
+            phone_number: None,
+            role: "user".into(),
+            status: "active".into(),
+            two_factor_enabled: false,
+            created_at: now,
+            updated_at: now,
+            last_login_at: None,
+        }
+    }
+}
+
 pub(crate) const COLS: &str = "u.id, u.email, u.email_verified, u.password_hash, u.name, u.first_name, \
      u.last_name, u.avatar_url, u.phone_number, u.role, u.status, \
      EXISTS (SELECT 1 FROM totp_secrets t WHERE t.user_id = u.id AND t.enabled_at IS NOT NULL), \

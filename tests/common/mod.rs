@@ -382,3 +382,18 @@ impl Resp {
         Some(c.split(';').next()?.split_once('=')?.1.to_string())
     }
 }
+
+/// RFC 4648 base32 (no padding) → bytes: reads the `secret` of `/auth/2fa/setup`.
+pub fn base32_decode(s: &str) -> Vec<u8> {
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let (mut buf, mut bits, mut out) = (0u64, 0u32, Vec::new());
+    for c in s.bytes() {
+        buf = (buf << 5) | alphabet.iter().position(|a| *a == c).expect("base32") as u64;
+        bits += 5;
+        if bits >= 8 {
+            out.push((buf >> (bits - 8)) as u8);
+            bits -= 8;
+        }
+    }
+    out
+}
