@@ -98,8 +98,14 @@ pub fn http_url(field: &str, s: &str) -> ApiResult<()> {
         .or_else(|| s.strip_prefix("http://"));
     let ok = s.len() <= 2048
         && rest.is_some_and(|r| {
+            // Host (and optional port) in ASCII: internationalised names go in their
+            // punycode form, so links built from the URL are what they look like.
             let host = r.split(['/', '?', '#']).next().unwrap_or("");
-            !host.is_empty() && !r.chars().any(|c| c.is_whitespace() || c.is_control())
+            !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
+                && !r.chars().any(|c| c.is_whitespace() || c.is_control())
         });
     if ok {
         Ok(())
@@ -151,6 +157,23 @@ mod tests {
         assert!(slug("admin").is_err());
         assert!(slug(&"a".repeat(65)).is_err());
         assert!(slug(&"a".repeat(64)).is_ok());
+    }
+
+    #[test]
+    fn urls() {
+        assert!(http_url("u", "https://app.acme.test/x?y=1").is_ok());
+        assert!(http_url("u", "http://127.0.0.1:3000").is_ok());
+        assert!(http_url("u", "https://xn--bcher-kva.example/").is_ok());
+        for bad in [
+            "ftp://x.test",
+            "https://",
+            "https://bücher.example/",
+            "https://a b.test",
+            "javascript:alert(1)",
+            "https://user@host/",
+        ] {
+            assert!(http_url("u", bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
