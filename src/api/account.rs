@@ -105,17 +105,14 @@ pub fn update_me(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respon
 }
 
 fn self_entry<'a>(org_id: &'a str, user_id: &'a str, action: &'a str) -> Entry<'a> {
-    Entry {
-        org_id: Some(org_id),
-        actor_type: "user",
-        actor_id: Some(user_id),
+    Entry::new(
+        Some(org_id),
+        "user",
+        Some(user_id),
         action,
-        target_type: Some("user"),
-        target_id: Some(user_id),
-        ip: None,
-        user_agent: None,
-        metadata: json!({}),
-    }
+        Some("user"),
+        Some(user_id),
+    )
 }
 
 #[derive(Deserialize)]

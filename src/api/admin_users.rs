@@ -23,17 +23,14 @@ fn find(conn: &Connection, id: &str) -> ApiResult<User> {
 }
 
 fn act<'a>(admin: &'a guard::AdminCtx, action: &'a str, user_id: &'a str) -> Entry<'a> {
-    Entry {
-        org_id: None,
-        actor_type: "admin_key",
-        actor_id: Some(&admin.key_id),
+    Entry::new(
+        None,
+        "admin_key",
+        Some(&admin.key_id),
         action,
-        target_type: Some("user"),
-        target_id: Some(user_id),
-        ip: None,
-        user_agent: None,
-        metadata: json!({}),
-    }
+        Some("user"),
+        Some(user_id),
+    )
 }
 
 pub fn get(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {

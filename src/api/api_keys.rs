@@ -178,17 +178,14 @@ fn scopes(requested: Option<Vec<String>>) -> ApiResult<Vec<String>> {
 }
 
 fn key_entry<'a>(me: &'a guard::UserCtx, action: &'a str, key_id: &'a str) -> Entry<'a> {
-    Entry {
-        org_id: Some(&me.org.id),
-        actor_type: "user",
-        actor_id: Some(&me.user.id),
+    Entry::new(
+        Some(&me.org.id),
+        "user",
+        Some(&me.user.id),
         action,
-        target_type: Some("api_key"),
-        target_id: Some(key_id),
-        ip: None,
-        user_agent: None,
-        metadata: json!({}),
-    }
+        Some("api_key"),
+        Some(key_id),
+    )
 }
 
 pub fn create(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {

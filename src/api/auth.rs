@@ -179,17 +179,14 @@ pub fn signup(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
 
 /// An audit entry where the user acts on themselves in `org`.
 pub fn entry<'a>(org: &'a Org, user: &'a User, action: &'a str) -> Entry<'a> {
-    Entry {
-        org_id: Some(&org.id),
-        actor_type: "user",
-        actor_id: Some(&user.id),
+    Entry::new(
+        Some(&org.id),
+        "user",
+        Some(&user.id),
         action,
-        target_type: Some("user"),
-        target_id: Some(&user.id),
-        ip: None,
-        user_agent: None,
-        metadata: json!({}),
-    }
+        Some("user"),
+        Some(&user.id),
+    )
 }
 
 #[derive(Deserialize)]
@@ -497,17 +494,15 @@ pub fn refresh(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response
                 tx,
                 ctx,
                 req,
-                Entry {
-                    org_id: Some(&session.org_id),
-                    actor_type: "system",
-                    actor_id: None,
-                    action: "session.refresh_token_reused",
-                    target_type: Some("session"),
-                    target_id: Some(&session.id),
-                    ip: None,
-                    user_agent: None,
-                    metadata: json!({ "userId": session.user_id }),
-                },
+                Entry::new(
+                    Some(&session.org_id),
+                    "system",
+                    None,
+                    "session.refresh_token_reused",
+                    Some("session"),
+                    Some(&session.id),
+                )
+                .with_metadata(json!({ "userId": session.user_id })),
             )?;
         }
         Ok::<_, ApiError>(out)
@@ -593,17 +588,14 @@ pub fn logout(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
                     tx,
                     ctx,
                     req,
-                    Entry {
-                        org_id: Some(&org_id),
-                        actor_type: "user",
-                        actor_id: Some(&s.user_id),
-                        action: "user.logout",
-                        target_type: Some("session"),
-                        target_id: Some(&s.id),
-                        ip: None,
-                        user_agent: None,
-                        metadata: json!({}),
-                    },
+                    Entry::new(
+                        Some(&org_id),
+                        "user",
+                        Some(&s.user_id),
+                        "user.logout",
+                        Some("session"),
+                        Some(&s.id),
+                    ),
                 )?;
             }
             Ok::<_, ApiError>(())

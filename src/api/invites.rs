@@ -158,17 +158,14 @@ pub struct InviteRequest {
 }
 
 fn act<'a>(me: &'a UserCtx, action: &'a str, id: &'a str) -> Entry<'a> {
-    Entry {
-        org_id: Some(&me.org.id),
-        actor_type: "user",
-        actor_id: Some(&me.user.id),
+    Entry::new(
+        Some(&me.org.id),
+        "user",
+        Some(&me.user.id),
         action,
-        target_type: Some("invitation"),
-        target_id: Some(id),
-        ip: None,
-        user_agent: None,
-        metadata: json!({}),
-    }
+        Some("invitation"),
+        Some(id),
+    )
 }
 
 pub fn invite(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
@@ -410,17 +407,7 @@ pub fn accept(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
             tx,
             ctx,
             req,
-            Entry {
-                org_id: Some(&org.id),
-                actor_type: "user",
-                actor_id: Some(&user.id),
-                action: "member.joined",
-                target_type: Some("invitation"),
-                target_id: Some(&inv.id),
-                ip: None,
-                user_agent: None,
-                metadata: json!({ "role": m.role, "newUser": is_new }),
-            },
+            Entry::new(Some(&org.id), "user", Some(&user.id), "member.joined", Some("invitation"), Some(&inv.id)).with_metadata(json!({ "role": m.role, "newUser": is_new })),
         )?;
         let mut user = user;
         user.email_verified = true;
@@ -461,17 +448,14 @@ pub fn decline(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response
             tx,
             ctx,
             req,
-            Entry {
-                org_id: Some(&org.id),
-                actor_type: "anonymous",
-                actor_id: None,
-                action: "invite.declined",
-                target_type: Some("invitation"),
-                target_id: Some(&inv.id),
-                ip: None,
-                user_agent: None,
-                metadata: json!({}),
-            },
+            Entry::new(
+                Some(&org.id),
+                "anonymous",
+                None,
+                "invite.declined",
+                Some("invitation"),
+                Some(&inv.id),
+            ),
         )?;
         Ok::<_, ApiError>(())
     })?;

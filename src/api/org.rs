@@ -31,17 +31,14 @@ fn who(u: &User) -> Value {
 
 /// An audit entry where the acting user touches `target_type`/`target_id` in the org.
 fn act<'a>(me: &'a UserCtx, action: &'a str, target: (&'a str, &'a str)) -> Entry<'a> {
-    Entry {
-        org_id: Some(&me.org.id),
-        actor_type: "user",
-        actor_id: Some(&me.user.id),
+    Entry::new(
+        Some(&me.org.id),
+        "user",
+        Some(&me.user.id),
         action,
-        target_type: Some(target.0),
-        target_id: Some(target.1),
-        ip: None,
-        user_agent: None,
-        metadata: json!({}),
-    }
+        Some(target.0),
+        Some(target.1),
+    )
 }
 
 pub fn get_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {

@@ -132,17 +132,14 @@ fn run(
 
 /// An audit entry with the API key as actor.
 fn key_entry<'a>(k: &'a KeyCtx, action: &'a str, target: (&'a str, &'a str)) -> Entry<'a> {
-    Entry {
-        org_id: Some(&k.org.id),
-        actor_type: "api_key",
-        actor_id: Some(&k.key.id),
+    Entry::new(
+        Some(&k.org.id),
+        "api_key",
+        Some(&k.key.id),
         action,
-        target_type: Some(target.0),
-        target_id: Some(target.1),
-        ip: None,
-        user_agent: None,
-        metadata: json!({}),
-    }
+        Some(target.0),
+        Some(target.1),
+    )
 }
 
 /// `owner` may only be granted by a key whose creator is still an active owner of the org,

@@ -35,17 +35,14 @@ fn view(e: &Endpoint) -> Value {
 }
 
 fn act<'a>(me: &'a UserCtx, action: &'a str, id: &'a str) -> Entry<'a> {
-    Entry {
-        org_id: Some(&me.org.id),
-        actor_type: "user",
-        actor_id: Some(&me.user.id),
+    Entry::new(
+        Some(&me.org.id),
+        "user",
+        Some(&me.user.id),
         action,
-        target_type: Some("webhook"),
-        target_id: Some(id),
-        ip: None,
-        user_agent: None,
-        metadata: json!({}),
-    }
+        Some("webhook"),
+        Some(id),
+    )
 }
 
 fn check_url(state: &AppState, url: &str) -> ApiResult<()> {

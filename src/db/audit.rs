@@ -14,6 +14,36 @@ pub struct Entry<'a> {
     pub metadata: serde_json::Value,
 }
 
+impl<'a> Entry<'a> {
+    /// An entry with no metadata; the request's IP and user agent are stamped by
+    /// `api::audit`.
+    pub fn new(
+        org_id: Option<&'a str>,
+        actor_type: &'a str,
+        actor_id: Option<&'a str>,
+        action: &'a str,
+        target_type: Option<&'a str>,
+        target_id: Option<&'a str>,
+    ) -> Entry<'a> {
+        Entry {
+            org_id,
+            actor_type,
+            actor_id,
+            action,
+            target_type,
+            target_id,
+            ip: None,
+            user_agent: None,
+            metadata: serde_json::json!({}),
+        }
+    }
+
+    pub fn with_metadata(mut self, metadata: serde_json::Value) -> Entry<'a> {
+        self.metadata = metadata;
+        self
+    }
+}
+
 pub fn insert(conn: &Connection, id: &str, e: &Entry<'_>, now: i64) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO audit_log (id, org_id, actor_type, actor_id, action, target_type, target_id,
