@@ -28,6 +28,32 @@ pub fn decode(key: &[u8; 32], cursor: &str) -> ApiResult<(i64, String)> {
     Ok((at.parse().map_err(|_| bad())?, id.to_string()))
 }
 
+/// The `cursor` query parameter of a list request, decoded; `None` when absent or empty.
+pub fn from_query(key: &[u8; 32], req: &rouille::Request) -> ApiResult<Option<(i64, String)>> {
+    match req.get_param("cursor") {
+        Some(c) if !c.is_empty() => Ok(Some(decode(key, &c)?)),
+        _ => Ok(None),
+    }
+}
+
+/// Cuts `rows`, fetched with `limit + 1`, to `limit`; returns the cursor of the next page if
+/// there was one more row. `position` gives a row's (time, id) sort key.
+pub fn next_page<T>(
+    key: &[u8; 32],
+    rows: &mut Vec<T>,
+    limit: i64,
+    position: impl Fn(&T) -> (i64, &str),
+) -> Option<String> {
+    if rows.len() as i64 <= limit {
+        return None;
+    }
+    rows.truncate(limit as usize);
+    rows.last().map(|r| {
+        let (at, id) = position(r);
+        encode(key, at, id)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

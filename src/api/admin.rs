@@ -241,10 +241,7 @@ pub fn create_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
 pub fn list_orgs(state: &AppState, _ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     guard::admin(state, req)?;
     let limit = limit(req)?;
-    let after = match input::query(req, "cursor") {
-        Some(c) if !c.is_empty() => Some(cursor::decode(&state.cursor_key, &c)?),
-        _ => None,
-    };
+    let after = cursor::from_query(&state.cursor_key, req)?;
     let mut rows = state.db.read(|c| {
         orgs::list(
             c,
@@ -252,13 +249,9 @@ pub fn list_orgs(state: &AppState, _ctx: &Ctx, req: &Request) -> ApiResult<Respo
             limit + 1,
         )
     })?;
-    let next = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last()
-            .map(|o| cursor::encode(&state.cursor_key, o.created_at, &o.id))
-    } else {
-        None
-    };
+    let next = cursor::next_page(&state.cursor_key, &mut rows, limit, |o| {
+        (o.created_at, &o.id)
+    });
     let list: Vec<_> = rows.iter().map(views::org).collect();
     Ok(respond::ok(json!({ "orgs": list, "nextCursor": next })))
 }

@@ -63,10 +63,7 @@ pub fn list(state: &AppState, _ctx: &Ctx, req: &Request) -> ApiResult<Response> 
     let limit = query_int(req, "limit", 20, 1, 100)?;
     let status = one_of(req, "status", &["pending", "succeeded", "failed"])?;
     let kind = one_of(req, "kind", &[store::KIND_WEBHOOK, store::KIND_EMAIL])?;
-    let after = match input::query(req, "cursor") {
-        Some(c) if !c.is_empty() => Some(cursor::decode(&state.cursor_key, &c)?),
-        _ => None,
-    };
+    let after = cursor::from_query(&state.cursor_key, req)?;
     let filter = ListFilter {
         status,
         kind,
@@ -80,13 +77,9 @@ pub fn list(state: &AppState, _ctx: &Ctx, req: &Request) -> ApiResult<Response> 
             limit + 1,
         )
     })?;
-    let next = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last()
-            .map(|i| cursor::encode(&state.cursor_key, i.created_at, &i.id))
-    } else {
-        None
-    };
+    let next = cursor::next_page(&state.cursor_key, &mut rows, limit, |i| {
+        (i.created_at, &i.id)
+    });
     let items: Vec<Value> = rows.iter().map(item_view).collect();
     Ok(respond::ok(json!({ "items": items, "nextCursor": next })))
 }

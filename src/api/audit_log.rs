@@ -14,10 +14,7 @@ use serde_json::json;
 /// One page of entries matching `filter`: `{entries, nextCursor}`, newest first.
 pub fn page(state: &AppState, req: &Request, filter: &Filter<'_>) -> ApiResult<Response> {
     let limit = query_int(req, "limit", 20, 1, 100)?;
-    let after = match input::query(req, "cursor") {
-        Some(c) if !c.is_empty() => Some(cursor::decode(&state.cursor_key, &c)?),
-        _ => None,
-    };
+    let after = cursor::from_query(&state.cursor_key, req)?;
     let mut rows = state.db.read(|c| {
         audit::list(
             c,
@@ -26,13 +23,9 @@ pub fn page(state: &AppState, req: &Request, filter: &Filter<'_>) -> ApiResult<R
             limit + 1,
         )
     })?;
-    let next = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last()
-            .map(|e| cursor::encode(&state.cursor_key, e.created_at, &e.id))
-    } else {
-        None
-    };
+    let next = cursor::next_page(&state.cursor_key, &mut rows, limit, |e| {
+        (e.created_at, &e.id)
+    });
     let list: Vec<_> = rows.iter().map(views::audit_entry).collect();
     Ok(respond::ok(json!({ "entries": list, "nextCursor": next })))
 }

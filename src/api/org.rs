@@ -143,10 +143,7 @@ pub fn list_members(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Res
             "at most 200 characters",
         ));
     }
-    let after = match input::query(req, "cursor") {
-        Some(c) if !c.is_empty() => Some(cursor::decode(&state.cursor_key, &c)?),
-        _ => None,
-    };
+    let after = cursor::from_query(&state.cursor_key, req)?;
     let filter = ListFilter {
         status: status.as_deref(),
         role: role.as_deref(),
@@ -161,13 +158,9 @@ pub fn list_members(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Res
             limit + 1,
         )
     })?;
-    let next = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last()
-            .map(|(m, _)| cursor::encode(&state.cursor_key, m.joined_at, &m.id))
-    } else {
-        None
-    };
+    let next = cursor::next_page(&state.cursor_key, &mut rows, limit, |(m, _)| {
+        (m.joined_at, &m.id)
+    });
     let list: Vec<_> = rows.iter().map(|(m, u)| views::member(m, u)).collect();
     Ok(respond::ok(json!({ "members": list, "nextCursor": next })))
 }

@@ -275,10 +275,7 @@ pub fn list_users(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
             Some(e) if !e.trim().is_empty() => Some(validate::email(&e)?),
             _ => None,
         };
-        let after = match input::query(req, "cursor") {
-            Some(c) if !c.is_empty() => Some(cursor::decode(&state.cursor_key, &c)?),
-            _ => None,
-        };
+        let after = cursor::from_query(&state.cursor_key, req)?;
         let mut rows = state.db.read(|c| {
             users::list_members(
                 c,
@@ -288,13 +285,9 @@ pub fn list_users(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
                 limit + 1,
             )
         })?;
-        let next = if rows.len() as i64 > limit {
-            rows.truncate(limit as usize);
-            rows.last()
-                .map(|(m, _)| cursor::encode(&state.cursor_key, m.joined_at, &m.id))
-        } else {
-            None
-        };
+        let next = cursor::next_page(&state.cursor_key, &mut rows, limit, |(m, _)| {
+            (m.joined_at, &m.id)
+        });
         let list: Vec<Value> = rows
             .iter()
             .map(|(m, u)| json!({ "user": views::user(u), "membership": views::membership(m) }))

@@ -260,10 +260,7 @@ pub fn deliveries(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
             ));
         }
     };
-    let after = match input::query(req, "cursor") {
-        Some(c) if !c.is_empty() => Some(cursor::decode(&state.cursor_key, &c)?),
-        _ => None,
-    };
+    let after = cursor::from_query(&state.cursor_key, req)?;
     let id = ctx.param("id").to_string();
     let mut rows = state.db.read(|c| {
         let e = find(c, &me, &id)?;
@@ -280,13 +277,9 @@ pub fn deliveries(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
             limit + 1,
         )?)
     })?;
-    let next = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last()
-            .map(|i| cursor::encode(&state.cursor_key, i.created_at, &i.id))
-    } else {
-        None
-    };
+    let next = cursor::next_page(&state.cursor_key, &mut rows, limit, |i| {
+        (i.created_at, &i.id)
+    });
     let list: Vec<_> = rows.iter().map(delivery_view).collect();
     Ok(respond::ok(
         json!({ "deliveries": list, "nextCursor": next }),
