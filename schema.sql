@@ -1,5 +1,6 @@
--- Latchkey schema, version 1. The whole schema lives here; `latchkey migrate` (and `serve`)
--- applies it to an empty database and records the version in PRAGMA user_version.
+-- Latchkey schema, version 1; later versions are the steps in migrations/ (applied in order
+-- after this one). `latchkey migrate` (and `serve`) applies them and records the version in
+-- PRAGMA user_version.
 -- Conventions: ids are prefixed ULIDs (TEXT); times are INTEGER milliseconds since the Unix
 -- epoch (UTC); JSON columns are TEXT; booleans are INTEGER 0/1. Every opaque token, key and
 -- code is stored only as the hex SHA-256 of its value (`*_hash`); secrets the server must read

@@ -112,6 +112,7 @@ pub fn org_create(path: Option<&Path>, slug: &str, name: &str) -> CliResult {
         plan: "free".into(),
         status: "active".into(),
         app_url: None,
+        app_url_by_operator: false,
         logo_url: None,
         settings: Default::default(),
         created_at: now,

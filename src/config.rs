@@ -36,6 +36,7 @@ secure = false
 
 [security]
 allowed_origins = ["http://localhost:8080", "http://localhost:3000", "http://localhost:5173"]
+allowed_app_hosts = ["localhost", "127.0.0.1"]
 
 [webhooks]
 allow_http = true
@@ -243,12 +244,23 @@ pub struct SecurityConfig {
     pub secret_key: Option<Secret>,
     /// Origins as browsers send them: lower-case `scheme://host[:port]`, no trailing slash.
     pub allowed_origins: Vec<String>,
+    /// Hosts an org admin may point `appUrl` at (lower-case; `*.example.com` = any subdomain).
+    pub allowed_app_hosts: Vec<String>,
     /// Already resolved: a `0` in the file becomes the number of available cores.
     pub max_concurrent_hashes: usize,
     pub hash_queue: usize,
     pub login_max_failures: u32,
     pub login_failure_window: Duration,
     pub lockout: Duration,
+    /// Failed logins for one account from all IPs within `account_failure_window` that lock
+    /// the whole account for `lockout` (the per-IP pair locks after `login_max_failures`).
+    pub account_max_failures: u32,
+    pub account_failure_window: Duration,
+    /// Wrong second-factor codes per account within `second_factor_window` → 429.
+    pub second_factor_max_failures: u32,
+    pub second_factor_window: Duration,
+    /// Failed logins through one API key (`/public/authenticate`) per minute → 429.
+    pub api_key_login_failures_per_minute: u32,
     pub login_ip_per_minute: u32,
     pub public_api_per_minute: u32,
     pub email_per_hour: u32,
@@ -436,6 +448,20 @@ impl Config {
     }
 
     /// Base URL for links in mails: `email.link_base_url`, else `server.public_url`.
+    /// Whether an org admin may point `appUrl` at `host` (`security.allowed_app_hosts`).
+    pub fn app_host_allowed(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        self.security
+            .allowed_app_hosts
+            .iter()
+            .any(|h| match h.strip_prefix("*.") {
+                Some(parent) => host
+                    .strip_suffix(parent)
+                    .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
+                None => *h == host,
+            })
+    }
+
     pub fn email_link_base(&self) -> &str {
         self.email
             .link_base_url

@@ -1,23 +1,115 @@
 //! In-memory abuse limits (API.md §10): sliding-window counters keyed by (action, ip | email),
-//! and per-account lockout after repeated failed logins. Kept in memory on purpose: they are
-//! hot-path checks, and a restart clearing them is acceptable. Lockout is keyed by the email as
-//! typed (normalised), whether or not an account exists, so a lockout never reveals one.
+//! failure counters that lock a key for a while (an account from one IP, a whole account, a
+//! user's second factor, an API key's logins), and the fixed-window quotas of `/public/*`.
+//! Kept in memory on purpose: they are hot-path checks, and a restart clearing them is
+//! acceptable. Login keys use the email as typed (normalised), whether or not an account
+//! exists, so a lockout never reveals one.
+//!
+//! Every entry remembers its own window, so pruning one limit's keys never uses another
+//! limit's window; and each map is bounded ([`MAX_KEYS`]): past the bound, expired entries go
+//! first, then entries that hold nobody back, then (a flood of fresh keys) the older half.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+/// The most keys one map holds; see the module docs for what goes past it.
+pub const MAX_KEYS: usize = 100_000;
+
+/// What pruning needs to know of an entry.
+trait Entry {
+    /// Nothing left to remember.
+    fn expired(&self, now: i64) -> bool;
+    /// Currently refusing its key (kept as long as anything can be).
+    fn limiting(&self, now: i64) -> bool;
+    /// When it last changed, to keep the newer half when all else fails.
+    fn age(&self) -> i64;
+}
+
 /// Two fixed windows blended into a sliding estimate (the classic approximation).
 #[derive(Clone, Copy)]
 struct Window {
+    window_ms: i64,
+    limit: u32,
     start: i64,
     current: u32,
     previous: u32,
 }
 
+impl Entry for Window {
+    fn expired(&self, now: i64) -> bool {
+        now - self.start >= 2 * self.window_ms
+    }
+    fn limiting(&self, _now: i64) -> bool {
+        self.current >= self.limit
+    }
+    fn age(&self) -> i64 {
+        self.start
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Failures {
+    window_ms: i64,
+    window_start: i64,
+    count: u32,
+    locked_until: i64,
+}
+
+impl Entry for Failures {
+    fn expired(&self, now: i64) -> bool {
+        self.locked_until <= now && now - self.window_start >= self.window_ms
+    }
+    fn limiting(&self, now: i64) -> bool {
+        self.locked_until > now
+    }
+    fn age(&self) -> i64 {
+        self.window_start.max(self.locked_until)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Fixed {
+    window_ms: i64,
+    start: i64,
+    count: u32,
+}
+
+impl Entry for Fixed {
+    fn expired(&self, now: i64) -> bool {
+        now - self.start >= self.window_ms
+    }
+    fn limiting(&self, _now: i64) -> bool {
+        false
+    }
+    fn age(&self) -> i64 {
+        self.start
+    }
+}
+
+/// Makes room for one more key when `map` holds `cap`.
+fn make_room<E: Entry>(map: &mut HashMap<String, E>, now: i64, cap: usize) {
+    if map.len() < cap {
+        return;
+    }
+    map.retain(|_, e| !e.expired(now));
+    if map.len() < cap {
+        return;
+    }
+    map.retain(|_, e| e.limiting(now));
+    if map.len() < cap {
+        return;
+    }
+    let mut ages: Vec<i64> = map.values().map(Entry::age).collect();
+    let mid = ages.len() / 2;
+    let cut = *ages.select_nth_unstable(mid).1;
+    map.retain(|_, e| e.age() > cut);
+}
+
 pub struct Limiter {
+    cap: usize,
     windows: Mutex<HashMap<String, Window>>,
-    lockouts: Mutex<HashMap<String, Failures>>,
-    quotas: Mutex<HashMap<String, (i64, u32)>>,
+    failures: Mutex<HashMap<String, Failures>>,
+    quotas: Mutex<HashMap<String, Fixed>>,
 }
 
 /// The state of a fixed-window quota after one request: what the `X-RateLimit-*` headers say.
@@ -32,13 +124,6 @@ pub struct Quota {
     pub exceeded: Option<RetryAfter>,
 }
 
-#[derive(Clone, Copy)]
-struct Failures {
-    window_start: i64,
-    count: u32,
-    locked_until: i64,
-}
-
 /// How long to wait, in whole seconds (at least 1).
 pub type RetryAfter = u64;
 
@@ -46,7 +131,9 @@ fn secs_until(now: i64, until: i64) -> u64 {
     ((until - now).max(0) as u64).div_ceil(1000).max(1)
 }
 
-const PRUNE_AT: usize = 100_000;
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 impl Default for Limiter {
     fn default() -> Self {
@@ -56,11 +143,26 @@ impl Default for Limiter {
 
 impl Limiter {
     pub fn new() -> Limiter {
+        Self::with_capacity(MAX_KEYS)
+    }
+
+    /// A limiter whose maps hold at most `cap` keys each (tests use a small one).
+    pub fn with_capacity(cap: usize) -> Limiter {
         Limiter {
+            cap: cap.max(2),
             windows: Mutex::new(HashMap::new()),
-            lockouts: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
             quotas: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Keys held, over all maps (for tests and metrics).
+    pub fn len(&self) -> usize {
+        lock(&self.windows).len() + lock(&self.failures).len() + lock(&self.quotas).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Counts one request on `key` in a fixed window of `window_ms` aligned to the epoch (a
@@ -70,19 +172,28 @@ impl Limiter {
     pub fn quota(&self, key: &str, limit: u32, window_ms: i64, now: i64) -> Quota {
         let start = now - now.rem_euclid(window_ms);
         let reset_at = start + window_ms;
-        let mut map = self.quotas.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= PRUNE_AT {
-            map.retain(|_, (s, _)| *s >= start);
-        }
+        let mut map = lock(&self.quotas);
         // No allocation for a key already known: this runs on every /public request.
         if !map.contains_key(key) {
-            map.insert(key.to_string(), (start, 0));
+            make_room(&mut map, now, self.cap);
+            map.insert(
+                key.to_string(),
+                Fixed {
+                    window_ms,
+                    start,
+                    count: 0,
+                },
+            );
         }
         let entry = map.get_mut(key).expect("present: inserted above");
-        if entry.0 != start {
-            *entry = (start, 0);
+        if entry.start != start || entry.window_ms != window_ms {
+            *entry = Fixed {
+                window_ms,
+                start,
+                count: 0,
+            };
         }
-        if entry.1 >= limit {
+        if entry.count >= limit {
             return Quota {
                 limit,
                 remaining: 0,
@@ -90,10 +201,10 @@ impl Limiter {
                 exceeded: Some(secs_until(now, reset_at)),
             };
         }
-        entry.1 += 1;
+        entry.count += 1;
         Quota {
             limit,
-            remaining: limit - entry.1,
+            remaining: limit - entry.count,
             reset_at,
             exceeded: None,
         }
@@ -105,27 +216,28 @@ impl Limiter {
         if limit == 0 {
             return Ok(());
         }
-        let mut map = self.windows.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= PRUNE_AT {
-            map.retain(|_, w| now - w.start < 2 * window_ms);
+        let mut map = lock(&self.windows);
+        if !map.contains_key(key) {
+            make_room(&mut map, now, self.cap);
         }
-        let w = map.entry(key.to_string()).or_insert(Window {
+        let fresh = Window {
+            window_ms,
+            limit,
             start: now,
             current: 0,
             previous: 0,
-        });
+        };
+        let w = map.entry(key.to_string()).or_insert(fresh);
+        w.limit = limit;
         let elapsed = now - w.start;
-        if elapsed >= 2 * window_ms {
-            *w = Window {
-                start: now,
-                current: 0,
-                previous: 0,
-            };
+        if elapsed >= 2 * window_ms || w.window_ms != window_ms {
+            *w = fresh;
         } else if elapsed >= window_ms {
             *w = Window {
                 start: w.start + window_ms,
                 current: 0,
                 previous: w.current,
+                ..*w
             };
         }
         let into = (now - w.start) as f64 / window_ms as f64;
@@ -144,26 +256,28 @@ impl Limiter {
         Ok(())
     }
 
-    /// `Err(retry_after)` while `account` is locked.
-    pub fn locked(&self, account: &str, now: i64) -> Result<(), RetryAfter> {
-        let map = self.lockouts.lock().unwrap_or_else(|p| p.into_inner());
-        match map.get(account) {
+    /// `Err(retry_after)` while `key` is locked.
+    pub fn locked(&self, key: &str, now: i64) -> Result<(), RetryAfter> {
+        match lock(&self.failures).get(key) {
             Some(f) if f.locked_until > now => Err(secs_until(now, f.locked_until)),
             _ => Ok(()),
         }
     }
 
-    /// Records a failed login; returns true when this failure locked the account.
-    pub fn fail(&self, account: &str, max: u32, window_ms: i64, lockout_ms: i64, now: i64) -> bool {
-        let mut map = self.lockouts.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= PRUNE_AT {
-            map.retain(|_, f| f.locked_until > now || now - f.window_start < window_ms);
+    /// Records a failure on `key`; returns true when this failure locked it (for
+    /// `lockout_ms`): `max` failures within `window_ms` lock it.
+    pub fn fail(&self, key: &str, max: u32, window_ms: i64, lockout_ms: i64, now: i64) -> bool {
+        let mut map = lock(&self.failures);
+        if !map.contains_key(key) {
+            make_room(&mut map, now, self.cap);
         }
-        let f = map.entry(account.to_string()).or_insert(Failures {
+        let f = map.entry(key.to_string()).or_insert(Failures {
+            window_ms,
             window_start: now,
             count: 0,
             locked_until: 0,
         });
+        f.window_ms = window_ms;
         if now - f.window_start >= window_ms {
             f.window_start = now;
             f.count = 0;
@@ -178,12 +292,16 @@ impl Limiter {
         false
     }
 
-    /// Forgets failures and any lock (after a successful login, or an operator's unlock).
-    pub fn clear(&self, account: &str) {
-        self.lockouts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(account);
+    /// Forgets failures and any lock on `key`.
+    pub fn clear(&self, key: &str) {
+        lock(&self.failures).remove(key);
+    }
+
+    /// Forgets failures and locks on `key` and on every key that starts with `key` + `|`
+    /// (an account and all of its per-IP pairs).
+    pub fn clear_family(&self, key: &str) {
+        let prefix = format!("{key}|");
+        lock(&self.failures).retain(|k, _| k != key && !k.starts_with(&prefix));
     }
 }
 
@@ -234,5 +352,55 @@ mod tests {
         l.fail("a@x", 5, 900_000, 900_000, 900_020);
         l.clear("a@x");
         assert!(l.locked("a@x", 900_020).is_ok());
+    }
+
+    #[test]
+    fn clear_family_forgets_the_account_and_its_pairs_only() {
+        let l = Limiter::new();
+        for key in [
+            "login:a@x",
+            "login:a@x|ip:1.2.3.4",
+            "login:a@x.org|ip:1.2.3.4",
+        ] {
+            l.fail(key, 1, 60_000, 60_000, 0);
+        }
+        l.clear_family("login:a@x");
+        assert!(l.locked("login:a@x", 1).is_ok());
+        assert!(l.locked("login:a@x|ip:1.2.3.4", 1).is_ok());
+        assert!(l.locked("login:a@x.org|ip:1.2.3.4", 1).is_err());
+    }
+
+    /// A flood of one action's keys, pruned at the cap, never forgets another action's live
+    /// entries by judging them with the flooding action's (shorter) window.
+    #[test]
+    fn pruning_uses_each_entry_own_window() {
+        let l = Limiter::with_capacity(100);
+        // An hour-long limit, used up.
+        for _ in 0..3 {
+            l.hit("forgot:email:a@x", 3, 3_600_000, 0).unwrap();
+        }
+        // Two minutes later, a flood of one-second keys fills the map many times over.
+        for i in 0..1_000 {
+            let _ = l.hit(&format!("flood:{i}"), 5, 1_000, 120_000 + i);
+        }
+        assert!(
+            l.hit("forgot:email:a@x", 3, 3_600_000, 121_500).is_err(),
+            "the hour-long limit still holds"
+        );
+        assert!(l.len() <= 100, "bounded: {}", l.len());
+    }
+
+    #[test]
+    fn failure_map_is_bounded_and_keeps_live_locks() {
+        let l = Limiter::with_capacity(50);
+        assert!(l.fail("victim|ip:1", 1, 900_000, 900_000, 0));
+        for i in 0..10_000 {
+            l.fail(&format!("spray:{i}"), 5, 900_000, 900_000, 1 + i);
+        }
+        assert!(l.len() <= 50);
+        assert!(
+            l.locked("victim|ip:1", 20_000).is_err(),
+            "a lock outlives a spray of single failures"
+        );
     }
 }

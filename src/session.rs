@@ -170,6 +170,24 @@ pub fn prepare_refresh(conn: &Connection, token: &str, now: i64) -> ApiResult<Pr
     })
 }
 
+/// The live session behind a current (never rotated) refresh token, with its active user
+/// and org, without rotating it: the proof of a session for switching orgs. 401
+/// `invalid_token` for anything else.
+pub fn current_by_refresh(
+    conn: &Connection,
+    token: &str,
+    now: i64,
+) -> ApiResult<(Session, User, Org)> {
+    if token.len() > 512 {
+        return Err(invalid());
+    }
+    let p = prepare_refresh(conn, token, now)?;
+    if p.row.rotated_at.is_some() {
+        return Err(invalid());
+    }
+    Ok((p.session, p.user, p.org))
+}
+
 /// Rotates the prepared token inside the caller's (BEGIN IMMEDIATE) transaction. Rotation is
 /// a conditional update, so of concurrent refreshes of one token exactly one rotates; the
 /// others find it rotated within the grace window and get the same successor. A session

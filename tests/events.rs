@@ -25,7 +25,11 @@ fn names(s: &TestServer) -> Vec<String> {
 
 #[test]
 fn user_session_and_security_events() {
-    let mut s = TestServer::start();
+    // The account-wide lock (and its event) after 5 failures here, not 100.
+    let dir = tempfile::tempdir().unwrap();
+    let text = common::base_config(dir.path(), "")
+        .replace("[security]\n", "[security]\naccount_max_failures = 5\n");
+    let mut s = TestServer::start_in(dir, text);
     let org = s.org("acme", json!({ "signupMode": "open" }));
     let r = s.send(
         "POST",

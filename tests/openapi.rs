@@ -480,7 +480,7 @@ fn real_answers_validate_against_the_document() {
         "POST",
         "/api/v1/public/users",
         "/api/v1/public/users",
-        Some(json!({ "email": "api@acme.test", "isEmailVerified": true })),
+        Some(json!({ "email": "api@acme.test", "isEmailVerified": false })),
     );
     assert_eq!(r.status, 201);
     let r = w.call_with(

@@ -1,7 +1,7 @@
 //! Account self-service for a signed-in user (API.md §3): profile, password, sessions, the
 //! user's orgs and own audit trail.
 
-use crate::api::{Ctx, audit, guard, views};
+use crate::api::{Ctx, audit, auth, guard, views};
 use crate::app::AppState;
 use crate::db::audit::Entry;
 use crate::db::sessions;
@@ -125,17 +125,18 @@ pub struct ChangePasswordRequest {
 pub fn change_password(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     let me = guard::user(state, ctx, req)?;
     let body: ChangePasswordRequest = input::json(req, state.config.server.max_body_bytes)?;
-    if body.current_password.len() > 4 * state.config.password.max_length {
-        return Err(ApiError::new(
-            401,
-            "invalid_credentials",
-            "Current password is wrong",
-        ));
-    }
-    let (ok, _) = state
-        .hasher
-        .verify(me.user.password_hash.as_deref(), &body.current_password)?;
+    // A wrong current password is a failed login (API.md §10): the same counters and locks,
+    // so a stolen access token cannot be used to guess the password.
+    auth::check_login_lock(state, ctx, &me.user.email)?;
+    let ok = body.current_password.len() <= 4 * state.config.password.max_length
+        && state
+            .hasher
+            .verify(me.user.password_hash.as_deref(), &body.current_password)?
+            .0;
     if !ok {
+        let locked = auth::count_login_failure(state, ctx, &me.user.email);
+        auth::record_login_failure(state, ctx, req, &me.org, &me.user, locked)?;
+        state.metrics.login(false);
         return Err(ApiError::new(
             401,
             "invalid_credentials",

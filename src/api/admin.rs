@@ -185,6 +185,7 @@ pub fn create_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
             .transpose()?
             .unwrap_or_else(|| "free".into()),
         status: "active".into(),
+        app_url_by_operator: body.app_url.is_some(),
         app_url: body.app_url,
         logo_url: body.logo_url,
         settings,
@@ -301,6 +302,7 @@ pub fn update_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
             if let Some(u) = &u {
                 validate::http_url("appUrl", u)?;
             }
+            org.app_url_by_operator = u.is_some();
             org.app_url = u;
         }
         if let Some(u) = body.logo_url {

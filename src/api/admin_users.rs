@@ -196,7 +196,10 @@ pub fn unlock(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
         audit(tx, ctx, req, act(&admin, "user.unlocked", &u.id))?;
         Ok::<_, ApiError>(u)
     })?;
-    state.limiter.clear(&format!("login:{}", user.email));
+    crate::api::auth::clear_login_locks(state, &user.email);
+    state
+        .limiter
+        .clear(&crate::api::two_factor::failure_key(&user.id));
     Ok(respond::ok(json!({ "message": "Account unlocked" })))
 }
 

@@ -13,6 +13,17 @@ use serde_json::json;
 
 /// One page of entries matching `filter`: `{entries, nextCursor}`, newest first.
 pub fn page(state: &AppState, req: &Request, filter: &Filter<'_>) -> ApiResult<Response> {
+    page_as(state, req, filter, None)
+}
+
+/// [`page`], as seen by `viewer` when given: entries another actor wrote (an org admin, an
+/// API key, an anonymous caller) lose their IP address and user agent.
+fn page_as(
+    state: &AppState,
+    req: &Request,
+    filter: &Filter<'_>,
+    viewer: Option<&str>,
+) -> ApiResult<Response> {
     let limit = query_int(req, "limit", 20, 1, 100)?;
     let after = cursor::from_query(&state.cursor_key, req)?;
     let mut rows = state.db.read(|c| {
@@ -26,7 +37,19 @@ pub fn page(state: &AppState, req: &Request, filter: &Filter<'_>) -> ApiResult<R
     let next = cursor::next_page(&state.cursor_key, &mut rows, limit, |e| {
         (e.created_at, &e.id)
     });
-    let list: Vec<_> = rows.iter().map(views::audit_entry).collect();
+    let list: Vec<_> = rows
+        .iter()
+        .map(|e| {
+            let mut v = views::audit_entry(e);
+            if let Some(me) = viewer
+                && !(e.actor_type == "user" && e.actor_id.as_deref() == Some(me))
+            {
+                v["ipAddress"] = serde_json::Value::Null;
+                v["userAgent"] = serde_json::Value::Null;
+            }
+            v
+        })
+        .collect();
     Ok(respond::ok(json!({ "entries": list, "nextCursor": next })))
 }
 
@@ -44,13 +67,14 @@ fn short(req: &Request, name: &str) -> ApiResult<Option<String>> {
 
 pub fn mine(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     let me = guard::user(state, ctx, req)?;
-    page(
+    page_as(
         state,
         req,
         &Filter {
             user_id: Some(&me.user.id),
             ..Filter::default()
         },
+        Some(&me.user.id),
     )
 }
 

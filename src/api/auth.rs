@@ -145,6 +145,8 @@ pub fn signup(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
     };
     let ip = ctx.ip.to_string();
     let ua = input::user_agent(req);
+    // In a `domain` org the address is the credential: no session until it is proven.
+    let prove_first = org.settings.signup_mode == SignupMode::Domain;
     let issued = state.db.write(|tx| {
         users::insert(tx, &user).map_err(|e| {
             if is_unique_violation(&e) {
@@ -154,6 +156,20 @@ pub fn signup(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
             }
         })?;
         users::insert_membership(tx, &membership)?;
+        if prove_first {
+            crate::api::email_flows::queue_verification(tx, state, &org, &user, ctx.now)?;
+            let mut e = entry(&org, &user, "user.signup");
+            e.metadata = json!({ "requiresEmailVerification": true });
+            audit(tx, ctx, req, e)?;
+            events::emit(
+                tx,
+                Some(&org),
+                "user.created",
+                json!({ "user": views::user(&user) }),
+                ctx.now,
+            )?;
+            return Ok(None);
+        }
         let issued = session::start(
             tx,
             state,
@@ -172,9 +188,16 @@ pub fn signup(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
             json!({ "user": views::user(&user) }),
             ctx.now,
         )?;
-        Ok::<_, ApiError>(issued)
+        Ok::<_, ApiError>(Some(issued))
     })?;
-    Ok(tokens_response(state, 201, &issued, &user, &membership))
+    match issued {
+        Some(issued) => Ok(tokens_response(state, 201, &issued, &user, &membership)),
+        None => Ok(respond::created(json!({
+            "requiresEmailVerification": true,
+            "user": views::user(&user),
+            "membership": views::membership(&membership),
+        }))),
+    }
 }
 
 /// An audit entry where the user acts on themselves in `org`.
@@ -196,7 +219,7 @@ pub struct LoginRequest {
     password: String,
 }
 
-fn invalid_credentials() -> ApiError {
+pub fn invalid_credentials() -> ApiError {
     ApiError::new(401, "invalid_credentials", "Invalid email or password")
 }
 
@@ -206,8 +229,108 @@ pub fn login(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> 
     password_login(state, ctx, req, &org, &body.email, &body.password)
 }
 
+/// The login counters of API.md §10, keyed by the email as typed (normalised), so they
+/// never reveal whether an account exists: `login:<email>|ip:<ip>` refuses that account to
+/// that client IP after `login_max_failures`; `login:<email>` locks the whole account after
+/// `account_max_failures` from all IPs.
+fn login_keys(email: &str, ip: &std::net::IpAddr) -> (String, String) {
+    let account = format!("login:{email}");
+    let pair = format!("{account}|ip:{ip}");
+    (account, pair)
+}
+
+/// 429 while the account is locked, or refused to this client IP.
+pub fn check_login_lock(state: &AppState, ctx: &Ctx, email: &str) -> ApiResult<()> {
+    let (account, pair) = login_keys(email, &ctx.ip);
+    state
+        .limiter
+        .locked(&pair, ctx.now)
+        .and_then(|_| state.limiter.locked(&account, ctx.now))
+        .map_err(ApiError::rate_limited)
+}
+
+/// Counts a failed login (or a wrong current password) for the account from `ctx.ip`;
+/// true when this failure locked the whole account.
+pub fn count_login_failure(state: &AppState, ctx: &Ctx, email: &str) -> bool {
+    let sec = &state.config.security;
+    let (account, pair) = login_keys(email, &ctx.ip);
+    let ms = |d: std::time::Duration| d.as_millis() as i64;
+    state.limiter.fail(
+        &pair,
+        sec.login_max_failures,
+        ms(sec.login_failure_window),
+        ms(sec.lockout),
+        ctx.now,
+    );
+    state.limiter.fail(
+        &account,
+        sec.account_max_failures,
+        ms(sec.account_failure_window),
+        ms(sec.lockout),
+        ctx.now,
+    )
+}
+
+/// After a successful login: the failures from this IP are forgotten (those from elsewhere,
+/// which may be an attack, still count towards the account-wide lock).
+fn clear_login_pair(state: &AppState, ctx: &Ctx, email: &str) {
+    state.limiter.clear(&login_keys(email, &ctx.ip).1);
+}
+
+/// Forgets every login failure and lock of the account (a reset, a magic link, an
+/// operator's unlock: the owner proved themselves another way).
+pub fn clear_login_locks(state: &AppState, email: &str) {
+    state.limiter.clear_family(&format!("login:{email}"));
+}
+
+/// Records a failed login of an existing account `u` into `org` (audit, and when it locked
+/// the account, `user.locked` + `security.account_locked`). Only an org the account belongs
+/// to hears of it: a failure naming another org goes to the operator's audit trail alone.
+pub fn record_login_failure(
+    state: &AppState,
+    ctx: &Ctx,
+    req: &Request,
+    org: &Org,
+    u: &User,
+    locked: bool,
+) -> ApiResult<()> {
+    let sec = &state.config.security;
+    state.db.write(|tx| {
+        let member = users::find_membership(tx, &org.id, &u.id)?.is_some();
+        let org_id = member.then_some(org.id.as_str());
+        let mut e = entry(org, u, "user.login_failed");
+        e.org_id = org_id;
+        e.actor_type = "anonymous";
+        e.actor_id = None;
+        if !member {
+            e.metadata = json!({ "orgSlug": org.slug, "member": false });
+        }
+        audit(tx, ctx, req, e)?;
+        if locked {
+            if member {
+                events::emit(
+                    tx,
+                    Some(org),
+                    "security.account_locked",
+                    json!({ "user": events::who(&u.id, &u.email),
+                            "lockedUntil": crate::clock::rfc3339(ctx.now + sec.lockout.as_millis() as i64) }),
+                    ctx.now,
+                )?;
+            }
+            let mut e = entry(org, u, "user.locked");
+            e.org_id = org_id;
+            e.actor_type = "system";
+            e.actor_id = None;
+            e.metadata = json!({ "failures": sec.account_max_failures,
+                                 "window": sec.account_failure_window.as_secs() });
+            audit(tx, ctx, req, e)?;
+        }
+        Ok::<_, ApiError>(())
+    })
+}
+
 /// Email + password login into `org`, shared by `/auth/login` and `/public/authenticate`:
-/// the per-IP limit (`ctx.ip`), account lockout, the password check, membership, then
+/// the per-IP limit (`ctx.ip`), the lockouts, the password check, membership, then
 /// [`finish_login`] (tokens, or the 2FA step).
 pub fn password_login(
     state: &AppState,
@@ -217,76 +340,10 @@ pub fn password_login(
     email: &str,
     password: &str,
 ) -> ApiResult<Response> {
-    limit_ip(state, ctx, "login")?;
-    // Malformed emails and unknown accounts take the same path as a wrong password.
-    let email = validate::email(email).unwrap_or_else(|_| email.trim().to_ascii_lowercase());
-    let account = format!("login:{email}");
-    state
-        .limiter
-        .locked(&account, ctx.now)
-        .map_err(ApiError::rate_limited)?;
-    if password.len() > 4 * state.config.password.max_length {
-        return Err(invalid_credentials());
-    }
-    let user = state.db.read(|c| users::find_by_email(c, &email))?;
-    let phc = user.as_ref().and_then(|u| u.password_hash.as_deref());
-    let (ok, rehash) = state.hasher.verify(phc, password)?;
-    let user = match (ok, user) {
-        (true, Some(u)) if u.status == "active" => u,
-        (_, user) => {
-            let sec = &state.config.security;
-            let locked = state.limiter.fail(
-                &account,
-                sec.login_max_failures,
-                sec.login_failure_window.as_millis() as i64,
-                sec.lockout.as_millis() as i64,
-                ctx.now,
-            );
-            if let Some(u) = &user {
-                state.db.write(|tx| {
-                    let mut e = entry(org, u, "user.login_failed");
-                    e.actor_type = "anonymous";
-                    e.actor_id = None;
-                    audit(tx, ctx, req, e)?;
-                    if locked {
-                        events::emit(
-                            tx,
-                            Some(org),
-                            "security.account_locked",
-                            json!({ "user": events::who(&u.id, &u.email),
-                                    "lockedUntil": crate::clock::rfc3339(ctx.now + sec.lockout.as_millis() as i64) }),
-                            ctx.now,
-                        )?;
-                        audit(
-                            tx,
-                            ctx,
-                            req,
-                            Entry {
-                                actor_type: "system",
-                                actor_id: None,
-                                ..entry(org, u, "user.locked")
-                            },
-                        )?;
-                    }
-                    Ok::<_, ApiError>(())
-                })?;
-            }
-            state.metrics.login(false);
-            return Err(invalid_credentials());
-        }
-    };
-    state.metrics.login(true);
-    state.limiter.clear(&account);
-    let membership = state
-        .db
-        .read(|c| users::find_membership(c, &org.id, &user.id))?
-        .ok_or_else(|| ApiError::new(403, "not_a_member", "Not a member of this organization"))?;
-    if membership.status != "active" {
-        return Err(ApiError::new(
-            403,
-            "membership_inactive",
-            "Membership in this organization is deactivated",
-        ));
+    let (user, rehash) = check_password(state, ctx, req, org, email, password)?;
+    let membership = active_membership(state, org, &user)?;
+    if org.settings.signup_mode == SignupMode::Domain && !user.email_verified {
+        return Err(email_verification_required());
     }
     let new_hash = if rehash {
         Some(state.hasher.hash(password)?)
@@ -299,6 +356,70 @@ pub fn password_login(
             .write(|tx| users::set_password_hash(tx, &user.id, h, ctx.now))?;
     }
     finish_login(state, ctx, req, &user, org, &membership, &["pwd"], &[])
+}
+
+/// 422 `email_verification_required`: a `domain` org admits by the address, so it must be
+/// proven before a session is made.
+pub fn email_verification_required() -> ApiError {
+    ApiError::new(
+        422,
+        "email_verification_required",
+        "Verify your email address first: we sent you a link",
+    )
+}
+
+/// The user's active membership in `org`: 403 `not_a_member` / `membership_inactive`.
+pub fn active_membership(state: &AppState, org: &Org, user: &User) -> ApiResult<Membership> {
+    let membership = state
+        .db
+        .read(|c| users::find_membership(c, &org.id, &user.id))?
+        .ok_or_else(|| ApiError::new(403, "not_a_member", "Not a member of this organization"))?;
+    if membership.status != "active" {
+        return Err(ApiError::new(
+            403,
+            "membership_inactive",
+            "Membership in this organization is deactivated",
+        ));
+    }
+    Ok(membership)
+}
+
+/// The first factor: the per-IP limit, the lockouts, then the password of the account behind
+/// `email` (the same answer and similar time for an unknown email). A failure is counted and
+/// recorded; returns the user and whether the hash wants upgrading.
+pub fn check_password(
+    state: &AppState,
+    ctx: &Ctx,
+    req: &Request,
+    org: &Org,
+    email: &str,
+    password: &str,
+) -> ApiResult<(User, bool)> {
+    limit_ip(state, ctx, "login")?;
+    // Malformed emails and unknown accounts take the same path as a wrong password.
+    let email = validate::email(email).unwrap_or_else(|_| email.trim().to_ascii_lowercase());
+    check_login_lock(state, ctx, &email)?;
+    if password.len() > 4 * state.config.password.max_length {
+        return Err(invalid_credentials());
+    }
+    let user = state.db.read(|c| users::find_by_email(c, &email))?;
+    let phc = user.as_ref().and_then(|u| u.password_hash.as_deref());
+    let (ok, rehash) = state.hasher.verify(phc, password)?;
+    match (ok, user) {
+        (true, Some(u)) if u.status == "active" => {
+            state.metrics.login(true);
+            clear_login_pair(state, ctx, &email);
+            Ok((u, rehash))
+        }
+        (_, user) => {
+            let locked = count_login_failure(state, ctx, &email);
+            if let Some(u) = &user {
+                record_login_failure(state, ctx, req, org, u, locked)?;
+            }
+            state.metrics.login(false);
+            Err(invalid_credentials())
+        }
+    }
 }
 
 /// The end of every first-factor login (password, magic link, backend authenticate): a
@@ -316,43 +437,8 @@ pub fn finish_login(
     amr: &[&str],
     extra: &[(&str, serde_json::Value)],
 ) -> ApiResult<Response> {
-    let ip = ctx.ip.to_string();
-    let ua = ctx.user_agent(req);
-    let purpose = if user.two_factor_enabled {
-        Some(("verify_2fa", "requires2FA"))
-    } else if org.settings.require_2fa {
-        Some(("setup_2fa", "requires2FASetup"))
-    } else {
-        None
-    };
-    if let Some((purpose, flag)) = purpose {
-        let token = crypto::random_token(32);
-        let expires = ctx.now + state.config.tokens.partial_ttl.as_millis() as i64;
-        state.db.write(|tx| {
-            two_factor::insert_partial(
-                tx,
-                &crypto::token_hash(&token),
-                &org.id,
-                &user.id,
-                purpose,
-                amr,
-                &ip,
-                ua.as_deref(),
-                ctx.now,
-                expires,
-            )?;
-            let mut e = entry(org, user, "user.login_partial");
-            e.metadata = json!({ "next": purpose });
-            audit(tx, ctx, req, e)?;
-            Ok::<_, ApiError>(())
-        })?;
-        let mut data = json!({ flag: true, "partialToken": token });
-        for (k, v) in extra {
-            data[*k] = v.clone();
-        }
-        let mut resp = respond::ok(data);
-        cookies::set_partial(&mut resp, &state.config, &token);
-        return Ok(resp);
+    if let Some(step) = second_factor_due(user, org, amr) {
+        return partial_response(state, ctx, req, user, org, amr, step, None, extra);
     }
     let issued = state
         .db
@@ -368,6 +454,76 @@ pub fn finish_login(
         &issued.access_token,
         &issued.refresh_token,
     );
+    Ok(resp)
+}
+
+/// The second-factor step a login into `org` still owes, as (partial-token purpose, answer
+/// flag): `requires2FA` when the user has TOTP this login has not passed, `requires2FASetup`
+/// when the org demands 2FA and the user has none.
+pub fn second_factor_due(
+    user: &User,
+    org: &Org,
+    amr: &[&str],
+) -> Option<(&'static str, &'static str)> {
+    // A second factor this login already passed (a switch from a session that did) counts.
+    if user.two_factor_enabled && !amr.contains(&"otp") {
+        Some(("verify_2fa", "requires2FA"))
+    } else if org.settings.require_2fa && !user.two_factor_enabled {
+        Some(("setup_2fa", "requires2FASetup"))
+    } else {
+        None
+    }
+}
+
+/// Issues the partial token of a second-factor `step` (see [`second_factor_due`]) and answers
+/// `{<flag>: true, partialToken}` + the `partial_token` cookie. `invitation_id` is the
+/// invitation the completed login will accept.
+#[allow(clippy::too_many_arguments)]
+pub fn partial_response(
+    state: &AppState,
+    ctx: &Ctx,
+    req: &Request,
+    user: &User,
+    org: &Org,
+    amr: &[&str],
+    (purpose, flag): (&str, &str),
+    invitation_id: Option<&str>,
+    extra: &[(&str, serde_json::Value)],
+) -> ApiResult<Response> {
+    let ip = ctx.ip.to_string();
+    let ua = ctx.user_agent(req);
+    let token = crypto::random_token(32);
+    let expires = ctx.now + state.config.tokens.partial_ttl.as_millis() as i64;
+    state.db.write(|tx| {
+        two_factor::insert_partial(
+            tx,
+            &crypto::token_hash(&token),
+            &org.id,
+            &user.id,
+            purpose,
+            amr,
+            invitation_id,
+            &ip,
+            ua.as_deref(),
+            ctx.now,
+            expires,
+        )?;
+        let mut e = entry(org, user, "user.login_partial");
+        e.metadata = json!({ "next": purpose });
+        if invitation_id.is_some() {
+            e.org_id = None;
+            e.metadata["invitationId"] = json!(invitation_id);
+            e.metadata["orgId"] = json!(org.id);
+        }
+        audit(tx, ctx, req, e)?;
+        Ok::<_, ApiError>(())
+    })?;
+    let mut data = json!({ flag: true, "partialToken": token });
+    for (k, v) in extra {
+        data[*k] = v.clone();
+    }
+    let mut resp = respond::ok(data);
+    cookies::set_partial(&mut resp, &state.config, &token);
     Ok(resp)
 }
 
@@ -643,44 +799,48 @@ pub fn is_available(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Res
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SwitchOrgRequest {
     org_slug: String,
+    refresh_token: Option<String>,
 }
 
+/// A login into another org of the same account, proven by the current session's refresh
+/// token (cookie or body), never by an access token alone (resource servers see those). The
+/// target org's whole policy applies, exactly as a password login there: membership active,
+/// the `domain` rule, and its 2FA requirement (`requires2FASetup`, or `requires2FA` when the
+/// user has 2FA but this session never passed it). The current session stays.
 pub fn switch_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
-    let me = guard::user(state, ctx, req)?;
     let body: SwitchOrgRequest = input::json(req, state.config.server.max_body_bytes)?;
+    let Some(token) = refresh_token_of(state, req, body.refresh_token)? else {
+        return Err(ApiError::unauthenticated(
+            "Switching organizations needs the session's refresh token (the refresh_token \
+             cookie or body refreshToken); an access token alone is not enough",
+        ));
+    };
+    let (current, user, from) = state
+        .db
+        .read(|c| session::current_by_refresh(c, &token, ctx.now))?;
+    if let Some(slug) = req.header("X-Org-Slug").map(str::trim)
+        && !slug.is_empty()
+        && slug != from.slug
+    {
+        return Err(ApiError::new(
+            403,
+            "org_mismatch",
+            "The refresh token belongs to another organization than X-Org-Slug",
+        ));
+    }
     let target = state
         .db
         .read(|c| orgs::find_by_slug(c, body.org_slug.trim()))?
         .ok_or_else(ApiError::org_not_found)?;
-    let membership = state
-        .db
-        .read(|c| users::find_membership(c, &target.id, &me.user.id))?
-        .ok_or_else(|| ApiError::new(403, "not_a_member", "Not a member of that organization"))?;
-    if membership.status != "active" {
-        return Err(ApiError::new(
-            403,
-            "membership_inactive",
-            "Membership in that organization is deactivated",
-        ));
+    let membership = active_membership(state, &target, &user)?;
+    if target.settings.signup_mode == SignupMode::Domain && !user.email_verified {
+        return Err(email_verification_required());
     }
-    let ip = ctx.ip.to_string();
-    let ua = input::user_agent(req);
-    let amr: Vec<&str> = me.session.auth_methods.iter().map(String::as_str).collect();
-    let issued = state.db.write(|tx| {
-        let issued = session::start(
-            tx,
-            state,
-            &me.user,
-            &target,
-            &membership,
-            &amr,
-            &origin(&ip, &ua),
-            ctx.now,
-        )?;
-        let mut e = entry(&target, &me.user, "user.switch_org");
-        e.metadata = json!({ "fromOrgId": me.org.id });
-        audit(tx, ctx, req, e)?;
-        Ok::<_, ApiError>(issued)
+    state.db.write(|tx| {
+        let mut e = entry(&target, &user, "user.switch_org");
+        e.metadata = json!({ "fromOrgId": from.id, "fromSessionId": current.id });
+        audit(tx, ctx, req, e)
     })?;
-    Ok(tokens_response(state, 200, &issued, &me.user, &membership))
+    let amr: Vec<&str> = current.auth_methods.iter().map(String::as_str).collect();
+    finish_login(state, ctx, req, &user, &target, &membership, &amr, &[])
 }

@@ -3,13 +3,13 @@
 //! account exists; the mail itself goes through the outbox in the same transaction.
 
 use crate::api::auth::{entry, finish_login};
-use crate::api::{Ctx, audit, guard, views};
+use crate::api::{Ctx, audit, guard, links, views};
 use crate::app::AppState;
 use crate::crypto;
 use crate::db::email_tokens::{self, EmailToken};
 use crate::db::orgs::{self, Org};
-use crate::db::sessions;
 use crate::db::users::{self, User};
+use crate::db::{sessions, two_factor};
 use crate::error::{ApiError, ApiResult};
 use crate::events::{self, Email, html_escape};
 use crate::http::{input, respond};
@@ -49,13 +49,9 @@ fn limit(state: &AppState, ctx: &Ctx, action: &str, email: &str) -> ApiResult<()
         .map_err(ApiError::rate_limited)
 }
 
-/// Where links in an org's emails point: its app, else the deployment's link base.
+/// Where links in an org's emails point (see [`links`]).
 fn app_base(state: &AppState, org: &Org) -> String {
-    org.app_url
-        .clone()
-        .unwrap_or_else(|| state.config.email_link_base().to_string())
-        .trim_end_matches('/')
-        .to_string()
+    links::base(state, org)
 }
 
 fn mail(
@@ -209,6 +205,23 @@ fn token_of(
     Ok((t, org, user))
 }
 
+/// The mailbox's owner takes over an account whose address was never verified (a reset or a
+/// magic link): whatever second factor its creator enrolled is removed, and it is audited.
+fn claim_unverified(
+    tx: &Connection,
+    ctx: &Ctx,
+    req: &Request,
+    org: &Org,
+    user: &User,
+    via: &str,
+) -> ApiResult<()> {
+    two_factor::disable(tx, &user.id)?;
+    let mut e = entry(org, user, "user.email_claimed");
+    e.metadata = json!({ "via": via, "passwordCleared": via == "magic_link" });
+    audit(tx, ctx, req, e)?;
+    Ok(())
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ResetRequest {
@@ -237,6 +250,11 @@ pub fn reset_password(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<R
         }
         email_tokens::burn_all(tx, &user.id, "password_reset", ctx.now)?;
         users::set_password_hash(tx, &user.id, &hash, ctx.now)?;
+        if !user.email_verified {
+            // The address was never proven, so whoever set up the account may not own it;
+            // the clicker does. Their second factor goes with their password.
+            claim_unverified(tx, ctx, req, &org, &user, "password_reset")?;
+        }
         // Following the link proves the address.
         users::set_email_verified(tx, &user.id, ctx.now)?;
         let revoked = sessions::revoke_all_for_user(tx, &user.id, None, "password_reset", ctx.now)?;
@@ -259,7 +277,7 @@ pub fn reset_password(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<R
         audit(tx, ctx, req, e)?;
         Ok::<_, ApiError>(user)
     })?;
-    state.limiter.clear(&format!("login:{}", user.email));
+    crate::api::auth::clear_login_locks(state, &user.email);
     Ok(respond::ok(
         json!({ "message": "Password reset; please sign in again" }),
     ))
@@ -290,38 +308,50 @@ pub fn verify_email_send(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResul
         (org, validate::email(&email)?)
     };
     limit(state, ctx, "verify", &target_email)?;
-    let link = format!(
-        "{}/api/v1/auth/verify-email",
-        state.config.email_link_base()
-    );
     state.db.write(|tx| {
         if let Some(user) =
             member_by_email(tx, &org, &target_email, false)?.filter(|u| !u.email_verified)
         {
-            send_token(
-                tx,
-                &org,
-                &user,
-                "verify_email",
-                VERIFY_TTL,
-                |t| format!("{link}?token={t}"),
-                |url| {
-                    mail(
-                        &user.email,
-                        &org,
-                        "Verify your email",
-                        "Please confirm that this is your email address.",
-                        "Verify my email",
-                        url,
-                        "24 hours",
-                    )
-                },
-                ctx.now,
-            )?;
+            queue_verification(tx, state, &org, &user, ctx.now)?;
         }
         Ok::<_, ApiError>(())
     })?;
     Ok(respond::ok(json!({ "message": SENT })))
+}
+
+/// Issues a verification token for `user` and queues its email, inside `tx`. The link goes
+/// to the deployment's own endpoint, never to an org's host.
+pub fn queue_verification(
+    tx: &Connection,
+    state: &AppState,
+    org: &Org,
+    user: &User,
+    now: i64,
+) -> rusqlite::Result<()> {
+    let link = format!(
+        "{}/api/v1/auth/verify-email",
+        state.config.email_link_base()
+    );
+    send_token(
+        tx,
+        org,
+        user,
+        "verify_email",
+        VERIFY_TTL,
+        |t| format!("{link}?token={t}"),
+        |url| {
+            mail(
+                &user.email,
+                org,
+                "Verify your email",
+                "Please confirm that this is your email address.",
+                "Verify my email",
+                url,
+                "24 hours",
+            )
+        },
+        now,
+    )
 }
 
 /// Marks the email of a verification token verified; returns the org and user.
@@ -379,7 +409,11 @@ pub fn verify_email_link(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResul
         }
     })?;
     let result = confirm_email(state, ctx, req, &token);
-    match org.and_then(|o| o.app_url) {
+    match org
+        .as_ref()
+        .and_then(|o| links::trusted_app_url(state, o))
+        .map(str::to_string)
+    {
         Some(app) => {
             let status = if result.is_ok() { "success" } else { "error" };
             let sep = if app.contains('?') { '&' } else { '?' };
@@ -448,11 +482,27 @@ pub fn magic_link_verify(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResul
             ));
         }
         if !user.email_verified {
+            // Pre-account takeover: someone may have signed up with this address and kept a
+            // password. The clicker owns the mailbox, so the account is theirs: every other
+            // session ends, the password and any second factor are cleared.
+            let revoked =
+                sessions::revoke_all_for_user(tx, &user.id, None, "email_claimed", ctx.now)?;
+            events::sessions_revoked(
+                tx,
+                &revoked,
+                events::who(&user.id, &user.email),
+                "email_claimed",
+                ctx.now,
+            )?;
+            users::clear_password(tx, &user.id, ctx.now)?;
+            claim_unverified(tx, ctx, req, &org, &user, "magic_link")?;
+            user.password_hash = None;
+            user.two_factor_enabled = false;
             users::set_email_verified(tx, &user.id, ctx.now)?;
             user.email_verified = true;
         }
         Ok::<_, ApiError>((org, user, m))
     })?;
-    state.limiter.clear(&format!("login:{}", user.email));
+    crate::api::auth::clear_login_locks(state, &user.email);
     finish_login(state, ctx, req, &user, &org, &membership, &["email"], &[])
 }

@@ -87,24 +87,7 @@ pub fn access_token(req: &Request) -> Option<(&str, bool)> {
 /// membership, and — for cookie-authenticated state changes — passing the CSRF rule.
 pub fn user(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<UserCtx> {
     let org = org(state, req)?;
-    let (token, via_cookie) =
-        access_token(req).ok_or_else(|| ApiError::unauthenticated("Authentication required"))?;
-    if via_cookie && !cookies::csrf_ok(&state.config, req) {
-        return Err(ApiError::new(403, "csrf_failed", "CSRF check failed"));
-    }
-    let claims = state
-        .keys
-        .verify(
-            &state.db,
-            token,
-            &state.config.server.public_url,
-            &state.config.tokens.audience,
-            ctx.now,
-        )
-        .map_err(|e| match e {
-            TokenError::Expired => ApiError::new(401, "token_expired", "Access token expired"),
-            _ => ApiError::unauthenticated("Invalid access token"),
-        })?;
+    let (claims, via_cookie) = verified_claims(state, ctx, req)?;
     if claims.org_id != org.id {
         return Err(ApiError::new(
             403,
@@ -135,6 +118,43 @@ pub fn user(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<UserCtx> {
         claims,
         via_cookie,
     })
+}
+
+/// The claims of the request's access token (Bearer, else cookie — then the CSRF rule),
+/// checked against the published keys at `ctx.now`.
+fn verified_claims(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<(AccessClaims, bool)> {
+    let (token, via_cookie) =
+        access_token(req).ok_or_else(|| ApiError::unauthenticated("Authentication required"))?;
+    if via_cookie && !cookies::csrf_ok(&state.config, req) {
+        return Err(ApiError::new(403, "csrf_failed", "CSRF check failed"));
+    }
+    let claims = state
+        .keys
+        .verify(
+            &state.db,
+            token,
+            &state.config.server.public_url,
+            &state.config.tokens.audience,
+            ctx.now,
+        )
+        .map_err(|e| match e {
+            TokenError::Expired => ApiError::new(401, "token_expired", "Access token expired"),
+            _ => ApiError::unauthenticated("Invalid access token"),
+        })?;
+    Ok((claims, via_cookie))
+}
+
+/// The account behind the request's access token, in whichever org its session is (a live
+/// session, an active user; the membership may be anything): who the caller is, for acts
+/// that are about the account rather than about that org (accepting an invitation).
+pub fn account(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<(Session, User)> {
+    let (claims, _) = verified_claims(state, ctx, req)?;
+    state
+        .db
+        .read(|c| sessions::with_user(c, &claims.org_id, &claims.sid))?
+        .filter(|(s, u, _)| s.user_id == claims.sub && s.is_live(ctx.now) && u.status == "active")
+        .map(|(s, u, _)| (s, u))
+        .ok_or_else(|| ApiError::unauthenticated("Session has ended"))
 }
 
 impl UserCtx {

@@ -1,9 +1,9 @@
 //! Invitations (API.md §4, §5): inviting by email, listing, revoking, resending, and the
 //! public accept/decline by token. Tokens are single-use and stored only as hashes.
 
-use crate::api::auth::finish_login;
+use crate::api::auth::{self, finish_login};
 use crate::api::guard::{self, UserCtx};
-use crate::api::{Ctx, audit, views};
+use crate::api::{Ctx, audit, links, views};
 use crate::app::AppState;
 use crate::crypto;
 use crate::db::audit::Entry;
@@ -40,25 +40,27 @@ pub fn invite_view(conn: &Connection, inv: &Invitation, now: i64) -> rusqlite::R
     }))
 }
 
-/// Where the invitee goes: the org's app when it has one, else the deployment's link base.
+/// Where the invitee goes: the org's app when links may go there, else the deployment's
+/// link base (see [`links`]).
 pub fn accept_url(state: &AppState, org: &Org, token: &str) -> String {
-    let base = org
-        .app_url
-        .clone()
-        .unwrap_or_else(|| state.config.email_link_base().to_string());
     format!(
         "{}/invitations/accept?token={token}",
-        base.trim_end_matches('/')
+        links::base(state, org)
     )
 }
 
-fn invitation_email(org: &Org, to: &str, url: &str, inviter: Option<&User>) -> Email {
+fn invitation_email(
+    state: &AppState,
+    org: &Org,
+    to: &str,
+    url: &str,
+    inviter: Option<&User>,
+) -> Email {
     let by = inviter
         .map(|u| u.name.clone().unwrap_or_else(|| u.email.clone()))
         .unwrap_or_else(|| "An administrator".into());
-    let app = org
-        .app_url
-        .as_deref()
+    let app_url = links::trusted_app_url(state, org);
+    let app = app_url
         .map(|a| format!("\n{} is at {a}.\n", org.name))
         .unwrap_or_default();
     Email {
@@ -73,8 +75,7 @@ fn invitation_email(org: &Org, to: &str, url: &str, inviter: Option<&User>) -> E
             html_escape(&by),
             html_escape(&org.name),
             html_escape(url),
-            org.app_url
-                .as_deref()
+            app_url
                 .map(|a| format!(
                     "<p>{} is at <a href=\"{}\">{}</a>.</p>",
                     html_escape(&org.name),
@@ -86,8 +87,51 @@ fn invitation_email(org: &Org, to: &str, url: &str, inviter: Option<&User>) -> E
     }
 }
 
-/// Creates an invitation (and its email and `member.invited` event) inside `tx`.
-/// `inviter` is None when a backend (API key) invites. Returns (invitation, token).
+/// How the invitation's token reaches the invitee: Latchkey emails it (the default; only the
+/// mailbox sees it), or the app delivers it itself (`sendEmail:false`: the answer carries it).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Email,
+    App,
+}
+
+impl Delivery {
+    pub fn from_send_email(send_email: Option<bool>) -> Delivery {
+        if send_email.unwrap_or(true) {
+            Delivery::Email
+        } else {
+            Delivery::App
+        }
+    }
+    fn of(inv: &Invitation) -> Delivery {
+        if inv.delivery == "app" {
+            Delivery::App
+        } else {
+            Delivery::Email
+        }
+    }
+    fn as_str(self) -> &'static str {
+        match self {
+            Delivery::Email => "email",
+            Delivery::App => "app",
+        }
+    }
+}
+
+/// The invite answer: the token and its link only when the app delivers it (with an emailed
+/// invitation nobody but the mailbox sees the token).
+pub fn answer(state: &AppState, org: &Org, view: Value, token: &str, delivery: Delivery) -> Value {
+    match delivery {
+        Delivery::App => {
+            json!({ "invite": view, "token": token, "acceptUrl": accept_url(state, org, token) })
+        }
+        Delivery::Email => json!({ "invite": view }),
+    }
+}
+
+/// Creates an invitation (and, when emailed, its email; and the `member.invited` event)
+/// inside `tx`. `inviter` is None when a backend (API key) invites. Returns (invitation,
+/// token).
 #[allow(clippy::too_many_arguments)]
 pub fn create(
     tx: &Connection,
@@ -97,6 +141,7 @@ pub fn create(
     email: &str,
     role: &str,
     days: i64,
+    delivery: Delivery,
     now: i64,
 ) -> ApiResult<(Invitation, String)> {
     if members::find_by_email(tx, &org.id, email)?.is_some() {
@@ -124,15 +169,18 @@ pub fn create(
         created_at: now,
         expires_at: now + days * DAY_MS,
         responded_at: None,
+        delivery: delivery.as_str().into(),
     };
     invitations::insert(tx, &inv, &crypto::token_hash(&token))?;
-    let url = accept_url(state, org, &token);
-    events::email(
-        tx,
-        Some(&org.id),
-        &invitation_email(org, email, &url, inviter),
-        now,
-    )?;
+    if delivery == Delivery::Email {
+        let url = accept_url(state, org, &token);
+        events::email(
+            tx,
+            Some(&org.id),
+            &invitation_email(state, org, email, &url, inviter),
+            now,
+        )?;
+    }
     events::emit(
         tx,
         Some(org),
@@ -155,6 +203,7 @@ pub struct InviteRequest {
     email: String,
     role: Option<String>,
     expires_in_days: Option<i64>,
+    send_email: Option<bool>,
 }
 
 fn act<'a>(me: &'a UserCtx, action: &'a str, id: &'a str) -> Entry<'a> {
@@ -185,6 +234,7 @@ pub fn invite(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
             "must be from 1 to 30",
         ));
     }
+    let delivery = Delivery::from_send_email(body.send_email);
     let (view, token) = state.db.write(|tx| {
         let (inv, token) = create(
             tx,
@@ -194,15 +244,17 @@ pub fn invite(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
             &email,
             &role,
             days,
+            delivery,
             ctx.now,
         )?;
-        audit(tx, ctx, req, act(&me, "member.invited", &inv.id))?;
+        let mut e = act(&me, "member.invited", &inv.id);
+        e.metadata = json!({ "delivery": delivery.as_str() });
+        audit(tx, ctx, req, e)?;
         Ok::<_, ApiError>((invite_view(tx, &inv, ctx.now)?, token))
     })?;
-    let url = accept_url(state, &me.org, &token);
-    Ok(respond::created(
-        json!({ "invite": view, "token": token, "acceptUrl": url }),
-    ))
+    Ok(respond::created(answer(
+        state, &me.org, view, &token, delivery,
+    )))
 }
 
 pub fn list(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
@@ -256,7 +308,7 @@ pub fn revoke(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
 pub fn resend(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     let me = guard::org_admin(state, ctx, req)?;
     let id = ctx.param("id").to_string();
-    let (view, token) = state.db.write(|tx| {
+    let view = state.db.write(|tx| {
         let inv = invitations::find(tx, &me.org.id, &id)?
             .ok_or_else(|| ApiError::not_found("Invitation not found"))?;
         if inv.state != "pending" {
@@ -277,20 +329,20 @@ pub fn resend(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
         )?;
         let inv = invitations::find(tx, &me.org.id, &id)?
             .ok_or_else(|| ApiError::not_found("Invitation not found"))?;
-        let url = accept_url(state, &me.org, &token);
-        events::email(
-            tx,
-            Some(&me.org.id),
-            &invitation_email(&me.org, &inv.email, &url, Some(&me.user)),
-            ctx.now,
-        )?;
+        let delivery = Delivery::of(&inv);
+        if delivery == Delivery::Email {
+            let url = accept_url(state, &me.org, &token);
+            events::email(
+                tx,
+                Some(&me.org.id),
+                &invitation_email(state, &me.org, &inv.email, &url, Some(&me.user)),
+                ctx.now,
+            )?;
+        }
         audit(tx, ctx, req, act(&me, "invite.resent", &inv.id))?;
-        Ok::<_, ApiError>((invite_view(tx, &inv, ctx.now)?, token))
+        Ok::<_, ApiError>((invite_view(tx, &inv, ctx.now)?, token, delivery))
     })?;
-    let url = accept_url(state, &me.org, &token);
-    Ok(respond::ok(
-        json!({ "invite": view, "token": token, "acceptUrl": url }),
-    ))
+    Ok(respond::ok(answer(state, &me.org, view.0, &view.1, view.2)))
 }
 
 /// The open invitation behind a token, and its org; 400 `invalid_token` otherwise. An
@@ -332,98 +384,224 @@ pub struct AcceptRequest {
 pub fn accept(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     let body: AcceptRequest = input::json(req, state.config.server.max_body_bytes)?;
     let (inv, org) = state.db.read(|c| by_token(c, req, &body.token, ctx.now))?;
-    let existing = state.db.read(|c| users::find_by_email(c, &inv.email))?;
-    // A new account needs a password (checked and hashed before the write lock).
-    let new_hash = match (&existing, &body.password) {
-        (Some(_), _) => None,
-        (None, Some(p)) => {
-            password::check_policy(
-                &state.config.password,
-                org.settings.password_min_length,
-                "password",
-                p,
-            )?;
-            Some(state.hasher.hash(p)?)
-        }
-        (None, None) => {
-            return Err(ApiError::field(
-                "invalid_request",
-                "password",
-                "is required to create the account",
-            ));
-        }
+    match state.db.read(|c| users::find_by_email(c, &inv.email))? {
+        None => accept_new(state, ctx, req, &body, &org),
+        Some(user) => accept_existing(state, ctx, req, &body, inv, org, user),
+    }
+}
+
+/// No account has the invited email: the invitation creates it, with the password given.
+/// The email counts as verified only when Latchkey emailed the token (with `sendEmail:false`
+/// the inviter saw the token, which proves nothing about the mailbox).
+fn accept_new(
+    state: &AppState,
+    ctx: &Ctx,
+    req: &Request,
+    body: &AcceptRequest,
+    org: &Org,
+) -> ApiResult<Response> {
+    let Some(p) = &body.password else {
+        return Err(ApiError::field(
+            "invalid_request",
+            "password",
+            "is required to create the account",
+        ));
     };
+    password::check_policy(
+        &state.config.password,
+        org.settings.password_min_length,
+        "password",
+        p,
+    )?;
     let name = body
         .name
         .as_deref()
         .map(|n| validate::name("name", n))
         .transpose()?;
-    let is_new = existing.is_none();
+    let hash = state.hasher.hash(p)?;
     let (user, membership) = state.db.write(|tx| {
         let (inv, org) = by_token(tx, req, &body.token, ctx.now)?;
-        let user = match users::find_by_email(tx, &inv.email)? {
-            Some(u) => u,
-            None => {
-                let u = User {
-                    email_verified: true,
-                    password_hash: new_hash.clone(),
-                    name: name.clone(),
-                    ..User::new(inv.email.clone(), ctx.now)
-                };
-                users::insert(tx, &u)?;
-                events::emit(tx, Some(&org), "user.created", json!({ "user": views::user(&u) }), ctx.now)?;
-                u
-            }
-        };
-        if users::find_membership(tx, &org.id, &user.id)?.is_some() {
-            return Err(ApiError::new(409, "already_member", "You are already a member of this organization"));
+        if users::find_by_email(tx, &inv.email)?.is_some() {
+            // Someone made the account meanwhile: it must prove itself like any other.
+            return Err(ApiError::unauthenticated(
+                "An account with this email exists; sign in to accept the invitation",
+            ));
         }
-        let m = Membership {
-            id: db::new_id("mem", ctx.now),
-            org_id: org.id.clone(),
-            user_id: user.id.clone(),
-            role: inv.role.clone(),
-            status: "active".into(),
-            metadata: json!({}),
-            joined_at: ctx.now,
+        let u = User {
+            email_verified: Delivery::of(&inv) == Delivery::Email,
+            password_hash: Some(hash.clone()),
+            name: name.clone(),
+            ..User::new(inv.email.clone(), ctx.now)
         };
-        users::insert_membership(tx, &m)?;
-        // Receiving the token by email proves the address.
-        if !user.email_verified {
-            users::set_email_verified(tx, &user.id, ctx.now)?;
-        }
-        invitations::respond(tx, &org.id, &inv.id, "accepted", Some(&user.id), ctx.now)?;
+        users::insert(tx, &u)?;
         events::emit(
             tx,
             Some(&org),
-            "member.joined",
-            json!({
-                "user": { "id": user.id, "name": user.name, "email": user.email },
-                "membership": { "role": m.role, "status": m.status, "joinedAt": crate::clock::rfc3339(m.joined_at) },
-            }),
+            "user.created",
+            json!({ "user": views::user(&u) }),
             ctx.now,
         )?;
-        audit(
-            tx,
-            ctx,
-            req,
-            Entry::new(Some(&org.id), "user", Some(&user.id), "member.joined", Some("invitation"), Some(&inv.id)).with_metadata(json!({ "role": m.role, "newUser": is_new })),
-        )?;
-        let mut user = user;
-        user.email_verified = true;
-        Ok::<_, ApiError>((user, m))
+        let m = join(tx, ctx, req, &inv, &org, &u, true)?;
+        Ok::<_, ApiError>((u, m))
     })?;
-    let amr: &[&str] = if is_new { &["pwd"] } else { &["invite"] };
     finish_login(
         state,
         ctx,
         req,
         &user,
-        &org,
+        org,
         &membership,
-        amr,
-        &[("isNewUser", json!(is_new))],
+        &["pwd"],
+        &[("isNewUser", json!(true))],
     )
+}
+
+/// The invited email has an account, which may be anyone's in any org: the token only says
+/// which org to join. The account proves itself with its own access token (any org) or its
+/// password — then the lockouts and 2FA apply as at login, and the membership is made when
+/// the login completes.
+fn accept_existing(
+    state: &AppState,
+    ctx: &Ctx,
+    req: &Request,
+    body: &AcceptRequest,
+    inv: Invitation,
+    org: Org,
+    user: User,
+) -> ApiResult<Response> {
+    let (user, amr) = if guard::access_token(req).is_some() {
+        let (session, me) = guard::account(state, ctx, req)?;
+        if me.id != user.id {
+            return Err(ApiError::forbidden(
+                "This invitation is addressed to another account; sign out first",
+            ));
+        }
+        (me, session.auth_methods)
+    } else if let Some(p) = &body.password {
+        let (me, rehash) = auth::check_password(state, ctx, req, &org, &inv.email, p)?;
+        if rehash {
+            let h = state.hasher.hash(p)?;
+            state
+                .db
+                .write(|tx| users::set_password_hash(tx, &me.id, &h, ctx.now))?;
+        }
+        (me, vec!["pwd".to_string()])
+    } else {
+        return Err(ApiError::unauthenticated(
+            "An account with this email exists: accept with its access token or its password",
+        ));
+    };
+    if user.status != "active" {
+        return Err(auth::invalid_credentials());
+    }
+    let amr: Vec<&str> = amr.iter().map(String::as_str).collect();
+    let extra = [("isNewUser", json!(false))];
+    if state
+        .db
+        .read(|c| users::find_membership(c, &org.id, &user.id))?
+        .is_some()
+    {
+        return Err(ApiError::new(
+            409,
+            "already_member",
+            "You are already a member of this organization",
+        ));
+    }
+    if let Some(step) = auth::second_factor_due(&user, &org, &amr) {
+        return auth::partial_response(
+            state,
+            ctx,
+            req,
+            &user,
+            &org,
+            &amr,
+            step,
+            Some(&inv.id),
+            &extra,
+        );
+    }
+    let membership = state.db.write(|tx| {
+        let (inv, org) = by_token(tx, req, &body.token, ctx.now)?;
+        join(tx, ctx, req, &inv, &org, &user, false)
+    })?;
+    finish_login(state, ctx, req, &user, &org, &membership, &amr, &extra)
+}
+
+/// The membership an accepted invitation makes, inside `tx`: the invitation is marked
+/// accepted, `member.joined` is emitted and audited. 409 when already a member. An emailed
+/// invitation accepted by the account it names also proves the address.
+fn join(
+    tx: &Connection,
+    ctx: &Ctx,
+    req: &Request,
+    inv: &Invitation,
+    org: &Org,
+    user: &User,
+    is_new: bool,
+) -> ApiResult<Membership> {
+    if users::find_membership(tx, &org.id, &user.id)?.is_some() {
+        return Err(ApiError::new(
+            409,
+            "already_member",
+            "You are already a member of this organization",
+        ));
+    }
+    let m = Membership {
+        id: db::new_id("mem", ctx.now),
+        org_id: org.id.clone(),
+        user_id: user.id.clone(),
+        role: inv.role.clone(),
+        status: "active".into(),
+        metadata: json!({}),
+        joined_at: ctx.now,
+    };
+    users::insert_membership(tx, &m)?;
+    if !is_new && !user.email_verified && Delivery::of(inv) == Delivery::Email {
+        users::set_email_verified(tx, &user.id, ctx.now)?;
+    }
+    invitations::respond(tx, &org.id, &inv.id, "accepted", Some(&user.id), ctx.now)?;
+    events::emit(
+        tx,
+        Some(org),
+        "member.joined",
+        json!({
+            "user": { "id": user.id, "name": user.name, "email": user.email },
+            "membership": { "role": m.role, "status": m.status, "joinedAt": crate::clock::rfc3339(m.joined_at) },
+        }),
+        ctx.now,
+    )?;
+    audit(
+        tx,
+        ctx,
+        req,
+        Entry::new(
+            Some(&org.id),
+            "user",
+            Some(&user.id),
+            "member.joined",
+            Some("invitation"),
+            Some(&inv.id),
+        )
+        .with_metadata(json!({ "role": m.role, "newUser": is_new })),
+    )?;
+    Ok(m)
+}
+
+/// Completes an invitation accepted with a password once its second factor is done (the
+/// partial token carried the invitation): the membership, inside `tx`. 400 `invalid_token`
+/// when the invitation was revoked, expired or used meanwhile.
+pub fn join_after_login(
+    tx: &Connection,
+    ctx: &Ctx,
+    req: &Request,
+    invitation_id: &str,
+    org: &Org,
+    user: &User,
+) -> ApiResult<Membership> {
+    let inv = invitations::find(tx, &org.id, invitation_id)?
+        .filter(|i| i.is_open(ctx.now) && i.email.eq_ignore_ascii_case(&user.email))
+        .ok_or_else(|| ApiError::invalid_token("Invalid, expired or already used invitation"))?;
+    join(tx, ctx, req, &inv, org, user, false)
 }
 
 #[derive(Deserialize)]

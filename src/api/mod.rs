@@ -11,6 +11,7 @@ pub mod auth;
 pub mod email_flows;
 pub mod guard;
 pub mod invites;
+pub mod links;
 pub mod meta;
 pub mod openapi;
 pub mod org;

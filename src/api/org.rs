@@ -4,7 +4,7 @@
 
 use crate::api::admin::SettingsPatch;
 use crate::api::guard::{self, UserCtx};
-use crate::api::{Ctx, audit, views};
+use crate::api::{Ctx, audit, links, views};
 use crate::app::AppState;
 use crate::cursor;
 use crate::db::audit::Entry;
@@ -64,16 +64,26 @@ pub fn update_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
     if let Some(n) = &body.name {
         org.name = validate::name("name", n)?;
     }
-    for (field, value, slot) in [
-        ("appUrl", body.app_url, &mut org.app_url),
-        ("logoUrl", body.logo_url, &mut org.logo_url),
-    ] {
-        if let Some(v) = value {
-            if let Some(u) = &v {
-                validate::http_url(field, u)?;
+    if let Some(v) = body.app_url {
+        if let Some(u) = &v {
+            validate::http_url("appUrl", u)?;
+            if !links::host_allowed(state, u) {
+                return Err(ApiError::field(
+                    "invalid_request",
+                    "appUrl",
+                    "this host is not on the deployment's allowed app hosts \
+                     (security.allowed_app_hosts); ask the operator to add it",
+                ));
             }
-            *slot = v;
         }
+        org.app_url = v;
+        org.app_url_by_operator = false;
+    }
+    if let Some(v) = body.logo_url {
+        if let Some(u) = &v {
+            validate::http_url("logoUrl", u)?;
+        }
+        org.logo_url = v;
     }
     if let Some(p) = body.settings {
         p.apply(state, &mut org.settings)?;

@@ -4,7 +4,7 @@
 //! Every answer carries the key's `X-RateLimit-*` headers; see [`run`].
 
 use crate::api::api_keys::{self, KEY_PREFIX};
-use crate::api::{Ctx, audit, auth, public_invite, views};
+use crate::api::{Ctx, audit, auth, invites, public_invite, views};
 use crate::app::AppState;
 use crate::clock::rfc3339;
 use crate::crypto;
@@ -327,6 +327,15 @@ pub fn create_user(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Resp
             .transpose()?;
         let role = body.role.unwrap_or_else(|| "member".into());
         check_role_grant(state, k, &role)?;
+        if body.is_email_verified == Some(true) {
+            // Accounts are deployment-wide: no tenant may vouch for an address.
+            return Err(ApiError::field(
+                "invalid_request",
+                "isEmailVerified",
+                "an organization cannot mark an email verified; the user proves it by email \
+                 (POST /auth/verify-email/send)",
+            ));
+        }
         if let Some(p) = &body.password {
             password::check_policy(
                 &state.config.password,
@@ -351,7 +360,7 @@ pub fn create_user(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Resp
             None => None,
         };
         let user = User {
-            email_verified: body.is_email_verified.unwrap_or(false),
+            email_verified: false,
             password_hash,
             name,
             ..User::new(email, ctx.now)
@@ -441,8 +450,27 @@ pub fn authenticate(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Res
             ua
         });
         let user_ctx = ctx.on_behalf_of(ip, ua);
-        let mut resp =
-            auth::password_login(state, &user_ctx, req, &k.org, &body.email, &body.password)?;
+        // The key's own budget of failed logins: a backend (or whoever holds its key) cannot
+        // spray passwords by naming a new `ipAddress` each time.
+        let budget = format!("authenticate:key:{}", k.key.id);
+        state
+            .limiter
+            .locked(&budget, ctx.now)
+            .map_err(ApiError::rate_limited)?;
+        let result =
+            auth::password_login(state, &user_ctx, req, &k.org, &body.email, &body.password);
+        if let Err(e) = &result
+            && e.code == "invalid_credentials"
+        {
+            state.limiter.fail(
+                &budget,
+                state.config.security.api_key_login_failures_per_minute,
+                60_000,
+                60_000,
+                ctx.now,
+            );
+        }
+        let mut resp = result?;
         resp.headers
             .retain(|(name, _)| !name.eq_ignore_ascii_case("Set-Cookie"));
         Ok(resp)
@@ -486,6 +514,7 @@ pub fn revoke_sessions(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<
 pub struct InviteRequest {
     email: String,
     role: Option<String>,
+    send_email: Option<bool>,
 }
 
 pub fn invite(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
@@ -499,21 +528,19 @@ pub fn invite(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
             email: None,
             kind: "api_key",
         };
-        let (invite, token, accept_url) = state.db.write(|tx| {
-            let out = public_invite::create(tx, state, &k.org, &email, &role, &by, ctx.now)?;
+        let delivery = invites::Delivery::from_send_email(body.send_email);
+        let answer = state.db.write(|tx| {
+            let out =
+                public_invite::create(tx, state, &k.org, &email, &role, &by, delivery, ctx.now)?;
             let mut e = key_entry(
                 k,
                 "member.invited",
-                ("invitation", out.0["id"].as_str().unwrap_or("")),
+                ("invitation", out["invite"]["id"].as_str().unwrap_or("")),
             );
-            e.metadata = json!({ "email": email, "role": role });
+            e.metadata = json!({ "email": email, "role": role, "sendEmail": delivery == invites::Delivery::Email });
             audit(tx, ctx, req, e)?;
             Ok::<_, ApiError>(out)
         })?;
-        Ok(respond::created(json!({
-            "invite": invite,
-            "token": token,
-            "acceptUrl": accept_url,
-        })))
+        Ok(respond::created(answer))
     })
 }

@@ -23,7 +23,9 @@ pub struct Inviter<'a> {
 
 /// `POST /public/invitations` shares `/org/members/invite`'s rules, email and event: 409
 /// `already_member` / `invitation_pending`, token stored only as its hash, 7-day expiry. The
-/// API key is named as the inviter in the answer. Returns the invite, the token and the URL.
+/// API key is named as the inviter in the answer. Returns the answer (`token`/`acceptUrl` only
+/// when the app delivers the invitation).
+#[allow(clippy::too_many_arguments)]
 pub fn create(
     tx: &rusqlite::Connection,
     state: &AppState,
@@ -31,11 +33,11 @@ pub fn create(
     email: &str,
     role: &str,
     by: &Inviter<'_>,
+    delivery: invites::Delivery,
     now: i64,
-) -> ApiResult<(Value, String, String)> {
-    let (inv, token) = invites::create(tx, state, org, None, email, role, 7, now)?;
+) -> ApiResult<Value> {
+    let (inv, token) = invites::create(tx, state, org, None, email, role, 7, delivery, now)?;
     let mut view = invites::invite_view(tx, &inv, now)?;
     view["invitedBy"] = json!({ "id": by.id, "email": by.email, "type": by.kind });
-    let url = invites::accept_url(state, org, &token);
-    Ok((view, token, url))
+    Ok(invites::answer(state, org, view, &token, delivery))
 }

@@ -2,7 +2,7 @@
 //! `requires2FASetup` login), disabling, status, backup codes, and the second login step.
 
 use crate::api::auth::{entry, finish_login_session, tokens_json};
-use crate::api::{Ctx, audit, guard};
+use crate::api::{Ctx, audit, guard, invites};
 use crate::app::AppState;
 use crate::crypto;
 use crate::db::orgs::Org;
@@ -24,6 +24,34 @@ fn seal_key(state: &AppState) -> [u8; 32] {
     crypto::derive_key(state.secret(), "totp-secret")
 }
 
+/// The account-wide budget of wrong codes (API.md §10): every place a code is checked draws
+/// on it, so partial tokens, `/2fa/disable` and `/2fa/backup-codes` together allow
+/// `second_factor_max_failures` guesses per `second_factor_window`.
+pub fn failure_key(user_id: &str) -> String {
+    format!("2fa:{user_id}")
+}
+
+/// 429 while the user's budget of wrong codes is spent.
+fn check_budget(state: &AppState, ctx: &Ctx, user_id: &str) -> ApiResult<()> {
+    state
+        .limiter
+        .locked(&failure_key(user_id), ctx.now)
+        .map_err(ApiError::rate_limited)
+}
+
+/// Counts one wrong code against the user's budget.
+fn count_wrong(state: &AppState, ctx: &Ctx, user_id: &str) {
+    let sec = &state.config.security;
+    let window = sec.second_factor_window.as_millis() as i64;
+    state.limiter.fail(
+        &failure_key(user_id),
+        sec.second_factor_max_failures,
+        window,
+        window,
+        ctx.now,
+    );
+}
+
 fn invalid_code() -> ApiError {
     ApiError::new(401, "invalid_code", "Invalid verification code")
 }
@@ -35,7 +63,7 @@ enum Enroller {
         partial: Box<Partial>,
         org: Box<Org>,
         user: Box<User>,
-        membership: Box<Membership>,
+        membership: Option<Box<Membership>>,
     },
 }
 
@@ -67,7 +95,7 @@ fn load_partial(
     req: &Request,
     token: &str,
     purpose: &str,
-) -> ApiResult<(Partial, Org, User, Membership)> {
+) -> ApiResult<(Partial, Org, User, Option<Membership>)> {
     let org = guard::org(state, req)?;
     let bad = || ApiError::invalid_token("Invalid, expired or used partial token");
     if token.len() > 512 {
@@ -96,10 +124,33 @@ fn load_partial(
         ));
     }
     let user = user.filter(|u| u.status == "active").ok_or_else(bad)?;
-    let membership = membership
-        .filter(|m| m.status == "active")
-        .ok_or_else(bad)?;
+    // A login that accepts an invitation has no membership yet: it is made at the end.
+    let membership = match membership {
+        Some(m) if m.status == "active" && partial.invitation_id.is_none() => Some(m),
+        None if partial.invitation_id.is_some() => None,
+        _ => return Err(bad()),
+    };
     Ok((partial, org, user, membership))
+}
+
+/// The membership a completed second factor signs into, inside `tx`: the loaded one, or the
+/// one made now by the invitation the partial token carries.
+fn membership_at_end(
+    tx: &Connection,
+    ctx: &Ctx,
+    req: &Request,
+    partial: &Partial,
+    org: &Org,
+    user: &User,
+    loaded: Option<&Membership>,
+) -> ApiResult<Membership> {
+    match (&partial.invitation_id, loaded) {
+        (Some(inv), _) => invites::join_after_login(tx, ctx, req, inv, org, user),
+        (None, Some(m)) => Ok(m.clone()),
+        (None, None) => Err(ApiError::invalid_token(
+            "Invalid, expired or used partial token",
+        )),
+    }
 }
 
 fn enroller(
@@ -118,7 +169,7 @@ fn enroller(
                 partial: Box::new(partial),
                 org: Box::new(org),
                 user: Box::new(user),
-                membership: Box::new(membership),
+                membership: membership.map(Box::new),
             })
         }
         None => Err(ApiError::unauthenticated("Authentication required")),
@@ -175,6 +226,7 @@ pub fn enable(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
     let user = who.user().clone();
     let org = who.org().clone();
     let key = seal_key(state);
+    check_budget(state, ctx, &user.id)?;
     let codes = state.db.write(|tx| {
         let row = tf::totp(tx, &user.id)?
             .ok_or_else(|| ApiError::invalid_request("Call /auth/2fa/setup first"))?;
@@ -185,7 +237,10 @@ pub fn enable(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
         }
         let secret = crypto::open(&key, &row.secret_enc, user.id.as_bytes())
             .ok_or_else(|| ApiError::internal("TOTP secret cannot be opened"))?;
-        let step = totp::verify(&secret, &code, ctx.now / 1000, None).ok_or_else(invalid_code)?;
+        let Some(step) = totp::verify(&secret, &code, ctx.now / 1000, None) else {
+            count_wrong(state, ctx, &user.id);
+            return Err(invalid_code());
+        };
         tf::enable(tx, &user.id, step, ctx.now)?;
         let codes = new_backup_codes(tx, &user.id, ctx.now)?;
         audit(tx, ctx, req, entry(&org, &user, "user.2fa_enabled"))?;
@@ -210,9 +265,12 @@ pub fn enable(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
             user.two_factor_enabled = true;
             let mut amr: Vec<&str> = partial.auth_methods.iter().map(String::as_str).collect();
             amr.push("otp");
-            let issued = state.db.write(|tx| {
+            let (issued, membership) = state.db.write(|tx| {
                 tf::use_partial(tx, &partial.token_hash, ctx.now)?;
-                finish_login_session(tx, state, ctx, req, &user, &org, &membership, &amr)
+                let m =
+                    membership_at_end(tx, ctx, req, &partial, &org, &user, membership.as_deref())?;
+                let issued = finish_login_session(tx, state, ctx, req, &user, &org, &m, &amr)?;
+                Ok::<_, ApiError>((issued, m))
             })?;
             let mut data = tokens_json(state, &issued, &user, &membership);
             data["backupCodes"] = json!(codes);
@@ -259,6 +317,7 @@ pub fn disable(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response
     let me = guard::user(state, ctx, req)?;
     let body: CodeRequest = input::json(req, state.config.server.max_body_bytes)?;
     let code = body.code.unwrap_or_default();
+    check_budget(state, ctx, &me.user.id)?;
     let ok = state.db.write(|tx| {
         if !check_code(tx, state, &me.user.id, &code, ctx.now)? {
             return Ok(false);
@@ -275,6 +334,7 @@ pub fn disable(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response
         Ok::<_, ApiError>(true)
     })?;
     if !ok {
+        count_wrong(state, ctx, &me.user.id);
         return Err(invalid_code());
     }
     Ok(respond::ok(
@@ -299,6 +359,7 @@ pub fn backup_codes(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Res
     let me = guard::user(state, ctx, req)?;
     let body: CodeRequest = input::json(req, state.config.server.max_body_bytes)?;
     let code = body.code.unwrap_or_default();
+    check_budget(state, ctx, &me.user.id)?;
     let codes = state.db.write(|tx| {
         if !check_code(tx, state, &me.user.id, &code, ctx.now)? {
             return Ok(None);
@@ -312,12 +373,15 @@ pub fn backup_codes(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Res
         )?;
         Ok::<_, ApiError>(Some(codes))
     })?;
-    let codes = codes.ok_or_else(invalid_code)?;
+    let Some(codes) = codes else {
+        count_wrong(state, ctx, &me.user.id);
+        return Err(invalid_code());
+    };
     Ok(respond::ok(json!({ "backupCodes": codes })))
 }
 
 enum Step {
-    Done(crate::session::Issued),
+    Done(Box<(crate::session::Issued, Membership)>),
     Wrong,
     Burned,
 }
@@ -332,6 +396,7 @@ pub fn verify(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
         .filter(|c| !c.trim().is_empty())
         .ok_or_else(|| ApiError::field("invalid_token", "code", "is required"))?;
     let (partial, org, mut user, membership) = load_partial(state, ctx, req, &token, "verify_2fa")?;
+    check_budget(state, ctx, &user.id)?;
     let outcome = state.db.write(|tx| {
         // Re-read inside the write lock: concurrent attempts serialize here.
         let p = tf::find_partial(tx, &partial.token_hash)?
@@ -352,23 +417,20 @@ pub fn verify(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
         tf::use_partial(tx, &p.token_hash, ctx.now)?;
         let mut amr: Vec<&str> = p.auth_methods.iter().map(String::as_str).collect();
         amr.push("otp");
-        Ok::<_, ApiError>(Step::Done(finish_login_session(
-            tx,
-            state,
-            ctx,
-            req,
-            &user,
-            &org,
-            &membership,
-            &amr,
-        )?))
+        let m = membership_at_end(tx, ctx, req, &p, &org, &user, membership.as_ref())?;
+        let issued = finish_login_session(tx, state, ctx, req, &user, &org, &m, &amr)?;
+        Ok::<_, ApiError>(Step::Done(Box::new((issued, m))))
     })?;
+    if matches!(outcome, Step::Wrong | Step::Burned) {
+        count_wrong(state, ctx, &user.id);
+    }
     match outcome {
         Step::Wrong => Err(invalid_code()),
         Step::Burned => {
             Err(ApiError::rate_limited(1).with_detail("partial token burned after 5 wrong codes"))
         }
-        Step::Done(issued) => {
+        Step::Done(done) => {
+            let (issued, membership) = *done;
             user.two_factor_enabled = true;
             let mut resp = respond::ok(tokens_json(state, &issued, &user, &membership));
             cookies::set_session(

@@ -141,6 +141,30 @@ impl Validator<'_> {
         Ok(url.to_ascii_lowercase())
     }
 
+    /// A host for `security.allowed_app_hosts`: a lower-case DNS name or IP literal, or
+    /// `*.` + a name (any subdomain of it); no scheme, port or path.
+    fn app_host(&self, key: &str, s: &str) -> R<String> {
+        let h = s.trim().to_ascii_lowercase();
+        let name = h.strip_prefix("*.").unwrap_or(&h);
+        let ok = !name.is_empty()
+            && name.len() <= 253
+            && !name.starts_with('.')
+            && !name.ends_with('.')
+            && !name.contains("..")
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        if !ok {
+            return Err(self.err(
+                key,
+                format!(
+                    "a host name like \"app.example.com\" or \"*.example.com\" (no scheme, port or path): {s:?}"
+                ),
+            ));
+        }
+        Ok(h)
+    }
+
     pub(super) fn config(&self, raw: RawConfig, env: &EnvOverrides) -> R<Config> {
         Ok(Config {
             source: self.source.clone(),
@@ -321,6 +345,10 @@ impl Validator<'_> {
         for (i, s) in r.allowed_origins.unwrap_or_default().iter().enumerate() {
             allowed_origins.push(self.origin(&format!("security.allowed_origins[{i}]"), s)?);
         }
+        let mut allowed_app_hosts = Vec::new();
+        for (i, h) in r.allowed_app_hosts.unwrap_or_default().iter().enumerate() {
+            allowed_app_hosts.push(self.app_host(&format!("security.allowed_app_hosts[{i}]"), h)?);
+        }
         let hashes: usize = self.int(
             "security.max_concurrent_hashes",
             r.max_concurrent_hashes,
@@ -339,6 +367,7 @@ impl Validator<'_> {
         Ok(SecurityConfig {
             secret_key,
             allowed_origins,
+            allowed_app_hosts,
             max_concurrent_hashes,
             hash_queue: self.int("security.hash_queue", r.hash_queue, 64, 0, 1_000_000)?,
             login_max_failures: per("security.login_max_failures", r.login_max_failures, 5)?,
@@ -349,6 +378,33 @@ impl Validator<'_> {
                 SEC,
             )?,
             lockout: self.duration("security.lockout", r.lockout, 15 * MIN, SEC)?,
+            account_max_failures: per(
+                "security.account_max_failures",
+                r.account_max_failures,
+                100,
+            )?,
+            account_failure_window: self.duration(
+                "security.account_failure_window",
+                r.account_failure_window,
+                60 * MIN,
+                SEC,
+            )?,
+            second_factor_max_failures: per(
+                "security.second_factor_max_failures",
+                r.second_factor_max_failures,
+                10,
+            )?,
+            second_factor_window: self.duration(
+                "security.second_factor_window",
+                r.second_factor_window,
+                15 * MIN,
+                SEC,
+            )?,
+            api_key_login_failures_per_minute: per(
+                "security.api_key_login_failures_per_minute",
+                r.api_key_login_failures_per_minute,
+                30,
+            )?,
             login_ip_per_minute: per("security.login_ip_per_minute", r.login_ip_per_minute, 20)?,
             public_api_per_minute: per(
                 "security.public_api_per_minute",

@@ -13,6 +13,9 @@ pub struct Invitation {
     pub created_at: i64,
     pub expires_at: i64,
     pub responded_at: Option<i64>,
+    /// `email` (only the mailbox saw the token) or `app` (`sendEmail:false`: the inviter saw
+    /// it, so accepting it proves nothing about the mailbox).
+    pub delivery: String,
 }
 
 impl Invitation {
@@ -31,7 +34,7 @@ impl Invitation {
 }
 
 const COLS: &str =
-    "id, org_id, email, role, state, invited_by, created_at, expires_at, responded_at";
+    "id, org_id, email, role, state, invited_by, created_at, expires_at, responded_at, delivery";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Invitation> {
     Ok(Invitation {
@@ -44,13 +47,15 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Invitation> {
         created_at: r.get(6)?,
         expires_at: r.get(7)?,
         responded_at: r.get(8)?,
+        delivery: r.get(9)?,
     })
 }
 
 pub fn insert(conn: &Connection, inv: &Invitation, token_hash: &str) -> rusqlite::Result<()> {
     conn.execute(
-        "INSERT INTO invitations (id, org_id, email, role, token_hash, state, invited_by, created_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?8)",
+        "INSERT INTO invitations (id, org_id, email, role, token_hash, state, invited_by, created_at, expires_at,
+                                  delivery)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?8, ?9)",
         params![
             inv.id,
             inv.org_id,
@@ -59,7 +64,8 @@ pub fn insert(conn: &Connection, inv: &Invitation, token_hash: &str) -> rusqlite
             token_hash,
             inv.invited_by,
             inv.created_at,
-            inv.expires_at
+            inv.expires_at,
+            inv.delivery
         ],
     )?;
     Ok(())
@@ -123,7 +129,8 @@ pub fn open_for_email(
     now: i64,
 ) -> rusqlite::Result<Vec<Invitation>> {
     let mut st = conn.prepare_cached(
-        "SELECT i.id, i.org_id, i.email, i.role, i.state, i.invited_by, i.created_at, i.expires_at, i.responded_at
+        "SELECT i.id, i.org_id, i.email, i.role, i.state, i.invited_by, i.created_at, i.expires_at, i.responded_at,
+                i.delivery
          FROM invitations i JOIN orgs o ON o.id = i.org_id
          WHERE i.email = ?1 AND i.state = 'pending' AND i.expires_at > ?2 AND o.deleted_at IS NULL
          ORDER BY i.created_at DESC LIMIT 100",

@@ -23,12 +23,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// The whole schema; applied to an empty database (version 0 → 1).
+/// The version 1 schema; applied to an empty database (version 0 → 1).
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// Migration steps: `MIGRATIONS[i]` takes the database from version `i` to `i + 1`.
 /// Each step runs in its own transaction. Never edit a released step; append a new one.
-const MIGRATIONS: &[&str] = &[SCHEMA];
+const MIGRATIONS: &[&str] = &[
+    SCHEMA,
+    include_str!("../../migrations/002_identity_hardening.sql"),
+];
 
 /// The schema version this binary writes and understands.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -34,6 +34,8 @@ pub struct Org {
     pub plan: String,
     pub status: String,
     pub app_url: Option<String>,
+    /// The operator set `app_url` (any host); an org admin may set only allowed hosts.
+    pub app_url_by_operator: bool,
     pub logo_url: Option<String>,
     pub settings: OrgSettings,
     pub created_at: i64,
@@ -41,7 +43,8 @@ pub struct Org {
 }
 
 const COLS: &str =
-    "id, slug, name, plan, status, app_url, logo_url, settings, created_at, updated_at";
+    "id, slug, name, plan, status, app_url, logo_url, settings, created_at, updated_at,
+                    app_url_by_operator";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Org> {
     let settings: String = r.get(7)?;
@@ -56,13 +59,15 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Org> {
         settings: serde_json::from_str(&settings).unwrap_or_default(),
         created_at: r.get(8)?,
         updated_at: r.get(9)?,
+        app_url_by_operator: r.get(10)?,
     })
 }
 
 pub fn insert(conn: &Connection, org: &Org) -> rusqlite::Result<()> {
     conn.execute(
-        "INSERT INTO orgs (id, slug, name, plan, status, app_url, logo_url, settings, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO orgs (id, slug, name, plan, status, app_url, logo_url, settings, created_at, updated_at,
+                           app_url_by_operator)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             org.id,
             org.slug,
@@ -73,7 +78,8 @@ pub fn insert(conn: &Connection, org: &Org) -> rusqlite::Result<()> {
             org.logo_url,
             serde_json::to_string(&org.settings).unwrap_or_else(|_| "{}".into()),
             org.created_at,
-            org.updated_at
+            org.updated_at,
+            org.app_url_by_operator
         ],
     )?;
     Ok(())
@@ -115,7 +121,7 @@ pub fn list(
 pub fn update(conn: &Connection, org: &Org) -> rusqlite::Result<()> {
     conn.execute(
         "UPDATE orgs SET name = ?2, plan = ?3, status = ?4, app_url = ?5, logo_url = ?6,
-                settings = ?7, updated_at = ?8
+                settings = ?7, updated_at = ?8, app_url_by_operator = ?9
          WHERE id = ?1 AND deleted_at IS NULL",
         params![
             org.id,
@@ -125,7 +131,8 @@ pub fn update(conn: &Connection, org: &Org) -> rusqlite::Result<()> {
             org.app_url,
             org.logo_url,
             serde_json::to_string(&org.settings).unwrap_or_else(|_| "{}".into()),
-            org.updated_at
+            org.updated_at,
+            org.app_url_by_operator
         ],
     )?;
     Ok(())

@@ -114,6 +114,8 @@ pub struct Partial {
     pub failed_attempts: i64,
     pub expires_at: i64,
     pub used_at: Option<i64>,
+    /// An invitation the completed login accepts (the membership is made then).
+    pub invitation_id: Option<String>,
 }
 
 impl Partial {
@@ -130,6 +132,7 @@ pub fn insert_partial(
     user_id: &str,
     purpose: &str,
     auth_methods: &[&str],
+    invitation_id: Option<&str>,
     ip: &str,
     user_agent: Option<&str>,
     now: i64,
@@ -137,8 +140,8 @@ pub fn insert_partial(
 ) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO partial_tokens (token_hash, org_id, user_id, purpose, auth_methods, ip_address,
-                                     user_agent, created_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                     user_agent, created_at, expires_at, invitation_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             token_hash,
             org_id,
@@ -148,7 +151,8 @@ pub fn insert_partial(
             ip,
             user_agent,
             now,
-            expires_at
+            expires_at,
+            invitation_id
         ],
     )?;
     Ok(())
@@ -156,7 +160,8 @@ pub fn insert_partial(
 
 pub fn find_partial(conn: &Connection, token_hash: &str) -> rusqlite::Result<Option<Partial>> {
     conn.prepare_cached(
-        "SELECT token_hash, org_id, user_id, purpose, auth_methods, failed_attempts, expires_at, used_at
+        "SELECT token_hash, org_id, user_id, purpose, auth_methods, failed_attempts, expires_at, used_at,
+                invitation_id
          FROM partial_tokens WHERE token_hash = ?1",
     )?
     .query_row([token_hash], |r| {
@@ -170,6 +175,7 @@ pub fn find_partial(conn: &Connection, token_hash: &str) -> rusqlite::Result<Opt
             failed_attempts: r.get(5)?,
             expires_at: r.get(6)?,
             used_at: r.get(7)?,
+            invitation_id: r.get(8)?,
         })
     })
     .optional()

@@ -214,6 +214,15 @@ pub fn find_membership(
     .optional()
 }
 
+/// Removes the password (the account then signs in by magic link until it sets one).
+pub fn clear_password(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE users SET password_hash = NULL, updated_at = ?2 WHERE id = ?1",
+        params![id, now],
+    )?;
+    Ok(())
+}
+
 pub fn set_password_hash(
     conn: &Connection,
     id: &str,

@@ -41,6 +41,7 @@ path = "{db}"
 [security]
 secret_key = "{SECRET}"
 allowed_origins = ["http://app.test"]
+allowed_app_hosts = ["app.test", "*.acme.test"]
 
 [cookies]
 secure = false
