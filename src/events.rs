@@ -26,13 +26,15 @@ pub fn emit(
     data: Value,
     now: i64,
 ) -> rusqlite::Result<String> {
-    crate::outbox::emit(
+    let id = crate::outbox::emit(
         tx,
         org.map(|o| (o.id.as_str(), o.slug.as_str())),
         event,
         data,
         now,
-    )
+    )?;
+    QUEUED.with(|q| q.set(true));
+    Ok(id)
 }
 
 /// An email to send (plain text + HTML), queued in the caller's transaction.
@@ -50,7 +52,7 @@ pub fn email(
     mail: &Email,
     now: i64,
 ) -> rusqlite::Result<String> {
-    crate::outbox::enqueue_email(
+    let id = crate::outbox::enqueue_email(
         tx,
         org_id,
         &mail.to,
@@ -58,7 +60,9 @@ pub fn email(
         &mail.text,
         &mail.html,
         now,
-    )
+    )?;
+    QUEUED.with(|q| q.set(true));
+    Ok(id)
 }
 
 /// Minimal HTML escaping for values put into email bodies.
