@@ -16,7 +16,7 @@ struct World {
 }
 
 fn world() -> World {
-    let mut s = TestServer::start();
+    let mut s = TestServer::start_with_mail("");
     s.org("acme", json!({ "signupMode": "invite_only" }));
     let owner_id = s.user("owner@acme.test", Some(("acme", "owner")));
     let admin_id = s.user("admin@acme.test", Some(("acme", "org_admin")));
@@ -483,15 +483,10 @@ fn invitations_for_new_and_existing_users() {
         Some(json!({ "email": "z@acme.test", "expiresInDays": 31 })),
     )
     .assert_error(400, "invalid_request");
-    // The invitation email is queued with its link.
-    let conn = rusqlite::Connection::open(w.s.db_path()).unwrap();
-    let mail: String = conn
-        .query_row("SELECT payload FROM outbox WHERE kind = 'email'", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    let mail: Value = serde_json::from_str(&mail).unwrap();
-    assert_eq!(mail["to"], "new@acme.test");
+    // The invitation email goes out with its link.
+    let mails = w.s.mails_to("new@acme.test");
+    assert_eq!(mails.len(), 1);
+    let mail = &mails[0];
     assert!(
         mail["text"]
             .as_str()
