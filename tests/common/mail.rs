@@ -8,7 +8,7 @@ use super::TestServer;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// `(RCPT TO addresses, DATA)` of one message.
@@ -19,13 +19,22 @@ pub struct Sink {
     /// Every message received, in order.
     pub received: Arc<Mutex<Vec<Received>>>,
     pub port: u16,
+    /// While true, a connection waits before the greeting (the mail stays in the outbox).
+    held: Arc<(Mutex<bool>, Condvar)>,
 }
 
 impl Sink {
     pub fn start() -> Sink {
+        Self::start_held(false)
+    }
+
+    /// A sink that holds every connection before the SMTP greeting until [`Sink::release`]
+    /// (when `held`): what was queued can be inspected before it is delivered.
+    pub fn start_held(held: bool) -> Sink {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let sink = Sink {
             port: listener.local_addr().unwrap().port(),
+            held: Arc::new((Mutex::new(held), Condvar::new())),
             ..Sink::default()
         };
         let s2 = sink.clone();
@@ -43,12 +52,23 @@ impl Sink {
     pub fn config(&self) -> String {
         format!(
             "[email]\ntransport = \"smtp\"\nfrom = \"Latchkey <no-reply@example.com>\"\n\
-             [email.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"off\"\ntimeout = \"5s\"\n",
+             [email.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"off\"\ntimeout = \"30s\"\n",
             self.port
         )
     }
 
+    /// Lets held connections go on (see [`Sink::start_held`]).
+    pub fn release(&self) {
+        let (held, cv) = &*self.held;
+        *held.lock().unwrap() = false;
+        cv.notify_all();
+    }
+
     fn serve(&self, conn: TcpStream) {
+        {
+            let (held, cv) = &*self.held;
+            let _open = cv.wait_while(held.lock().unwrap(), |h| *h).unwrap();
+        }
         let mut w = conn.try_clone().unwrap();
         let mut rd = BufReader::new(conn);
         let mut say = |s: &str| w.write_all(format!("{s}\r\n").as_bytes()).is_ok();
