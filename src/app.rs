@@ -37,6 +37,8 @@ pub struct AppState {
     secret: Secret,
     /// HMAC key for opaque pagination cursors.
     pub cursor_key: [u8; 32],
+    /// Seals queued emails (see `outbox::at_rest`).
+    pub mail_key: crate::outbox::MailKey,
     /// Last heartbeat of the background thread (ms), for `/readyz`.
     pub worker_heartbeat: AtomicI64,
     pub stopping: AtomicBool,
@@ -149,6 +151,14 @@ impl App {
             config.security.hash_queue,
         );
         let cursor_key = crypto::derive_key(secret.expose(), "cursor");
+        let mail_key = crate::outbox::MailKey::derive(secret.expose());
+        let resealed = crate::outbox::seal_plain_emails(&db, &mail_key).map_err(DbError::from)?;
+        if resealed > 0 {
+            log.info(
+                "plain-text emails of an older version sealed or redacted",
+                &[("rows", json!(resealed))],
+            );
+        }
         Ok(App {
             state: Arc::new(AppState {
                 config,
@@ -162,6 +172,7 @@ impl App {
                 log,
                 secret,
                 cursor_key,
+                mail_key,
                 worker_heartbeat: AtomicI64::new(now),
                 stopping: AtomicBool::new(false),
                 outbox: crate::outbox::Notifier::new(),
@@ -332,7 +343,9 @@ pub fn handle(state: &AppState, req: &Request) -> Response {
     let request_id = respond::request_id(req.header("X-Request-Id"), now);
     let ip = crate::http::input::client_ip(req, &state.config.server.trusted_proxies);
     let mut ctx = api::Ctx::new(request_id, now, ip);
-    let result = api::dispatch(state, &mut ctx, req);
+    // Handlers queue emails through `events::email`, which seals them with this key.
+    let result =
+        crate::events::with_mail_key(&state.mail_key, || api::dispatch(state, &mut ctx, req));
     // The handler queued webhooks or emails in its transaction: wake the outbox worker now
     // rather than at its next timer.
     if crate::events::take_queued() {

@@ -3,6 +3,7 @@
 //! (or not at all). Delivery is the outbox worker's job.
 
 use crate::db::orgs::Org;
+use crate::outbox::MailKey;
 use rusqlite::Connection;
 use serde_json::{Value, json};
 use std::cell::Cell;
@@ -10,6 +11,22 @@ use std::cell::Cell;
 thread_local! {
     /// Set when this thread queued outbox rows; the request pipeline then wakes the worker.
     static QUEUED: Cell<bool> = const { Cell::new(false) };
+    /// The key [`email`] seals with, while the request pipeline runs a handler
+    /// ([`with_mail_key`]): handlers do not carry the deployment secret.
+    static MAIL_KEY: Cell<Option<MailKey>> = const { Cell::new(None) };
+}
+
+/// Runs `f` with `key` as the key [`email`] seals with on this thread (restored afterwards,
+/// even if `f` panics).
+pub fn with_mail_key<T>(key: &MailKey, f: impl FnOnce() -> T) -> T {
+    struct Restore(Option<MailKey>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            MAIL_KEY.with(|k| k.set(self.0));
+        }
+    }
+    let _restore = Restore(MAIL_KEY.with(|k| k.replace(Some(*key))));
+    f()
 }
 
 /// True (once) if the current thread queued outbox rows since the last call.
@@ -26,13 +43,15 @@ pub fn emit(
     data: Value,
     now: i64,
 ) -> rusqlite::Result<String> {
-    crate::outbox::emit(
+    let id = crate::outbox::emit(
         tx,
         org.map(|o| (o.id.as_str(), o.slug.as_str())),
         event,
         data,
         now,
-    )
+    )?;
+    QUEUED.with(|q| q.set(true));
+    Ok(id)
 }
 
 /// An email to send (plain text + HTML), queued in the caller's transaction.
@@ -43,22 +62,32 @@ pub struct Email {
     pub html: String,
 }
 
-/// Queues `mail` in the outbox; returns its id.
+/// Queues `mail` in the outbox, sealed (no token it carries is readable in the database);
+/// returns its id. Runs inside [`with_mail_key`] (the request pipeline); elsewhere it fails
+/// rather than store the message in the clear.
 pub fn email(
     tx: &Connection,
     org_id: Option<&str>,
     mail: &Email,
     now: i64,
 ) -> rusqlite::Result<String> {
-    crate::outbox::enqueue_email(
+    let key = MAIL_KEY.with(Cell::get).ok_or_else(|| {
+        rusqlite::Error::ToSqlConversionFailure(
+            "no outbox mail key in scope: queue emails inside events::with_mail_key".into(),
+        )
+    })?;
+    let id = crate::outbox::enqueue_email(
         tx,
+        &key,
         org_id,
         &mail.to,
         &mail.subject,
         &mail.text,
         &mail.html,
         now,
-    )
+    )?;
+    QUEUED.with(|q| q.set(true));
+    Ok(id)
 }
 
 /// Minimal HTML escaping for values put into email bodies.

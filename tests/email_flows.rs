@@ -6,16 +6,9 @@ use common::{PASSWORD, Resp, TestServer};
 use latchkey::crypto;
 use serde_json::{Value, json};
 
+/// Emails delivered to `to` (over SMTP to the test's sink: the outbox keeps them sealed).
 fn mails_to(s: &TestServer, to: &str) -> Vec<Value> {
-    let conn = rusqlite::Connection::open(s.db_path()).unwrap();
-    let mut st = conn
-        .prepare("SELECT payload FROM outbox WHERE kind = 'email' ORDER BY created_at, rowid")
-        .unwrap();
-    st.query_map([], |r| r.get::<_, String>(0))
-        .unwrap()
-        .map(|p| serde_json::from_str::<Value>(&p.unwrap()).unwrap())
-        .filter(|m| m["to"] == to)
-        .collect()
+    s.mails_to(to)
 }
 
 /// The `?token=` of the link in a mail's plain-text part.
@@ -33,7 +26,7 @@ fn post(s: &TestServer, path: &str, body: Value) -> Resp {
 }
 
 fn setup(app_url: Option<&str>) -> TestServer {
-    let mut s = TestServer::start();
+    let mut s = TestServer::start_with_mail("");
     s.org("acme", json!({ "signupMode": "open" }));
     if let Some(u) = app_url {
         s.admin_send(

@@ -527,6 +527,7 @@ fn email_goes_out_over_smtp() {
         .write(|tx| {
             outbox::enqueue_email(
                 tx,
+                &st.mail_key,
                 None,
                 "ann@example.com",
                 "Reset your password",
@@ -585,7 +586,16 @@ fn email_to_a_dead_smtp_server_is_retried() {
     let id = st
         .db
         .write(|tx| {
-            outbox::enqueue_email(tx, None, "a@example.com", "S", "t", "<p>t</p>", st.now())
+            outbox::enqueue_email(
+                tx,
+                &st.mail_key,
+                None,
+                "a@example.com",
+                "S",
+                "t",
+                "<p>t</p>",
+                st.now(),
+            )
         })
         .unwrap();
     st.outbox.notify();
@@ -680,7 +690,8 @@ fn the_sweep_deletes_finished_items_and_events_past_retention() {
     let count = |sql: &str| -> i64 { db.read(|c| c.query_row(sql, [], |r| r.get(0))).unwrap() };
     // A pending email of the same age stays.
     let now = latchkey::clock::Clock::now_ms(&*s.clock);
-    db.write(|tx| outbox::enqueue_email(tx, None, "a@example.com", "S", "t", "h", now))
+    let key = outbox::MailKey::derive(common::SECRET);
+    db.write(|tx| outbox::enqueue_email(tx, &key, None, "a@example.com", "S", "t", "h", now))
         .unwrap();
     let retention = Duration::from_secs(30 * 86_400);
     assert_eq!(

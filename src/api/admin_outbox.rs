@@ -1,5 +1,6 @@
 //! The operator's view of the outbox (API.md §7): list deliveries and emails, retry one.
-//! Email bodies are never shown (they carry single-use tokens): only recipient and subject.
+//! Email bodies are never shown (they carry single-use tokens), sealed or not: only recipient
+//! and subject.
 
 use crate::api::{Ctx, guard};
 use crate::app::AppState;
@@ -32,9 +33,10 @@ pub fn item_view(i: &Item) -> Value {
         v["eventId"] = json!(i.event_id);
         v["event"] = json!(i.event);
         v["endpointId"] = json!(i.endpoint_id);
-    } else if let Ok(mail) = serde_json::from_str::<crate::outbox::Mail>(&i.payload) {
-        v["to"] = json!(mail.to);
-        v["subject"] = json!(mail.subject);
+    } else if let Some((to, subject)) = crate::outbox::at_rest::summary(&i.payload) {
+        // Sealed, redacted or (older rows) plain: only what `summary` keeps readable.
+        v["to"] = json!(to);
+        v["subject"] = json!(subject);
     }
     v
 }

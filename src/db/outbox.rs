@@ -256,6 +256,29 @@ pub fn list(
     rows.collect()
 }
 
+/// Up to `limit` email rows whose payload has no `format` marker (plain text, written by an
+/// older Latchkey): `(id, status, payload)`.
+pub fn plain_emails(
+    conn: &Connection,
+    limit: i64,
+) -> rusqlite::Result<Vec<(String, String, String)>> {
+    let mut st = conn.prepare_cached(
+        "SELECT id, status, payload FROM outbox
+         WHERE kind = 'email'
+           AND CASE WHEN json_valid(payload) THEN json_type(payload, '$.format') IS NULL ELSE 1 END
+         ORDER BY id LIMIT ?1",
+    )?;
+    let rows = st.query_map(params![limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    rows.collect()
+}
+
+/// Replaces a row's payload (sealing or redacting an email).
+pub fn set_payload(conn: &Connection, id: &str, payload: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE outbox SET payload = ?2 WHERE id = ?1")?
+        .execute(params![id, payload])?;
+    Ok(())
+}
+
 /// Makes a row due now (manual retry). False if there is no such row.
 pub fn retry_now(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<bool> {
     let n = conn

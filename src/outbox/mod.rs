@@ -5,11 +5,13 @@
 //! Handlers call [`emit`] / [`enqueue_email`] inside their `db.write` closure and
 //! `state.outbox.notify()` after it committed; a rollback sends nothing.
 
+pub mod at_rest;
 mod email;
 pub mod ssrf;
 pub mod webhook;
 mod worker;
 
+pub use at_rest::MailKey;
 pub use email::Mail;
 pub use ssrf::check_url;
 pub use webhook::{SECRET_PREFIX, signature_hex, signature_standard};
@@ -147,10 +149,13 @@ fn queue_delivery(
     Ok(id)
 }
 
-/// Queues an email (multipart: `text` and `html`) inside the caller's transaction. Returns its
-/// id (`msg_…`). Links belong in `text` as `<base>/…?token=<token>`.
+/// Queues an email (multipart: `text` and `html`) inside the caller's transaction, sealed
+/// under `key` (see [`at_rest`]: no token it carries is readable in the file). Returns its id
+/// (`msg_…`). Links belong in `text` as `<base>/…?token=<token>`.
+#[allow(clippy::too_many_arguments)]
 pub fn enqueue_email(
     tx: &rusqlite::Connection,
+    key: &MailKey,
     org_id: Option<&str>,
     to: &str,
     subject: &str,
@@ -159,13 +164,13 @@ pub fn enqueue_email(
     now: i64,
 ) -> rusqlite::Result<String> {
     let id = db::new_id("msg", now);
-    let payload = serde_json::to_string(&Mail {
+    let mail = Mail {
         to: to.to_owned(),
         subject: subject.to_owned(),
         text: text.to_owned(),
         html: html.to_owned(),
-    })
-    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    };
+    let payload = at_rest::seal(key, &id, &mail);
     store::insert(
         tx,
         &store::NewRow {
@@ -179,6 +184,42 @@ pub fn enqueue_email(
         now,
     )?;
     Ok(id)
+}
+
+/// Emails an older Latchkey stored in plain text: seals the ones still to send (or to retry)
+/// and redacts the ones already sent, in small transactions, with `secure_delete` on so the
+/// old text is overwritten rather than left in free space. Returns the rows changed. Runs at
+/// start, where the deployment secret is known (the SQL migrations do not know it).
+pub fn seal_plain_emails(db: &Db, key: &MailKey) -> rusqlite::Result<usize> {
+    const BATCH: i64 = 200;
+    let mut total = 0;
+    loop {
+        let n = db.write(|tx| {
+            let rows = store::plain_emails(tx, BATCH)?;
+            let was: i64 = tx.pragma_query_value(None, "secure_delete", |r| r.get(0))?;
+            tx.pragma_update(None, "secure_delete", 1)?;
+            let mut changed = 0;
+            for (id, status, payload) in &rows {
+                let stored = if status == "succeeded" {
+                    at_rest::redact(payload)
+                } else {
+                    match at_rest::open(key, id, payload) {
+                        Ok(mail) => at_rest::seal(key, id, &mail),
+                        // Not a message that can ever be sent: keep nothing of it.
+                        Err(_) => at_rest::redact(payload),
+                    }
+                };
+                store::set_payload(tx, id, &stored)?;
+                changed += 1;
+            }
+            tx.pragma_update(None, "secure_delete", was)?;
+            Ok::<_, rusqlite::Error>(changed)
+        })?;
+        total += n;
+        if n < BATCH as usize {
+            return Ok(total);
+        }
+    }
 }
 
 /// A fresh endpoint secret: `whsec_` + base64 of 32 random bytes (Standard Webhooks format).

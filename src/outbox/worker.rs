@@ -12,6 +12,7 @@
 //! Lanes with a fast receiver claim growing batches (up to [`MAX_BATCH`] rows, each row's lease
 //! covering the attempts before it), which keeps write transactions few under load.
 
+use super::at_rest;
 use super::email::{self, Mail, Mailer};
 use super::webhook::{self, Delivery, Sender};
 use super::{Notifier, open_secret, sweep};
@@ -385,10 +386,31 @@ impl Worker {
         f
     }
 
+    /// Opens the sealed message just before sending it; once the transport took it, the row
+    /// is redacted in the transaction that records the result.
     fn attempt_email(&self, c: &Claimed) -> Finished {
-        let mail: Mail = match serde_json::from_str(&c.payload) {
+        let mail: Mail = match at_rest::open(&self.state.mail_key, &c.id, &c.payload) {
             Ok(m) => m,
-            Err(_) => {
+            Err(at_rest::OpenError::Redacted) => {
+                return self.finish(
+                    c,
+                    Result::Permanent(
+                        None,
+                        "already sent; its content was erased after delivery (ask for a new link)"
+                            .into(),
+                    ),
+                );
+            }
+            Err(at_rest::OpenError::Unreadable) => {
+                return self.finish(
+                    c,
+                    Result::Retry(
+                        None,
+                        "cannot open the sealed email (was security.secret_key changed?)".into(),
+                    ),
+                );
+            }
+            Err(at_rest::OpenError::Malformed) => {
                 return self.finish(c, Result::Permanent(None, "malformed email payload".into()));
             }
         };
@@ -397,7 +419,11 @@ impl Worker {
             email::Outcome::Failed(e) => Result::Retry(None, e),
             email::Outcome::Permanent(e) => Result::Permanent(None, e),
         };
-        self.finish(c, r)
+        let mut f = self.finish(c, r);
+        if f.status == "succeeded" {
+            f.payload = Some(at_rest::redact(&c.payload));
+        }
+        f
     }
 
     /// Turns an attempt's result into the row update, and logs it.
@@ -415,6 +441,7 @@ impl Worker {
             delivered_at: None,
             disable_endpoint: false,
             endpoint_id: None,
+            payload: None,
             at: now,
         };
         let log = &self.state.log;
@@ -496,6 +523,8 @@ struct Finished {
     delivered_at: Option<i64>,
     disable_endpoint: bool,
     endpoint_id: Option<String>,
+    /// A new payload for the row (a sent email, redacted).
+    payload: Option<String>,
     /// When the attempt ended.
     at: i64,
 }
@@ -514,6 +543,9 @@ impl Finished {
                 delivered_at: self.delivered_at,
             },
         )?;
+        if let Some(p) = &self.payload {
+            store::set_payload(tx, &self.id, p)?;
+        }
         if let (true, Some(ep)) = (self.disable_endpoint, &self.endpoint_id) {
             webhooks::disable(tx, ep, "the endpoint answered 410 Gone", self.at)?;
         }

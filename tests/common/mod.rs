@@ -2,6 +2,7 @@
 //! clock the test can move, plus a small HTTP client that returns what a user would see.
 #![allow(dead_code)]
 
+pub mod mail;
 pub mod receiver;
 
 use latchkey::app::{App, Running};
@@ -22,6 +23,8 @@ pub struct TestServer {
     pub clock: Arc<TestClock>,
     pub dir: tempfile::TempDir,
     pub config_text: String,
+    /// Where emails go, when started with [`TestServer::start_with_mail`].
+    pub mail: Option<mail::Sink>,
     admin: Option<String>,
 }
 
@@ -85,6 +88,7 @@ impl TestServer {
             clock,
             dir,
             config_text: text,
+            mail: None,
             admin: None,
         }
     }
