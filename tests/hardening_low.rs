@@ -3,8 +3,11 @@
 //! forged tokens on logout, log injection, file modes and the example's placeholder secret.
 
 mod common;
-use common::TestServer;
-use serde_json::json;
+use common::{Resp, SECRET, TestServer};
+use latchkey::config::Algorithm;
+use latchkey::crypto::b64url;
+use latchkey::tokens::AccessClaims;
+use serde_json::{Value, json};
 
 /// Org `acme` with an org_admin; returns the server and the admin's access token.
 fn acme_admin() -> (TestServer, String) {
@@ -54,5 +57,200 @@ fn api_key_expiry_must_be_a_date_that_exists() {
         let r = create(at);
         assert_eq!(r.status, 201, "{at}: {:?}", r.json());
         assert_eq!(r.data()["apiKey"]["expiresAt"], utc, "{at}");
+    }
+}
+
+// --- 12: logout must not take a time from an unverified token --------------------------------
+
+fn kids(s: &TestServer) -> Vec<String> {
+    let r = s.get("/.well-known/jwks.json");
+    assert_eq!(r.status, 200);
+    r.json()["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A token with these claims, an unknown kid and a signature of zeros.
+fn forged(kid: &str, claims: Value) -> String {
+    let header = json!({ "alg": "EdDSA", "typ": "JWT", "kid": kid });
+    format!(
+        "{}.{}.{}",
+        b64url(header.to_string().as_bytes()),
+        b64url(claims.to_string().as_bytes()),
+        b64url(&[0u8; 64])
+    )
+}
+
+fn logout(s: &TestServer, bearer: &str) -> Resp {
+    let auth = format!("Bearer {bearer}");
+    s.send(
+        "POST",
+        "/api/v1/auth/logout",
+        &[("X-Org-Slug", "acme"), ("Authorization", &auth)],
+        None,
+    )
+}
+
+fn refresh(s: &TestServer, token: &str) -> Resp {
+    s.send(
+        "POST",
+        "/api/v1/auth/refresh",
+        &[],
+        Some(json!({ "refreshToken": token })),
+    )
+}
+
+/// What `latchkey keys rotate` does, against the live database; returns the new kid.
+fn rotate(s: &TestServer) -> String {
+    let st = s.state();
+    latchkey::keys::rotate(
+        &st.db,
+        SECRET,
+        Algorithm::EdDSA,
+        st.now(),
+        st.key_publish_ms(),
+    )
+    .unwrap()
+}
+
+/// Claims for a token the test signs itself; `exp` from now.
+fn claims(s: &TestServer, exp_in_secs: i64) -> AccessClaims {
+    let now = s.state().now() / 1000;
+    AccessClaims {
+        iss: s.state().config.server.public_url.clone(),
+        sub: "usr_1".into(),
+        aud: "latchkey".into(),
+        iat: now,
+        exp: now + exp_in_secs,
+        jti: "jti_1".into(),
+        sid: "ses_1".into(),
+        org_id: "org_1".into(),
+        org_slug: "acme".into(),
+        org_role: "member".into(),
+        email: "a@example.com".into(),
+        email_verified: true,
+        amr: vec!["pwd".into()],
+    }
+}
+
+#[test]
+fn a_forged_token_on_logout_cannot_move_the_key_store_in_time() {
+    let mut s = TestServer::start();
+    s.org("acme", json!({}));
+    s.user("ann@acme.test", Some(("acme", "member")));
+    let ann = s.login_ok("acme", "ann@acme.test");
+    let old_token = ann["accessToken"].as_str().unwrap().to_string();
+    let old_kid = kids(&s)[0].clone();
+    let new_kid = rotate(&s);
+    assert_eq!(kids(&s), vec![new_kid.clone(), old_kid.clone()]);
+    let (iss, aud) = (s.state().config.server.public_url.clone(), "latchkey");
+
+    // A forged token naming ann's real session, issued "in 2100": reload as of then would drop
+    // the retired key (and stop reloads until then).
+    let payload = old_token.split('.').nth(1).unwrap();
+    let real: Value =
+        serde_json::from_slice(&latchkey::crypto::b64url_decode(payload).unwrap()).unwrap();
+    let session = |iat: i64| {
+        let mut c = real.clone();
+        c["iat"] = json!(iat);
+        c["exp"] = json!(iat + 900);
+        c
+    };
+    s.clock.advance_ms(1_500);
+    let r = logout(&s, &forged("forged-kid", session(4_102_444_800)));
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    // The retired key still verifies its tokens, over HTTP and in the store, and stays in the JWKS.
+    assert_eq!(
+        s.as_user("GET", "/api/v1/auth/me", "acme", &old_token, None)
+            .status,
+        200
+    );
+    let st = s.state();
+    assert!(
+        st.keys
+            .verify(&st.db, &old_token, &iss, aud, st.now())
+            .is_ok()
+    );
+    assert_eq!(kids(&s), vec![new_kid.clone(), old_kid.clone()]);
+    // The store still reloads on an unknown kid: a key the CLI makes active is honoured.
+    let other = latchkey::keys::KeyStore::open(
+        &st.db,
+        SECRET,
+        Algorithm::EdDSA,
+        st.now(),
+        st.key_publish_ms(),
+    )
+    .unwrap();
+    assert_eq!(other.active_kid(), new_kid);
+    s.clock.advance_ms(1_500);
+    let by_new_key = other.sign(&claims(&s, 900)).unwrap();
+    assert!(
+        st.keys
+            .verify(&st.db, &by_new_key, &iss, aud, st.now())
+            .is_ok()
+    );
+    // Nor did the forged token end ann's session.
+    assert!(refresh(&s, ann["refreshToken"].as_str().unwrap()).status == 200);
+}
+
+#[test]
+fn a_forged_token_on_logout_cannot_bring_back_a_key_whose_publication_ended() {
+    let mut s = TestServer::start();
+    s.org("acme", json!({}));
+    let st = s.state();
+    let (iss, aud) = (st.config.server.public_url.clone(), "latchkey");
+    // A long-lived token signed by the key about to be retired (a leaked key, say).
+    let long_lived = st.keys.sign(&claims(&s, 30 * 86_400)).unwrap();
+    let new_kid = rotate(&s);
+    s.clock.advance_ms(st.key_publish_ms() + 2_000);
+    st.keys.reload(&st.db, st.now()).unwrap(); // what the maintenance thread does every 10 s
+    assert_eq!(kids(&s), vec![new_kid.clone()]);
+    assert!(
+        st.keys
+            .verify(&st.db, &long_lived, &iss, aud, st.now())
+            .is_err()
+    );
+
+    // Issued "in 1970": reload as of then would publish every key ever retired.
+    s.clock.advance_ms(1_500);
+    let mut c = serde_json::to_value(claims(&s, 900)).unwrap();
+    c["iat"] = json!(1);
+    c["exp"] = json!(901);
+    let r = logout(&s, &forged("forged-kid", c));
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert!(
+        st.keys
+            .verify(&st.db, &long_lived, &iss, aud, st.now())
+            .is_err(),
+        "a key whose publication ended verifies again"
+    );
+    assert_eq!(kids(&s), vec![new_kid]);
+}
+
+#[test]
+fn an_expired_genuine_token_still_ends_its_session_on_logout() {
+    let mut s = TestServer::start();
+    s.org("acme", json!({}));
+    s.user("ann@acme.test", Some(("acme", "member")));
+    s.user("bob@acme.test", Some(("acme", "member")));
+    // Ann's token is signed by a key retired since, but still published.
+    let ann = s.login_ok("acme", "ann@acme.test");
+    rotate(&s);
+    s.state()
+        .keys
+        .reload(&s.state().db, s.state().now())
+        .unwrap();
+    let bob = s.login_ok("acme", "bob@acme.test");
+    s.clock.advance_secs(901);
+    for who in [&ann, &bob] {
+        let token = who["accessToken"].as_str().unwrap();
+        s.as_user("GET", "/api/v1/auth/me", "acme", token, None)
+            .assert_error(401, "token_expired");
+        let r = logout(&s, token);
+        assert_eq!(r.status, 200, "{:?}", r.json());
+        refresh(&s, who["refreshToken"].as_str().unwrap()).assert_error(401, "invalid_token");
     }
 }
