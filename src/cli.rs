@@ -32,6 +32,7 @@ pub fn serve(path: Option<&Path>) -> CliResult {
         signal_hook::consts::SIGTERM,
     ])?;
     let config = load(path)?;
+    config.refuse_placeholder_secret()?;
     let app = App::build(config, Arc::new(SystemClock))?;
     let running = app.serve()?;
     if let Some(sig) = signals.forever().next() {
@@ -64,6 +65,7 @@ pub fn init(path: Option<&Path>) -> CliResult {
 
 pub fn check_config(path: Option<&Path>) -> CliResult {
     let config = load(path)?;
+    config.refuse_placeholder_secret()?;
     match &config.source {
         config::ConfigSource::File(p) => eprintln!("{}: ok", p.display()),
         config::ConfigSource::EmbeddedDefault => eprintln!("embedded development default: ok"),

@@ -254,3 +254,74 @@ fn an_expired_genuine_token_still_ends_its_session_on_logout() {
         refresh(&s, who["refreshToken"].as_str().unwrap()).assert_error(401, "invalid_token");
     }
 }
+
+// --- 14/15: the command line ------------------------------------------------------------------
+
+/// Runs `latchkey` in `dir`; returns whether it succeeded, and its stderr. One still running
+/// after 20 s (a `serve` that should have refused to start) is killed and counts as success.
+fn latchkey(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let mut child = std::process::Command::new(common::bin())
+        .args(args)
+        .current_dir(dir)
+        .env_remove("LATCHKEY_CONFIG")
+        .env_remove("LATCHKEY_SECRET_KEY")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break Some(st);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    (status.is_none_or(|s| s.success()), err)
+}
+
+#[test]
+fn the_example_configs_placeholder_secret_is_refused_by_check_config_and_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("example.toml");
+    std::fs::write(&path, latchkey::config::EXAMPLE).unwrap();
+    let p = path.to_str().unwrap();
+    for cmd in ["check-config", "serve"] {
+        let (ok, err) = latchkey(dir.path(), &["--config", p, cmd], &[]);
+        assert!(!ok, "{cmd} accepted the placeholder secret");
+        assert!(
+            err.contains("security.secret_key") && err.contains("example.toml"),
+            "{cmd}: the error names neither the key nor the file: {err}"
+        );
+        assert!(err.contains("placeholder"), "{err}");
+        // Set through the environment, the placeholder is refused just the same.
+        let env = [("LATCHKEY_SECRET_KEY", latchkey::config::SECRET_PLACEHOLDER)];
+        let (ok, err) = latchkey(dir.path(), &["--config", p, cmd], &env);
+        assert!(!ok && err.contains("security.secret_key"), "{cmd}: {err}");
+    }
+    assert!(
+        !dir.path().join("latchkey.db").exists(),
+        "serve opened a database before refusing"
+    );
+    // A real secret, from the environment or from `init`, passes.
+    let real = "r".repeat(48);
+    let (ok, err) = latchkey(
+        dir.path(),
+        &["--config", p, "check-config"],
+        &[("LATCHKEY_SECRET_KEY", &real)],
+    );
+    assert!(ok, "{err}");
+    let init = dir.path().join("init.toml");
+    let i = init.to_str().unwrap();
+    let (ok, err) = latchkey(dir.path(), &["--config", i, "init"], &[]);
+    assert!(ok, "{err}");
+    let (ok, err) = latchkey(dir.path(), &["--config", i, "check-config"], &[]);
+    assert!(ok, "{err}");
+}
