@@ -48,16 +48,13 @@ pub fn serve(path: Option<&Path>) -> CliResult {
 pub fn init(path: Option<&Path>) -> CliResult {
     let target = path.unwrap_or(Path::new("latchkey.toml"));
     let text = config::init_text(&crypto::random_hex(32));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(target)
-        .map_err(|e| {
-            format!(
-                "cannot create {}: {e} (init never overwrites)",
-                target.display()
-            )
-        })?;
+    // Owner-only (0600): the file holds the secret key.
+    let mut f = db::create_owner_only(target).map_err(|e| {
+        format!(
+            "cannot create {}: {e} (init never overwrites)",
+            target.display()
+        )
+    })?;
     std::io::Write::write_all(&mut f, text.as_bytes())?;
     eprintln!("wrote {}", target.display());
     Ok(())

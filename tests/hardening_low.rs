@@ -325,3 +325,123 @@ fn the_example_configs_placeholder_secret_is_refused_by_check_config_and_serve()
     let (ok, err) = latchkey(dir.path(), &["--config", i, "check-config"], &[]);
     assert!(ok, "{err}");
 }
+
+/// The permission bits of `path`.
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// `latchkey ARGS` under `umask 000`, so that only the modes Latchkey sets count.
+fn latchkey_umask_000(dir: &std::path::Path, args: &[&str]) -> std::process::Child {
+    let mut script = "umask 000; exec \"$0\"".to_string();
+    for i in 1..=args.len() {
+        script.push_str(&format!(" \"${i}\""));
+    }
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(common::bin())
+        .args(args)
+        .current_dir(dir)
+        .env_remove("LATCHKEY_CONFIG")
+        .env_remove("LATCHKEY_SECRET_KEY")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn run_umask_000(dir: &std::path::Path, args: &[&str]) {
+    let out = latchkey_umask_000(dir, args).wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn files_holding_secrets_are_created_owner_only_whatever_the_umask() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // What umask 000 gives a file nobody restricts: the control.
+    let out = std::process::Command::new("sh")
+        .args(["-c", "umask 000; : > control"])
+        .current_dir(d)
+        .status()
+        .unwrap();
+    assert!(out.success());
+    assert_eq!(mode(&d.join("control")), 0o666);
+
+    // init's config.
+    run_umask_000(d, &["--config", "init.toml", "init"]);
+    assert_eq!(mode(&d.join("init.toml")), 0o600, "init's config");
+
+    // The database, its WAL and -shm, while a real server runs on it; a backup beside it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = d.join("latchkey.toml");
+    std::fs::write(
+        &cfg,
+        common::base_config(d, "").replace("127.0.0.1:0", &format!("127.0.0.1:{port}")),
+    )
+    .unwrap();
+    let c = cfg.to_str().unwrap();
+    let mut server = latchkey_umask_000(d, &["--config", c, "serve"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let db = d.join("latchkey.db");
+    let (wal, shm) = (d.join("latchkey.db-wal"), d.join("latchkey.db-shm"));
+    loop {
+        let up = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+        if up && wal.exists() && shm.exists() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = server.kill();
+            let out = server.wait_with_output().unwrap();
+            panic!("server not up: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let modes = [mode(&db), mode(&wal), mode(&shm)];
+    run_umask_000(d, &["--config", c, "backup", "copy.db"]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(modes, [0o600; 3], "database, -wal, -shm");
+    assert_eq!(mode(&d.join("copy.db")), 0o600, "backup");
+    // The backup is a real database, and one is never overwritten.
+    let conn = rusqlite::Connection::open(d.join("copy.db")).unwrap();
+    let n: i64 = conn
+        .query_row("SELECT COUNT(*) FROM signing_keys", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1);
+    let out = latchkey_umask_000(d, &["--config", c, "backup", "copy.db"])
+        .wait_with_output()
+        .unwrap();
+    assert!(!out.status.success());
+
+    // The snapshot `migrate` writes before changing an older database.
+    let old = tempfile::tempdir().unwrap();
+    let conn = rusqlite::Connection::open(old.path().join("latchkey.db")).unwrap();
+    conn.execute_batch("CREATE TABLE legacy (x INTEGER); PRAGMA user_version = 0;")
+        .unwrap();
+    drop(conn);
+    let cfg = old.path().join("latchkey.toml");
+    std::fs::write(&cfg, common::base_config(old.path(), "")).unwrap();
+    run_umask_000(old.path(), &["--config", cfg.to_str().unwrap(), "migrate"]);
+    let snapshots: Vec<_> = std::fs::read_dir(old.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".bak"))
+        .collect();
+    assert_eq!(snapshots.len(), 1, "{snapshots:?}");
+    assert_eq!(mode(&snapshots[0]), 0o600, "migration snapshot");
+}
