@@ -445,3 +445,161 @@ fn files_holding_secrets_are_created_owner_only_whatever_the_umask() {
     assert_eq!(snapshots.len(), 1, "{snapshots:?}");
     assert_eq!(mode(&snapshots[0]), 0o600, "migration snapshot");
 }
+
+// --- 11: log injection -----------------------------------------------------------------------
+
+/// Paths whose decoded form holds CR, LF, other C0 controls, DEL, C1 controls and U+2028; each
+/// tries to start a forged line.
+const HOSTILE_PATHS: &[&str] = &[
+    "/x%0a2026-01-01T00:00:00.000Z%20ERROR%20forged%20path=/admin",
+    "/x%0d%0aFORGED",
+    "/x%0dFORGED",
+    "/x%0bFORGED%0c%09%1b[2J",
+    "/x%7fFORGED",
+    "/x%c2%85FORGED%c2%9b",
+    "/x%e2%80%a8FORGED%e2%80%a9",
+    "/api/v1/auth/me%0aFORGED",
+];
+
+/// Starts `latchkey serve` (log level info, `format`), sends every hostile path with
+/// `X-Request-Id: inj-<i>` plus one legitimate request `ok-1`, stops it; returns its log lines.
+fn serve_and_log(format: &str) -> Vec<String> {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = dir.path().join("latchkey.toml");
+    let text = common::base_config(dir.path(), "")
+        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"))
+        .replace(
+            "level = \"warn\"",
+            &format!("level = \"info\"\nformat = \"{format}\""),
+        );
+    std::fs::write(&cfg, text).unwrap();
+    let mut child = std::process::Command::new(common::bin())
+        .args(["--config", cfg.to_str().unwrap(), "serve"])
+        .env_remove("LATCHKEY_SECRET_KEY")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let send = |req: &[u8]| -> Option<u16> {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        s.write_all(req).ok()?;
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+        common::parse_response(&buf).map(|r| r.status)
+    };
+    let get = |path: &str, id: &str| {
+        send(
+            format!(
+                "GET {path} HTTP/1.1\r\nHost: x\r\nX-Request-Id: {id}\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while get("/healthz", "warmup") != Some(200) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server did not come up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    for (i, path) in HOSTILE_PATHS.iter().enumerate() {
+        let status = get(path, &format!("inj-{i}"));
+        assert!(status.is_some_and(|s| s >= 400), "{path}: {status:?}");
+    }
+    // Raw control bytes in the request line and in a header the server reads: refused or
+    // answered, never a second log line.
+    for (i, raw) in [
+        &b"GET /raw\x0bFORGED HTTP/1.1\r\nHost: x\r\nX-Request-Id: raw-0\r\nConnection: close\r\n\r\n"[..],
+        b"GET /raw\x7fFORGED HTTP/1.1\r\nHost: x\r\nX-Request-Id: raw-1\r\nConnection: close\r\n\r\n",
+        b"GET /raw\x1bFORGED HTTP/1.1\r\nHost: x\r\nX-Request-Id: raw-2\r\nConnection: close\r\n\r\n",
+        b"GET /raw HTTP/1.1\r\nHost: x\r\nX-Request-Id: raw-3\x0bFORGED\r\nX-Forwarded-For: 1.2.3.4\x0bFORGED\r\nConnection: close\r\n\r\n",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let _ = (i, send(raw));
+    }
+    assert_eq!(get("/healthz", "ok-1"), Some(200));
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "{err}");
+    err.lines().map(str::to_string).collect()
+}
+
+fn check_one_line_per_request(format: &str, lines: &[String]) {
+    let log = lines.join("\n");
+    for (i, path) in HOSTILE_PATHS.iter().enumerate() {
+        let id = format!("inj-{i}");
+        let with_id: Vec<&String> = lines.iter().filter(|l| l.contains(&id)).collect();
+        assert_eq!(
+            with_id.len(),
+            1,
+            "{format}: {path} logged as {with_id:?}\n{log}"
+        );
+    }
+    assert_eq!(
+        lines.iter().filter(|l| l.contains("ok-1")).count(),
+        1,
+        "{log}"
+    );
+    for l in lines {
+        // A forged piece never stands on a line of its own, without its request's id.
+        if l.to_lowercase().contains("forged") {
+            assert!(
+                ["inj-", "raw-", "req_"].iter().any(|id| l.contains(id)),
+                "{format}: a line without its request: {l:?}\n{log}"
+            );
+        }
+        // Every line is a whole log line: nothing starts with forged text, and no control
+        // character (nor U+2028/9) is left in it to end or rewrite it on a terminal.
+        assert!(
+            !l.chars()
+                .any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}'),
+            "{format}: {l:?}"
+        );
+        match format {
+            "json" => {
+                let v: serde_json::Value = serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("not one JSON object ({e}): {l:?}"));
+                assert!(v["ts"].is_string() && v["msg"].is_string(), "{l}");
+            }
+            _ => assert!(
+                l.len() > 24 && l.as_bytes()[4] == b'-' && l.as_bytes()[10] == b'T',
+                "a line that does not start with a timestamp: {l:?}"
+            ),
+        }
+    }
+    // The decoded path is there, escaped, so the operator still sees what was asked for.
+    let first = lines.iter().find(|l| l.contains("inj-0")).unwrap();
+    assert!(first.contains("forged") && first.contains("\\n"), "{first}");
+}
+
+#[test]
+fn control_characters_in_a_request_cannot_add_a_text_log_line() {
+    let lines = serve_and_log("text");
+    check_one_line_per_request("text", &lines);
+}
+
+#[test]
+fn control_characters_in_a_request_cannot_add_a_json_log_line() {
+    let lines = serve_and_log("json");
+    check_one_line_per_request("json", &lines);
+}
