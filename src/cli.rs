@@ -32,6 +32,7 @@ pub fn serve(path: Option<&Path>) -> CliResult {
         signal_hook::consts::SIGTERM,
     ])?;
     let config = load(path)?;
+    config.refuse_placeholder_secret()?;
     let app = App::build(config, Arc::new(SystemClock))?;
     let running = app.serve()?;
     if let Some(sig) = signals.forever().next() {
@@ -47,16 +48,13 @@ pub fn serve(path: Option<&Path>) -> CliResult {
 pub fn init(path: Option<&Path>) -> CliResult {
     let target = path.unwrap_or(Path::new("latchkey.toml"));
     let text = config::init_text(&crypto::random_hex(32));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(target)
-        .map_err(|e| {
-            format!(
-                "cannot create {}: {e} (init never overwrites)",
-                target.display()
-            )
-        })?;
+    // Owner-only (0600): the file holds the secret key.
+    let mut f = db::create_owner_only(target).map_err(|e| {
+        format!(
+            "cannot create {}: {e} (init never overwrites)",
+            target.display()
+        )
+    })?;
     std::io::Write::write_all(&mut f, text.as_bytes())?;
     eprintln!("wrote {}", target.display());
     Ok(())
@@ -64,6 +62,7 @@ pub fn init(path: Option<&Path>) -> CliResult {
 
 pub fn check_config(path: Option<&Path>) -> CliResult {
     let config = load(path)?;
+    config.refuse_placeholder_secret()?;
     match &config.source {
         config::ConfigSource::File(p) => eprintln!("{}: ok", p.display()),
         config::ConfigSource::EmbeddedDefault => eprintln!("embedded development default: ok"),

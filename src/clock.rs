@@ -69,6 +69,8 @@ pub fn rfc3339(ms: Millis) -> String {
 }
 
 /// Parses an RFC 3339 timestamp (`Z` or `±hh:mm` offset, optional fraction) to milliseconds.
+/// Refuses dates that do not exist (`2027-02-30`, `2026-04-31`, February 29 outside leap
+/// years) and offsets beyond ±23:59.
 pub fn parse_rfc3339(s: &str) -> Option<Millis> {
     let b = s.as_bytes();
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b't') {
@@ -86,7 +88,8 @@ pub fn parse_rfc3339(s: &str) -> Option<Millis> {
         return None;
     }
     let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || se > 60
+    {
         return None;
     }
     let mut i = 19;
@@ -108,6 +111,9 @@ pub fn parse_rfc3339(s: &str) -> Option<Millis> {
         Some(c @ (b'+' | b'-')) if i + 6 == b.len() && b[i + 3] == b':' => {
             let oh = num(i + 1..i + 3)?;
             let om = num(i + 4..i + 6)?;
+            if oh > 23 || om > 59 {
+                return None;
+            }
             let sign = if *c == b'+' { 1 } else { -1 };
             sign * (oh * 3600 + om * 60)
         }
@@ -116,6 +122,20 @@ pub fn parse_rfc3339(s: &str) -> Option<Millis> {
     let days = days_from_civil(y, mo as u32, d as u32);
     let secs = days * 86_400 + h * 3600 + mi * 60 + se - offset_secs;
     Some(secs * 1000 + frac_ms)
+}
+
+fn is_leap_year(y: i64) -> bool {
+    y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)
+}
+
+/// Days in month `m` (1..=12) of year `y`, in the proleptic Gregorian calendar.
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if is_leap_year(y) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
 // Howard Hinnant's algorithms (public domain).
@@ -156,6 +176,61 @@ mod tests {
         assert_eq!(parse_rfc3339("2026-11-23T10:30:00Z"), Some(t - 123));
         assert_eq!(parse_rfc3339("2026-13-23T10:30:00Z"), None);
         assert_eq!(parse_rfc3339("garbage"), None);
+    }
+
+    #[test]
+    fn refuses_dates_that_do_not_exist() {
+        for s in [
+            "2027-02-29T00:00:00Z",
+            "2027-02-30T00:00:00Z",
+            "2026-04-31T00:00:00Z",
+            "2026-06-31T00:00:00Z",
+            "2026-09-31T00:00:00Z",
+            "2026-11-31T00:00:00Z",
+            "2100-02-29T00:00:00Z",
+            "2026-01-32T00:00:00Z",
+            "2026-01-00T00:00:00Z",
+            "2026-00-10T00:00:00Z",
+        ] {
+            assert_eq!(parse_rfc3339(s), None, "{s} accepted");
+        }
+        // The last day of each month, and February 29 in leap years, are fine.
+        for s in [
+            "2028-02-29T00:00:00Z",
+            "2000-02-29T00:00:00Z",
+            "2027-02-28T23:59:59Z",
+            "2026-04-30T00:00:00Z",
+            "2026-12-31T23:59:59.999Z",
+            "2026-01-31T00:00:00Z",
+        ] {
+            assert!(parse_rfc3339(s).is_some(), "{s} refused");
+        }
+        assert_eq!(
+            parse_rfc3339("2028-02-29T00:00:00Z"),
+            parse_rfc3339("2028-02-28T00:00:00Z").map(|t| t + 86_400_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2028-03-01T00:00:00Z"),
+            parse_rfc3339("2028-02-29T00:00:00Z").map(|t| t + 86_400_000)
+        );
+    }
+
+    #[test]
+    fn refuses_offsets_beyond_a_day() {
+        for s in [
+            "2026-11-23T10:30:00+25:00",
+            "2026-11-23T10:30:00+24:00",
+            "2026-11-23T10:30:00-24:00",
+            "2026-11-23T10:30:00+01:60",
+            "2026-11-23T10:30:00+99:99",
+        ] {
+            assert_eq!(parse_rfc3339(s), None, "{s} accepted");
+        }
+        let t = parse_rfc3339("2026-11-23T10:30:00Z").unwrap();
+        // The widest offsets there are: ±23:59.
+        assert_eq!(parse_rfc3339("2026-11-24T10:29:00+23:59"), Some(t));
+        assert_eq!(parse_rfc3339("2026-11-22T10:31:00-23:59"), Some(t));
+        assert_eq!(parse_rfc3339("2026-11-23T10:30:00-00:00"), Some(t));
     }
 
     #[test]

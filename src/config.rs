@@ -476,6 +476,23 @@ impl Config {
             .as_ref()
             .is_some_and(|s| s.expose() == SECRET_PLACEHOLDER)
     }
+
+    /// Refuses the example config's placeholder `security.secret_key` (it is public, so
+    /// everything sealed or signed with it could be forged): `check-config` and `serve` call
+    /// this. Other commands still run, so a deployment can be backed up before it is fixed.
+    pub fn refuse_placeholder_secret(&self) -> Result<(), ConfigError> {
+        if !self.secret_is_placeholder() {
+            return Ok(());
+        }
+        Err(ConfigError::new(
+            &self.source,
+            Some("security.secret_key"),
+            format!(
+                "is the example config's placeholder; run `latchkey init` to write a config with a \
+                 generated one, or set {ENV_SECRET_KEY}"
+            ),
+        ))
+    }
 }
 
 /// The text `latchkey init` writes: [`EXAMPLE`] with `secret_key` set to the given value.

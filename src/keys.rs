@@ -6,7 +6,7 @@
 use crate::config::Algorithm;
 use crate::crypto;
 use crate::db::{Db, DbError, signing_keys};
-use crate::tokens::{self, AccessClaims, SigningKey, TokenError, VerifyingKey};
+use crate::tokens::{self, AccessClaims, Expiry, SigningKey, TokenError, VerifyingKey};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -216,10 +216,37 @@ impl KeyStore {
         audience: &str,
         now_ms: i64,
     ) -> Result<AccessClaims, TokenError> {
+        self.verify_with(db, token, issuer, audience, now_ms, Expiry::Enforce)
+    }
+
+    /// Like [`KeyStore::verify`], but a token past its `exp` is accepted (logout ends the
+    /// session of an expired but genuine token). The signature is checked against the keys
+    /// published at `now_ms` (the server's clock): nothing from the unverified token decides
+    /// which keys are loaded or when the store reloads.
+    pub fn verify_ignoring_expiry(
+        &self,
+        db: &Db,
+        token: &str,
+        issuer: &str,
+        audience: &str,
+        now_ms: i64,
+    ) -> Result<AccessClaims, TokenError> {
+        self.verify_with(db, token, issuer, audience, now_ms, Expiry::Ignore)
+    }
+
+    fn verify_with(
+        &self,
+        db: &Db,
+        token: &str,
+        issuer: &str,
+        audience: &str,
+        now_ms: i64,
+        expiry: Expiry,
+    ) -> Result<AccessClaims, TokenError> {
         let now_secs = now_ms.div_euclid(1000);
         let key = crypto::sha256(token.as_bytes());
         if let Some(c) = self.verified.get(&key) {
-            return if c.exp <= now_secs {
+            return if expiry == Expiry::Enforce && c.exp <= now_secs {
                 Err(TokenError::Expired)
             } else if c.iat > now_secs + tokens::FUTURE_SKEW_SECS {
                 Err(TokenError::NotYetValid)
@@ -231,7 +258,7 @@ impl KeyStore {
                 Ok(c)
             };
         }
-        let result = self.verify_uncached(db, token, issuer, audience, now_ms);
+        let result = self.verify_uncached(db, token, issuer, audience, now_ms, expiry);
         if let Ok(c) = &result {
             self.verified.put(key, c.clone());
         }
@@ -245,11 +272,18 @@ impl KeyStore {
         issuer: &str,
         audience: &str,
         now_ms: i64,
+        expiry: Expiry,
     ) -> Result<AccessClaims, TokenError> {
         let now_secs = now_ms.div_euclid(1000);
+        let check = |keys: &[VerifyingKey]| match expiry {
+            Expiry::Enforce => tokens::verify(keys, token, issuer, audience, now_secs),
+            Expiry::Ignore => {
+                tokens::verify_ignoring_expiry(keys, token, issuer, audience, now_secs)
+            }
+        };
         let first = {
             let l = self.loaded.read().unwrap_or_else(|p| p.into_inner());
-            tokens::verify(&l.verifiers, token, issuer, audience, now_secs)
+            check(&l.verifiers)
         };
         match first {
             Err(TokenError::UnknownKey)
@@ -259,7 +293,7 @@ impl KeyStore {
                     return Err(TokenError::UnknownKey);
                 }
                 let l = self.loaded.read().unwrap_or_else(|p| p.into_inner());
-                tokens::verify(&l.verifiers, token, issuer, audience, now_secs)
+                check(&l.verifiers)
             }
             other => other,
         }

@@ -506,6 +506,37 @@ pub fn verify(
     audience: &str,
     now_secs: i64,
 ) -> Result<AccessClaims, TokenError> {
+    verify_with(keys, token, issuer, audience, now_secs, Expiry::Enforce)
+}
+
+/// Like [`verify`] (same keys, signature, issuer, audience and `iat`/`nbf` checks against the
+/// real `now_secs`), except that a token past its `exp` is accepted: logout uses it to end the
+/// session of an expired but genuine token. No time is ever taken from the token itself.
+pub fn verify_ignoring_expiry(
+    keys: &[VerifyingKey],
+    token: &str,
+    issuer: &str,
+    audience: &str,
+    now_secs: i64,
+) -> Result<AccessClaims, TokenError> {
+    verify_with(keys, token, issuer, audience, now_secs, Expiry::Ignore)
+}
+
+/// Whether [`verify_with`] refuses a token past its `exp`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Expiry {
+    Enforce,
+    Ignore,
+}
+
+fn verify_with(
+    keys: &[VerifyingKey],
+    token: &str,
+    issuer: &str,
+    audience: &str,
+    now_secs: i64,
+    expiry: Expiry,
+) -> Result<AccessClaims, TokenError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(TokenError::Malformed);
     }
@@ -545,7 +576,7 @@ pub fn verify(
         Some(v) => Some(v.as_i64().ok_or(TokenError::Malformed)?),
     };
     let claims = AccessClaims::deserialize(&payload).map_err(|_| TokenError::Malformed)?;
-    if claims.exp <= now_secs {
+    if expiry == Expiry::Enforce && claims.exp <= now_secs {
         return Err(TokenError::Expired);
     }
     let latest = now_secs.saturating_add(FUTURE_SKEW_SECS);
@@ -999,6 +1030,41 @@ mod tests {
         assert_eq!(
             verify(&keys, &token, ISS, AUD, NOW),
             Err(TokenError::Expired)
+        );
+    }
+
+    #[test]
+    fn ignoring_expiry_still_checks_everything_else() {
+        let sk = key(Algorithm::EdDSA);
+        let keys = [sk.verifying_key()];
+        let token = sk.sign(&claims()).unwrap();
+        let exp = NOW + 900;
+        // Expired, yet genuine: accepted, at the caller's clock.
+        let c = verify_ignoring_expiry(&keys, &token, ISS, AUD, exp + 86_400).unwrap();
+        assert_eq!(c.sid, claims().sid);
+        // Everything else is refused as by `verify`.
+        let other = key(Algorithm::ES256);
+        assert_eq!(
+            verify_ignoring_expiry(&[other.verifying_key()], &token, ISS, AUD, exp),
+            Err(TokenError::UnknownKey)
+        );
+        assert_eq!(
+            verify_ignoring_expiry(&keys, &token, "https://evil.test", AUD, exp),
+            Err(TokenError::WrongIssuer)
+        );
+        assert_eq!(
+            verify_ignoring_expiry(&keys, &token, ISS, "other", exp),
+            Err(TokenError::WrongAudience)
+        );
+        assert_eq!(
+            verify_ignoring_expiry(&keys, &token, ISS, AUD, NOW - FUTURE_SKEW_SECS - 1),
+            Err(TokenError::NotYetValid)
+        );
+        let (input, _) = token.rsplit_once('.').unwrap();
+        let forged = format!("{input}.{}", b64url(&[0u8; 64]));
+        assert_eq!(
+            verify_ignoring_expiry(&keys, &forged, ISS, AUD, exp),
+            Err(TokenError::BadSignature)
         );
     }
 

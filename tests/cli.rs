@@ -67,12 +67,16 @@ fn help_explains_every_command() {
 }
 
 #[test]
-fn the_example_config_is_accepted_as_it_stands() {
+fn the_example_config_is_accepted_once_its_secret_is_replaced() {
     let dir = tempfile::tempdir().unwrap();
     let (ok, example, _) = run(&["config", "example"]);
     assert!(ok && example.contains("[server]") && example.contains("secret_key"));
+    // As it stands its placeholder secret is refused (tests/hardening_low.rs); nothing else.
     let path = dir.path().join("example.toml");
-    std::fs::write(&path, &example).unwrap();
+    let secret = "s".repeat(40);
+    let edited = example.replace(latchkey::config::SECRET_PLACEHOLDER, &secret);
+    assert_ne!(edited, example);
+    std::fs::write(&path, &edited).unwrap();
     let (ok, _, err) = run(&["--config", path.to_str().unwrap(), "check-config"]);
     assert!(ok, "{err}");
 }

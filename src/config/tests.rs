@@ -64,6 +64,33 @@ fn example_parses_as_is_and_matches_the_defaults() {
 }
 
 #[test]
+fn the_placeholder_secret_is_refused_by_name() {
+    let source = ConfigSource::File(PathBuf::from("config.example.toml"));
+    let ex = Config::from_toml_str_with_env(EXAMPLE, source.clone(), &no_env()).unwrap();
+    let e = ex.refuse_placeholder_secret().unwrap_err();
+    assert_eq!(e.key(), Some("security.secret_key"));
+    assert_eq!(e.origin(), "config.example.toml");
+    // Given through the environment, the placeholder is refused too; a real secret is not.
+    let env = EnvOverrides {
+        secret_key: Some(SECRET_PLACEHOLDER.into()),
+        ..Default::default()
+    };
+    let c = Config::from_toml_str_with_env("", source.clone(), &env).unwrap();
+    assert!(c.refuse_placeholder_secret().is_err());
+    let env = EnvOverrides {
+        secret_key: Some("z".repeat(40)),
+        ..Default::default()
+    };
+    let c = Config::from_toml_str_with_env(EXAMPLE, source, &env).unwrap();
+    assert!(c.refuse_placeholder_secret().is_ok());
+    assert!(init_config().refuse_placeholder_secret().is_ok());
+}
+
+fn init_config() -> Config {
+    Config::from_toml_str_with_env(&init_text(&"f".repeat(64)), file(), &no_env()).unwrap()
+}
+
+#[test]
 fn defaults_are_the_documented_ones() {
     let c = parse("").unwrap();
     assert!(!c.is_dev_default());

@@ -71,6 +71,38 @@ impl From<rusqlite::Error> for DbError {
 
 pub type DbResult<T> = Result<T, DbError>;
 
+/// Creates `path` (which must not exist) readable and writable by its owner only (0600),
+/// whatever the umask: files holding secrets — the config `init` writes, the database, its
+/// WAL and shared-memory files, backups and migration snapshots — are made with this.
+pub fn create_owner_only(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(path)?;
+    // The umask can only take bits away from `mode`; set exactly 0600 on the open file.
+    set_owner_only(&file)?;
+    Ok(file)
+}
+
+#[cfg(unix)]
+fn set_owner_only(file: &std::fs::File) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+}
+
+#[cfg(not(unix))]
+fn set_owner_only(_file: &std::fs::File) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// `path` with `suffix` appended to its file name (`latchkey.db` → `latchkey.db-wal`).
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 /// Opens one connection with the pragmas every connection needs.
 pub fn open_connection(path: &Path, busy_timeout: Duration) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(
@@ -122,7 +154,29 @@ impl Db {
             std::fs::create_dir_all(dir)
                 .map_err(|e| DbError::Io(format!("cannot create {}: {e}", dir.display())))?;
         }
+        // Create the file owner-only before SQLite opens it: SQLite gives its -wal and -shm
+        // files the database file's mode. A database that exists keeps the mode it has.
+        let created = match create_owner_only(path) {
+            Ok(_) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+            Err(e) => {
+                return Err(DbError::Io(format!(
+                    "cannot create {}: {e}",
+                    path.display()
+                )));
+            }
+        };
         let conn = open_connection(path, busy_timeout)?;
+        if created {
+            for side in ["-wal", "-shm"] {
+                let side = with_suffix(path, side);
+                if let Ok(f) = std::fs::File::open(&side) {
+                    set_owner_only(&f).map_err(|e| {
+                        DbError::Io(format!("cannot restrict {}: {e}", side.display()))
+                    })?;
+                }
+            }
+        }
         Ok(Db {
             path: path.to_path_buf(),
             busy_timeout,
@@ -234,19 +288,28 @@ impl Db {
             .with_file_name(format!("{name}.v{version}-{}.bak", now_ms / 1000))
     }
 
-    /// Writes a consistent copy of the live database to `dest` (refuses to overwrite).
+    /// Writes a consistent copy of the live database to `dest` (refuses to overwrite), readable
+    /// by its owner only.
     pub fn backup_to(&self, dest: &Path) -> DbResult<()> {
-        if dest.exists() {
-            return Err(DbError::Io(format!(
-                "{} already exists; refusing to overwrite it",
-                dest.display()
-            )));
-        }
         let dest_str = dest
             .to_str()
             .ok_or_else(|| DbError::Io("backup path is not valid UTF-8".into()))?;
-        self.read(|c| c.execute("VACUUM INTO ?1", [dest_str]).map(|_| ()))?;
-        Ok(())
+        // `VACUUM INTO` fills an empty file and keeps its mode, so create it 0600 first.
+        create_owner_only(dest).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                DbError::Io(format!(
+                    "{} already exists; refusing to overwrite it",
+                    dest.display()
+                ))
+            } else {
+                DbError::Io(format!("cannot create {}: {e}", dest.display()))
+            }
+        })?;
+        let result = self.read(|c| c.execute("VACUUM INTO ?1", [dest_str]).map(|_| ()));
+        if result.is_err() {
+            let _ = std::fs::remove_file(dest);
+        }
+        Ok(result?)
     }
 
     /// Copies committed WAL pages into the database file without blocking readers or

@@ -41,25 +41,39 @@ fn v6_reason(ip: Ipv6Addr) -> Option<&'static str> {
         return Some("loopback (::1)");
     }
     let s = ip.segments();
-    // Addresses that embed an IPv4 address are judged by it.
+    // Addresses that embed an IPv4 address are judged by it: a translator, relay or dual
+    // stack may deliver them to that IPv4 address.
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
     if let Some(v4) = ip.to_ipv4_mapped() {
+        // ::ffff:a.b.c.d (IPv4-mapped).
         return v4_reason(v4);
     }
+    if s[..6] == [0, 0, 0, 0, 0xffff, 0] {
+        // ::ffff:0:a.b.c.d (IPv4-translated, RFC 2765 / 6145).
+        return v4_reason(v4(s[6], s[7]));
+    }
     if s[..6] == [0, 0, 0, 0, 0, 0] {
-        // Deprecated IPv4-compatible ::a.b.c.d.
-        return Some("IPv4-compatible (::/96)");
+        // ::a.b.c.d (IPv4-compatible, deprecated by RFC 4291): nothing public uses it.
+        return v4_reason(v4(s[6], s[7])).or(Some("IPv4-compatible (::/96)"));
     }
     if s[0] == 0x64 && s[1] == 0xff9b {
-        let v4 = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
-        return v4_reason(v4).or(if s[2..6] == [0, 0, 0, 0] {
+        // 64:ff9b::a.b.c.d (NAT64 well-known prefix, RFC 6052); 64:ff9b:1::/48 is for local
+        // use only (RFC 8215), whatever it embeds.
+        return v4_reason(v4(s[6], s[7])).or(if s[2..6] == [0, 0, 0, 0] {
             None
         } else {
             Some("NAT64 local-use (64:ff9b:1::/48)")
         });
     }
     if s[0] == 0x2002 {
-        let v4 = Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8);
-        return v4_reason(v4);
+        // 2002:aabb:ccdd::/48 (6to4, RFC 3056) is routed to a.b.c.d's network.
+        return v4_reason(v4(s[1], s[2]));
+    }
+    if s[0] == 0x2001 && s[1] == 0 {
+        // 2001:0::/32 (Teredo, RFC 4380): server at s[2..4], client inverted at s[6..8].
+        return v4_reason(v4(s[2], s[3]))
+            .or_else(|| v4_reason(v4(!s[6], !s[7])))
+            .map(|_| "Teredo (2001::/32) embedding a non-public IPv4 address");
     }
     let reason = match s[0] {
         x if x & 0xfe00 == 0xfc00 => "unique local (fc00::/7)",
@@ -192,6 +206,64 @@ mod tests {
         ] {
             assert!(!bad(s), "{s} must be allowed");
         }
+    }
+
+    #[test]
+    fn classifies_ipv6_by_the_ipv4_address_it_embeds() {
+        for s in [
+            // IPv4-translated ::ffff:0:a.b.c.d (RFC 2765 / 6052 forms).
+            "::ffff:0:127.0.0.1",
+            "::ffff:0:10.0.0.1",
+            "::ffff:0:169.254.169.254",
+            "::ffff:0:192.168.0.1",
+            "::ffff:0:7f00:1",
+            // IPv4-compatible ::a.b.c.d (deprecated): refused whatever it embeds.
+            "::127.0.0.1",
+            "::10.0.0.1",
+            "::169.254.169.254",
+            "::8.8.8.8",
+            // NAT64 64:ff9b::/96, and anything in the local-use 64:ff9b:1::/48.
+            "64:ff9b::127.0.0.1",
+            "64:ff9b::10.1.2.3",
+            "64:ff9b::192.168.1.1",
+            "64:ff9b::100.64.0.1",
+            "64:ff9b:1::808:808",
+            // 6to4 2002:aabb:ccdd:: of a private, loopback or link-local IPv4.
+            "2002:0a00:0001::1",
+            "2002:c0a8:0101::",
+            "2002:a9fe:a9fe::1",
+            "2002:7f00:0001:ffff::1",
+            // Teredo with a private server or client.
+            "2001:0:0a00:0001::1",
+            "2001:0:4136:e378:8000:63bf:f5ff:fffe",
+        ] {
+            let ip: IpAddr = s.parse().unwrap();
+            let why = forbidden_reason(ip);
+            assert!(why.is_some(), "{s} must be refused");
+        }
+        for s in [
+            "::ffff:0:8.8.8.8",
+            "64:ff9b::8.8.8.8",
+            "64:ff9b::93.184.216.34",
+            "2002:0808:0808::1",
+            "2002:5db8:d822::1",
+            "2001:0:4136:e378:8000:63bf:f7f7:f7f7",
+        ] {
+            assert!(!bad(s), "{s} must be allowed");
+        }
+        // The reason names what the embedded address is.
+        assert_eq!(
+            forbidden_reason("::ffff:0:127.0.0.1".parse().unwrap()),
+            Some("loopback")
+        );
+        assert_eq!(
+            forbidden_reason("64:ff9b::10.0.0.1".parse().unwrap()),
+            Some("private (10.0.0.0/8)")
+        );
+        assert_eq!(
+            forbidden_reason("2002:a9fe:a9fe::".parse().unwrap()),
+            Some("link-local")
+        );
     }
 
     #[test]
