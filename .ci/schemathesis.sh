@@ -76,6 +76,9 @@ secret_key = "$("$PY" -c 'import secrets; print(secrets.token_hex(32))')"
 # Generous limits: the fuzzer is one client hammering login, email and /public endpoints.
 login_ip_per_minute = 1000000
 login_max_failures = 1000000
+account_max_failures = 1000000
+second_factor_max_failures = 1000000
+api_key_login_failures_per_minute = 1000000
 public_api_per_minute = 1000000
 email_per_hour = 1000000
 email_ip_per_hour = 1000000
