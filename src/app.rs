@@ -4,7 +4,7 @@
 
 use crate::api;
 use crate::clock::SharedClock;
-use crate::config::{Config, Secret};
+use crate::config::{Config, ConfigSource, Secret};
 use crate::crypto;
 use crate::db::{Db, DbError, meta};
 use crate::error::ApiError;
@@ -39,6 +39,11 @@ pub struct AppState {
     pub cursor_key: [u8; 32],
     /// Seals queued emails (see `outbox::at_rest`).
     pub mail_key: crate::outbox::MailKey,
+    /// The hosted pages' templates and texts.
+    pub ui: crate::ui::templates::Ui,
+    /// The one-time token of the first-run setup page on a configured deployment with no org
+    /// yet (printed to the log on start); None on the development default or once set up.
+    pub setup_token: std::sync::Mutex<Option<String>>,
     /// Last heartbeat of the background thread (ms), for `/readyz`.
     pub worker_heartbeat: AtomicI64,
     pub stopping: AtomicBool,
@@ -159,6 +164,20 @@ impl App {
                 &[("rows", json!(resealed))],
             );
         }
+        let ui = crate::ui::templates::Ui::load(config.ui.templates_dir.as_deref())
+            .map_err(StartError::Io)?;
+        let no_org = db
+            .read(|c| crate::db::orgs::list(c, None, 1))
+            .map(|l| l.is_empty())
+            .unwrap_or(false);
+        let setup_token = (no_org && matches!(config.source, ConfigSource::File(_))).then(|| {
+            let t = crypto::random_token(24);
+            log.warn(
+                "no organization yet: open /setup and use this one-time setup token",
+                &[("setup_token", json!(t))],
+            );
+            t
+        });
         Ok(App {
             state: Arc::new(AppState {
                 config,
@@ -173,6 +192,8 @@ impl App {
                 secret,
                 cursor_key,
                 mail_key,
+                ui,
+                setup_token: std::sync::Mutex::new(setup_token),
                 worker_heartbeat: AtomicI64::new(now),
                 stopping: AtomicBool::new(false),
                 outbox: crate::outbox::Notifier::new(),

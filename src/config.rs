@@ -192,6 +192,7 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     pub log: LogConfig,
     pub audit: AuditConfig,
+    pub ui: UiConfig,
 }
 
 #[derive(Clone, Debug)]
@@ -319,6 +320,12 @@ pub struct LogConfig {
 #[derive(Clone, Debug)]
 pub struct AuditConfig {
     pub retention: Duration,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct UiConfig {
+    /// Files here replace the embedded page and email templates of the same name.
+    pub templates_dir: Option<std::path::PathBuf>,
 }
 
 /// Why a configuration was refused. `Display`:

@@ -25,4 +25,5 @@ pub mod ratelimit;
 pub mod session;
 pub mod tokens;
 pub mod totp;
+pub mod ui;
 pub mod validate;

@@ -21,8 +21,10 @@ trait Entry {
     fn expired(&self, now: i64) -> bool;
     /// Currently refusing its key (kept as long as anything can be).
     fn limiting(&self, now: i64) -> bool;
-    /// When it last changed, to keep the newer half when all else fails.
+    /// When it last changed.
     fn age(&self) -> i64;
+    /// How much it remembers (evicted last when the map is full).
+    fn weight(&self) -> u32;
 }
 
 /// Two fixed windows blended into a sliding estimate (the classic approximation).
@@ -45,6 +47,9 @@ impl Entry for Window {
     fn age(&self) -> i64 {
         self.start
     }
+    fn weight(&self) -> u32 {
+        self.current + self.previous
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -53,6 +58,8 @@ struct Failures {
     window_start: i64,
     count: u32,
     locked_until: i64,
+    /// Attempts begun and not yet ended ([`Limiter::attempt`]).
+    inflight: u32,
 }
 
 impl Entry for Failures {
@@ -60,10 +67,13 @@ impl Entry for Failures {
         self.locked_until <= now && now - self.window_start >= self.window_ms
     }
     fn limiting(&self, now: i64) -> bool {
-        self.locked_until > now
+        self.locked_until > now || self.inflight > 0
     }
     fn age(&self) -> i64 {
         self.window_start.max(self.locked_until)
+    }
+    fn weight(&self) -> u32 {
+        self.count
     }
 }
 
@@ -84,6 +94,9 @@ impl Entry for Fixed {
     fn age(&self) -> i64 {
         self.start
     }
+    fn weight(&self) -> u32 {
+        self.count
+    }
 }
 
 /// Makes room for one more key when `map` holds `cap`.
@@ -95,14 +108,57 @@ fn make_room<E: Entry>(map: &mut HashMap<String, E>, now: i64, cap: usize) {
     if map.len() < cap {
         return;
     }
-    map.retain(|_, e| e.limiting(now));
-    if map.len() < cap {
-        return;
+    // Still full of live entries (a flood of fresh keys): keep those that limit someone now,
+    // then the heavier (a counter at 99 of 100 outlives a thousand single failures), then the
+    // newer — dropping half, so this sort runs once per `cap / 2` new keys.
+    let mut ranked: Vec<(bool, u32, i64, String)> = map
+        .iter()
+        .map(|(k, e)| (e.limiting(now), e.weight(), e.age(), k.clone()))
+        .collect();
+    ranked.sort_unstable();
+    for (_, _, _, k) in ranked.into_iter().take(map.len() - cap / 2) {
+        map.remove(&k);
     }
-    let mut ages: Vec<i64> = map.values().map(Entry::age).collect();
-    let mid = ages.len() / 2;
-    let cut = *ages.select_nth_unstable(mid).1;
-    map.retain(|_, e| e.age() > cut);
+}
+
+/// One limit an [`Attempt`] draws on: `max` failures of `key` within `window_ms` lock it for
+/// `lockout_ms`.
+pub struct Budget {
+    pub key: String,
+    pub max: u32,
+    pub window_ms: i64,
+    pub lockout_ms: i64,
+}
+
+/// An attempt in flight on one or more budgets (a password or code being checked). While it
+/// runs it counts against every budget, so N concurrent guesses cannot pass a budget of M < N
+/// failures; [`Attempt::failed`] turns it into a failure, dropping it (a success) frees it.
+pub struct Attempt<'a> {
+    limiter: &'a Limiter,
+    budgets: Vec<Budget>,
+    done: bool,
+}
+
+impl Attempt<'_> {
+    /// The attempt failed: it counts against every budget; for each (in order), whether
+    /// this failure locked it.
+    pub fn failed(mut self, now: i64) -> Vec<bool> {
+        self.done = true;
+        self.budgets
+            .iter()
+            .map(|b| self.limiter.end(b, true, now))
+            .collect()
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            for b in &self.budgets {
+                self.limiter.end(b, false, 0);
+            }
+        }
+    }
 }
 
 pub struct Limiter {
@@ -276,6 +332,7 @@ impl Limiter {
             window_start: now,
             count: 0,
             locked_until: 0,
+            inflight: 0,
         });
         f.window_ms = window_ms;
         if now - f.window_start >= window_ms {
@@ -285,6 +342,68 @@ impl Limiter {
         f.count += 1;
         if max > 0 && f.count >= max {
             f.locked_until = now + lockout_ms;
+            f.count = 0;
+            f.window_start = now;
+            return true;
+        }
+        false
+    }
+
+    /// Begins an attempt on `budgets` (all or none): `Err(retry_after)` while one is locked, or
+    /// while its failures plus the attempts in flight already reach its `max`.
+    pub fn attempt(&self, budgets: Vec<Budget>, now: i64) -> Result<Attempt<'_>, RetryAfter> {
+        let mut map = lock(&self.failures);
+        for b in &budgets {
+            if let Some(f) = map.get(&b.key) {
+                if f.locked_until > now {
+                    return Err(secs_until(now, f.locked_until));
+                }
+                let fresh = now - f.window_start >= b.window_ms;
+                let count = if fresh { 0 } else { f.count };
+                if b.max > 0 && count + f.inflight >= b.max {
+                    // Others are being checked right now; their outcome decides.
+                    return Err(1);
+                }
+            }
+        }
+        for b in &budgets {
+            if !map.contains_key(&b.key) {
+                make_room(&mut map, now, self.cap);
+            }
+            let f = map.entry(b.key.clone()).or_insert(Failures {
+                window_ms: b.window_ms,
+                window_start: now,
+                count: 0,
+                locked_until: 0,
+                inflight: 0,
+            });
+            f.inflight += 1;
+        }
+        Ok(Attempt {
+            limiter: self,
+            budgets,
+            done: false,
+        })
+    }
+
+    /// Ends one attempt on `b`; a failure counts and may lock (true).
+    fn end(&self, b: &Budget, failed: bool, now: i64) -> bool {
+        let mut map = lock(&self.failures);
+        let Some(f) = map.get_mut(&b.key) else {
+            return false;
+        };
+        f.inflight = f.inflight.saturating_sub(1);
+        if !failed {
+            return false;
+        }
+        f.window_ms = b.window_ms;
+        if now - f.window_start >= b.window_ms {
+            f.window_start = now;
+            f.count = 0;
+        }
+        f.count += 1;
+        if b.max > 0 && f.count >= b.max {
+            f.locked_until = now + b.lockout_ms;
             f.count = 0;
             f.window_start = now;
             return true;
@@ -388,6 +507,48 @@ mod tests {
             "the hour-long limit still holds"
         );
         assert!(l.len() <= 100, "bounded: {}", l.len());
+    }
+
+    /// A flood of fresh single failures does not evict a counter close to its lock.
+    #[test]
+    fn a_flood_keeps_the_heavier_counters() {
+        let l = Limiter::with_capacity(1_000);
+        for i in 0..99 {
+            l.fail("login:ann@x", 100, 3_600_000, 900_000, i);
+        }
+        for i in 0..50_000 {
+            l.fail(
+                &format!("login:spray{i}@x"),
+                100,
+                3_600_000,
+                900_000,
+                1_000 + i,
+            );
+        }
+        assert!(
+            l.fail("login:ann@x", 100, 3_600_000, 900_000, 60_000),
+            "the 100th failure still locks"
+        );
+    }
+
+    #[test]
+    fn attempts_in_flight_count_against_the_budget() {
+        let l = Limiter::new();
+        let b = || Budget {
+            key: "k".into(),
+            max: 2,
+            window_ms: 60_000,
+            lockout_ms: 60_000,
+        };
+        let a1 = l.attempt(vec![b()], 0).unwrap();
+        let a2 = l.attempt(vec![b()], 0).unwrap();
+        assert!(l.attempt(vec![b()], 0).is_err(), "two in flight of two");
+        drop(a1); // a success frees its place
+        let a3 = l.attempt(vec![b()], 0).unwrap();
+        assert_eq!(a2.failed(1), vec![false]);
+        assert_eq!(a3.failed(2), vec![true], "the second failure locks");
+        assert!(l.attempt(vec![b()], 3).is_err());
+        assert!(l.attempt(vec![b()], 60_003).is_ok());
     }
 
     #[test]

@@ -160,8 +160,22 @@ fn an_invitation_token_alone_never_signs_an_existing_account_in() {
     let d = r.data();
     assert_eq!(d["isNewUser"], false);
     assert_eq!(d["membership"]["role"], "member");
+    // An access token proves who accepts but never mints a session in another org (it is
+    // what resource servers see): no tokens. Bob switches with his own refresh token.
+    assert!(
+        d.get("accessToken").is_none() && d.get("refreshToken").is_none(),
+        "{d}"
+    );
+    let bob_refresh = token(&s.login_ok("beta", "bob@b.test"), "refreshToken");
+    let r = post(
+        &s,
+        "beta",
+        "/api/v1/auth/switch-org",
+        json!({ "orgSlug": "alpha", "refreshToken": bob_refresh }),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.json());
     assert_eq!(
-        claims(d["accessToken"].as_str().unwrap())["org_slug"],
+        claims(r.data()["accessToken"].as_str().unwrap())["org_slug"],
         "alpha"
     );
     // Spent.
@@ -657,34 +671,52 @@ fn org_admins_may_point_app_url_only_at_allowed_hosts() {
     put("https://acme.test.evil.test").assert_error(400, "invalid_request");
     // An allowed host (the test config allows "*.acme.test").
     assert_eq!(put("https://portal.acme.test").status, 200);
+    // Links with account-wide tokens always land on Latchkey's own pages.
     post(
         &s,
         "acme",
         "/api/v1/auth/forgot-password",
         json!({ "email": "ann@x.test" }),
     );
-    assert_eq!(link_host(&s.mails_to("ann@x.test")[0]), "portal.acme.test");
+    assert_eq!(link_host(&s.mails_to("ann@x.test")[0]), "127.0.0.1");
 
+    // Where a user goes afterwards (the verification redirect) follows the appUrl only while
+    // it is allowed: unverified users to verify.
+    let verify_redirect = |s: &mut TestServer, email: &str| -> Option<String> {
+        let r = s.admin_send(
+            "POST",
+            "/api/v1/admin/users",
+            Some(json!({ "email": email, "password": PASSWORD })),
+        );
+        let uid = r.data()["user"]["id"].as_str().unwrap().to_string();
+        s.admin_send(
+            "POST",
+            "/api/v1/admin/orgs/acme/members",
+            Some(json!({ "userId": uid, "role": "member" })),
+        );
+        post(
+            s,
+            "acme",
+            "/api/v1/auth/verify-email/send",
+            json!({ "email": email }),
+        );
+        let t = token_in(&s.mails_to(email)[0]);
+        let r = s.get(&format!("/api/v1/auth/verify-email?token={t}"));
+        r.header("Location").map(str::to_string)
+    };
+    assert_eq!(
+        verify_redirect(&mut s, "v1@x.test").as_deref(),
+        Some("https://portal.acme.test?status=success")
+    );
     // An appUrl an org admin chose that is not (or no longer) allowed, e.g. set before the
-    // list existed: reset and magic-link emails ignore it and point at public_url.
+    // list existed, is never used.
     db(&s)
         .execute(
             "UPDATE orgs SET app_url = 'https://evil.test', app_url_by_operator = 0 WHERE slug = 'acme'",
             [],
         )
         .unwrap();
-    s.clock.advance_secs(3600);
-    post(
-        &s,
-        "acme",
-        "/api/v1/auth/magic-link",
-        json!({ "email": "ann@x.test" }),
-    );
-    let mails = s.mails_to("ann@x.test");
-    assert_eq!(link_host(&mails[1]), "127.0.0.1");
-    assert!(!mails[1]["text"].as_str().unwrap().contains("evil.test"));
-    assert!(!mails[1]["html"].as_str().unwrap().contains("evil.test"));
-
+    assert_eq!(verify_redirect(&mut s, "v2@x.test"), None);
     // The operator may choose any host.
     let r = s.admin_send(
         "PUT",
@@ -692,16 +724,9 @@ fn org_admins_may_point_app_url_only_at_allowed_hosts() {
         Some(json!({ "appUrl": "https://app.acme-corp.example" })),
     );
     assert_eq!(r.status, 200, "{:?}", r.json());
-    s.clock.advance_secs(3600);
-    post(
-        &s,
-        "acme",
-        "/api/v1/auth/forgot-password",
-        json!({ "email": "ann@x.test" }),
-    );
     assert_eq!(
-        link_host(&s.mails_to("ann@x.test")[2]),
-        "app.acme-corp.example"
+        verify_redirect(&mut s, "v3@x.test").as_deref(),
+        Some("https://app.acme-corp.example?status=success")
     );
 }
 
@@ -967,7 +992,7 @@ fn a_domain_signup_gets_no_session_until_the_email_is_verified() {
         mails[0]["text"]
             .as_str()
             .unwrap()
-            .contains("/api/v1/auth/verify-email?token=")
+            .contains("/verify-email?token=")
     );
     let r = s.get(&format!("/api/v1/auth/verify-email?token={link}"));
     assert_eq!(r.status, 200, "{:?}", r.json());
@@ -1090,4 +1115,277 @@ fn the_own_audit_trail_hides_other_actors_addresses() {
     assert_eq!(own_login["ipAddress"], "198.51.100.20");
     assert!(!mine.to_string().contains("203.0.113.50"));
     assert!(!mine.to_string().contains("OwnerBrowser"));
+}
+
+// ------------------------------------------------------------------------------------------
+// Found by review: the follow-ups of the attacks above.
+// ------------------------------------------------------------------------------------------
+
+/// A POST over a fresh connection, for many at once; returns the status.
+fn raw_post(base: &str, path: &str, headers: &[(&str, &str)], body: Value) -> u16 {
+    use std::io::Write;
+    let addr = base.trim_start_matches("http://");
+    let mut st = std::net::TcpStream::connect(addr).unwrap();
+    st.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let b = body.to_string();
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n",
+        b.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(&b);
+    st.write_all(req.as_bytes()).unwrap();
+    common::read_response(&mut st).status
+}
+
+/// Bob's access token, seen by another org's resource server, plus an invitation an org
+/// admin controls, must not become a session in Bob's own orgs.
+#[test]
+fn an_access_token_and_an_invitation_never_chain_into_another_org() {
+    let mut s = server("");
+    s.org("alpha", json!({}));
+    s.org("gamma", json!({}));
+    s.org("beta", json!({}));
+    s.user("mallory@a.test", Some(("alpha", "org_admin")));
+    let bob_id = s.user("bob@b.test", Some(("beta", "owner")));
+    s.admin_send(
+        "POST",
+        "/api/v1/admin/orgs/gamma/members",
+        Some(json!({ "userId": bob_id, "role": "member" })),
+    );
+    let mallory = token(&s.login_ok("alpha", "mallory@a.test"), "accessToken");
+    let seen_by_gamma = token(&s.login_ok("gamma", "bob@b.test"), "accessToken");
+    let t = token(
+        &s.as_user(
+            "POST",
+            "/api/v1/org/members/invite",
+            "alpha",
+            &mallory,
+            Some(json!({ "email": "bob@b.test", "sendEmail": false })),
+        )
+        .data(),
+        "token",
+    );
+    let auth = format!("Bearer {seen_by_gamma}");
+    let r = accept(&s, &[("Authorization", &auth)], json!({ "token": t }));
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert!(r.data().get("refreshToken").is_none());
+    assert!(r.set_cookie("refresh_token").is_none());
+    // Nothing to switch with; the access token alone is refused.
+    s.as_user(
+        "POST",
+        "/api/v1/auth/switch-org",
+        "gamma",
+        &seen_by_gamma,
+        Some(json!({ "orgSlug": "beta" })),
+    )
+    .assert_error(401, "unauthenticated");
+}
+
+/// Claiming a squatted account also spends the squatter's half-done logins: a
+/// `requires2FASetup` partial token minted before the reset cannot enrol a factor after it.
+#[test]
+fn a_claim_spends_the_squatters_partial_tokens() {
+    let s = server("");
+    let mut s = s;
+    s.org(
+        "strict",
+        json!({ "require2FA": true, "signupMode": "open" }),
+    );
+    let r = post(
+        &s,
+        "strict",
+        "/api/v1/auth/signup",
+        json!({ "email": "vic@x.test", "password": "mallory's password" }),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    // Sign-up in an org that requires 2FA gives no session, only the enrolment step.
+    assert_eq!(r.data()["requires2FASetup"], true);
+    assert!(r.data().get("accessToken").is_none());
+    let partial = token(
+        &s.login("strict", "vic@x.test", "mallory's password").data(),
+        "partialToken",
+    );
+    post(
+        &s,
+        "strict",
+        "/api/v1/auth/forgot-password",
+        json!({ "email": "vic@x.test" }),
+    );
+    let t = token_in(s.mails_to("vic@x.test").last().unwrap());
+    let r = post(
+        &s,
+        "strict",
+        "/api/v1/auth/reset-password",
+        json!({ "token": t, "newPassword": "vic's own password" }),
+    );
+    assert_eq!(r.status, 200);
+    post(
+        &s,
+        "strict",
+        "/api/v1/auth/2fa/setup",
+        json!({ "partialToken": partial }),
+    )
+    .assert_error(400, "invalid_token");
+    // Vic's own login reaches the enrolment step.
+    let r = s.login("strict", "vic@x.test", "vic's own password");
+    assert_eq!(r.data()["requires2FASetup"], true, "{:?}", r.json());
+}
+
+/// Concurrent guesses cannot overrun a budget: a wrong password or code is held "in flight"
+/// against the budget while it is checked.
+#[test]
+fn concurrent_guesses_cannot_overrun_the_budgets() {
+    let sink = Sink::start();
+    let dir = tempfile::tempdir().unwrap();
+    let text = common::base_config(dir.path(), &sink.config())
+        .replace("threads = 4", "threads = 32")
+        .replace(
+            "[argon2]\nmemory_kib = 64\niterations = 1",
+            "[argon2]\nmemory_kib = 8192\niterations = 2",
+        )
+        .replace("[security]\n", "[security]\nlogin_ip_per_minute = 100000\n");
+    let mut s = TestServer::start_in(dir, text);
+    s.mail = Some(sink);
+    s.org("alpha", json!({}));
+    s.user("bob@b.test", Some(("alpha", "member")));
+    let base = s.base.clone();
+    let logins: Vec<u16> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..20)
+            .map(|i| {
+                let base = base.clone();
+                sc.spawn(move || {
+                    raw_post(
+                        &base,
+                        "/api/v1/auth/login",
+                        &[("X-Org-Slug", "alpha")],
+                        json!({ "email": "bob@b.test", "password": format!("guess number {i}") }),
+                    )
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let evaluated = logins.iter().filter(|c| **c == 401).count();
+    assert!(evaluated <= 5, "{evaluated} passwords checked: {logins:?}");
+    assert!(logins.iter().all(|c| *c == 401 || *c == 429), "{logins:?}");
+
+    // The second factor: 40 partial tokens, 200 concurrent wrong codes.
+    s.clock.advance_secs(3600);
+    let access = token(&s.login_ok("alpha", "bob@b.test"), "accessToken");
+    let secret = enroll_totp(&s, "alpha", &access);
+    let _ = secret;
+    let partials: Vec<String> = (0..40)
+        .map(|_| {
+            token(
+                &s.login("alpha", "bob@b.test", PASSWORD).data(),
+                "partialToken",
+            )
+        })
+        .collect();
+    let codes: Vec<u16> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..200)
+            .map(|i| {
+                let p = partials[i % partials.len()].clone();
+                let base = base.clone();
+                sc.spawn(move || {
+                    raw_post(
+                        &base,
+                        "/api/v1/auth/verify-2fa",
+                        &[("X-Org-Slug", "alpha")],
+                        json!({ "partialToken": p, "code": format!("{:06}", 100000 + i) }),
+                    )
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let wrong = count(
+        &s,
+        "SELECT COUNT(*) FROM audit_log WHERE action = 'user.2fa_failed'",
+    );
+    assert!(wrong <= 10, "{wrong} wrong codes evaluated: {codes:?}");
+}
+
+/// The org's keys share one budget of failed logins: minting keys does not multiply it.
+#[test]
+fn minting_api_keys_does_not_multiply_the_login_budget() {
+    let mut s = server("api_key_login_failures_per_minute = 3");
+    s.org("acme", json!({}));
+    s.user("owner@acme.test", Some(("acme", "owner")));
+    s.user("ann@x.test", Some(("acme", "member")));
+    let owner = token(&s.login_ok("acme", "owner@acme.test"), "accessToken");
+    let keys: Vec<String> = (0..4)
+        .map(|i| {
+            s.as_user(
+                "POST",
+                "/api/v1/org/api-keys",
+                "acme",
+                &owner,
+                Some(json!({ "name": format!("k{i}"), "scopes": ["authenticate"] })),
+            )
+            .data()["key"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let mut refused = 0;
+    let mut checked = 0;
+    for (i, key) in keys.iter().enumerate() {
+        for j in 0..3 {
+            let r = s.send(
+                "POST",
+                "/api/v1/public/authenticate",
+                &[("X-API-Key", key)],
+                Some(
+                    json!({ "email": "ann@x.test", "password": "wrong password!",
+                             "ipAddress": format!("192.0.2.{}", i * 10 + j + 1) }),
+                ),
+            );
+            match r.status {
+                401 => checked += 1,
+                429 => refused += 1,
+                other => panic!("{other}"),
+            }
+        }
+    }
+    assert_eq!(checked, 3, "the org's budget, whatever the number of keys");
+    assert_eq!(refused, 9);
+}
+
+/// A switch's audit entry in the target org names no other org.
+#[test]
+fn a_switch_is_audited_without_the_org_it_came_from() {
+    let mut s = server("");
+    s.org("alpha", json!({}));
+    s.org("beta", json!({}));
+    let uid = s.user("bob@b.test", Some(("beta", "member")));
+    s.admin_send(
+        "POST",
+        "/api/v1/admin/orgs/alpha/members",
+        Some(json!({ "userId": uid, "role": "owner" })),
+    );
+    let beta_id: String = db(&s)
+        .query_row("SELECT id FROM orgs WHERE slug = 'beta'", [], |r| r.get(0))
+        .unwrap();
+    let d = s.login_ok("beta", "bob@b.test");
+    let r = post(
+        &s,
+        "beta",
+        "/api/v1/auth/switch-org",
+        json!({ "orgSlug": "alpha", "refreshToken": d["refreshToken"] }),
+    );
+    let alpha = token(&r.data(), "accessToken");
+    let trail = s
+        .as_user("GET", "/api/v1/org/audit?limit=100", "alpha", &alpha, None)
+        .data()
+        .to_string();
+    assert!(trail.contains("user.switch_org"));
+    assert!(!trail.contains(&beta_id), "{trail}");
 }

@@ -4,8 +4,10 @@
 use crate::api::{Ctx, audit, auth, guard, views};
 use crate::app::AppState;
 use crate::db::audit::Entry;
+use crate::db::orgs::Org;
 use crate::db::sessions;
 use crate::db::users;
+use crate::db::users::User;
 use crate::error::{ApiError, ApiResult};
 use crate::events;
 use crate::http::input::{self, nullable};
@@ -97,16 +99,16 @@ pub fn update_me(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respon
             tx,
             ctx,
             req,
-            self_entry(&me.org.id, &user.id, "user.updated"),
+            self_entry(Some(&me.org.id), &user.id, "user.updated"),
         )?;
         Ok::<_, ApiError>(())
     })?;
     Ok(respond::ok(json!({ "user": views::user(&user) })))
 }
 
-fn self_entry<'a>(org_id: &'a str, user_id: &'a str, action: &'a str) -> Entry<'a> {
+fn self_entry<'a>(org_id: Option<&'a str>, user_id: &'a str, action: &'a str) -> Entry<'a> {
     Entry::new(
-        Some(org_id),
+        org_id,
         "user",
         Some(user_id),
         action,
@@ -125,17 +127,47 @@ pub struct ChangePasswordRequest {
 pub fn change_password(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     let me = guard::user(state, ctx, req)?;
     let body: ChangePasswordRequest = input::json(req, state.config.server.max_body_bytes)?;
-    // A wrong current password is a failed login (API.md §10): the same counters and locks,
-    // so a stolen access token cannot be used to guess the password.
-    auth::check_login_lock(state, ctx, &me.user.email)?;
-    let ok = body.current_password.len() <= 4 * state.config.password.max_length
+    let revoked = change_password_for(
+        state,
+        ctx,
+        req,
+        &me.user,
+        Some(&me.org),
+        Some(&me.session.id),
+        &body.current_password,
+        &body.new_password,
+    )?;
+    Ok(respond::ok(json!({
+        "message": "Password changed",
+        "sessionsRevoked": revoked,
+    })))
+}
+
+/// Changes the password of `user` (API and hosted pages): every session but `keep` (and the
+/// browser session it came from) is revoked. A wrong current password is a failed login
+/// (API.md §10): the same counters and locks, so a stolen session cannot guess it. `org` is
+/// where it is audited (none: deployment-wide, from the account page). Returns how many
+/// sessions were revoked.
+#[allow(clippy::too_many_arguments)]
+pub fn change_password_for(
+    state: &AppState,
+    ctx: &Ctx,
+    req: &Request,
+    user: &User,
+    org: Option<&Org>,
+    keep: Option<&str>,
+    current: &str,
+    new: &str,
+) -> ApiResult<usize> {
+    let attempt = auth::begin_password_attempt(state, ctx, &user.email)?;
+    let ok = current.len() <= 4 * state.config.password.max_length
         && state
             .hasher
-            .verify(me.user.password_hash.as_deref(), &body.current_password)?
+            .verify(user.password_hash.as_deref(), current)?
             .0;
     if !ok {
-        let locked = auth::count_login_failure(state, ctx, &me.user.email);
-        auth::record_login_failure(state, ctx, req, &me.org, &me.user, locked)?;
+        let locked = attempt.failed(ctx.now);
+        auth::record_login_failure(state, ctx, req, org, user, locked)?;
         state.metrics.login(false);
         return Err(ApiError::new(
             401,
@@ -143,47 +175,45 @@ pub fn change_password(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<
             "Current password is wrong",
         ));
     }
+    drop(attempt);
     password::check_policy(
         &state.config.password,
-        me.org.settings.password_min_length,
+        org.and_then(|o| o.settings.password_min_length),
         "newPassword",
-        &body.new_password,
+        new,
     )?;
-    if body.new_password == body.current_password {
+    if new == current {
         return Err(ApiError::field(
             "weak_password",
             "newPassword",
             "must differ from the current password",
         ));
     }
-    let hash = state.hasher.hash(&body.new_password)?;
+    let hash = state.hasher.hash(new)?;
     let revoked = state.db.write(|tx| {
-        users::set_password_hash(tx, &me.user.id, &hash, ctx.now)?;
-        let revoked = sessions::revoke_all_for_user(
-            tx,
-            &me.user.id,
-            Some(&me.session.id),
-            "password_changed",
-            ctx.now,
-        )?;
-        let who = events::who(&me.user.id, &me.user.email);
+        users::set_password_hash(tx, &user.id, &hash, ctx.now)?;
+        crate::db::two_factor::burn_partials(tx, &user.id, ctx.now)?;
+        let revoked =
+            sessions::revoke_all_for_user(tx, &user.id, keep, "password_changed", ctx.now)?;
+        let who = events::who(&user.id, &user.email);
         events::sessions_revoked(tx, &revoked, who.clone(), "password_changed", ctx.now)?;
         events::emit(
             tx,
-            Some(&me.org),
+            org,
             "user.password_changed",
             json!({ "user": who }),
             ctx.now,
         )?;
-        let mut e = self_entry(&me.org.id, &me.user.id, "user.password_changed");
+        let mut e = self_entry(
+            org.map(|o| o.id.as_str()),
+            &user.id,
+            "user.password_changed",
+        );
         e.metadata = json!({ "sessionsRevoked": revoked.len() });
         audit(tx, ctx, req, e)?;
         Ok::<_, ApiError>(revoked)
     })?;
-    Ok(respond::ok(json!({
-        "message": "Password changed",
-        "sessionsRevoked": revoked.len(),
-    })))
+    Ok(revoked.len())
 }
 
 pub fn list_sessions(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
@@ -209,7 +239,8 @@ pub fn revoke_session(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<R
         let revoked = [(s.id.clone(), s.org_id.clone())];
         let who = events::who(&me.user.id, &me.user.email);
         events::sessions_revoked(tx, &revoked, who, "revoked_by_user", ctx.now)?;
-        let mut e = self_entry(&me.org.id, &me.user.id, "session.revoked");
+        // Audited in the revoked session's own org: another org's ids never appear here.
+        let mut e = self_entry(Some(&s.org_id), &me.user.id, "session.revoked");
         e.target_type = Some("session");
         e.target_id = Some(&s.id);
         audit(tx, ctx, req, e)?;
@@ -230,8 +261,8 @@ pub fn revoke_other_sessions(state: &AppState, ctx: &Ctx, req: &Request) -> ApiR
         )?;
         let who = events::who(&me.user.id, &me.user.email);
         events::sessions_revoked(tx, &ids, who, "revoked_by_user", ctx.now)?;
-        for (id, _) in &ids {
-            let mut e = self_entry(&me.org.id, &me.user.id, "session.revoked");
+        for (id, org_id) in &ids {
+            let mut e = self_entry(Some(org_id), &me.user.id, "session.revoked");
             e.target_type = Some("session");
             e.target_id = Some(id);
             audit(tx, ctx, req, e)?;

@@ -14,6 +14,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::events;
 use crate::http::{cookies, input, respond};
 use crate::password;
+use crate::ratelimit::{Attempt, Budget};
 use crate::session::{self, Issued, Origin, Refreshed};
 use crate::validate;
 use rouille::{Request, Response};
@@ -105,19 +106,69 @@ fn signup_allowed(org: &Org, email: &str) -> ApiResult<()> {
 pub fn signup(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     let org = guard::org(state, req)?;
     let body: SignupRequest = input::json(req, state.config.server.max_body_bytes)?;
+    let done = sign_up(
+        state,
+        ctx,
+        req,
+        &org,
+        &body.email,
+        &body.password,
+        body.name.as_deref(),
+    )?;
+    match done.issued {
+        Some(issued) => Ok(tokens_response(
+            state,
+            201,
+            &issued,
+            &done.user,
+            &done.membership,
+        )),
+        None if org.settings.require_2fa && org.settings.signup_mode != SignupMode::Domain => {
+            let step = second_factor_due(&done.user, &org, &["pwd"])
+                .unwrap_or(("setup_2fa", "requires2FASetup"));
+            let mut resp =
+                partial_response(state, ctx, req, &done.user, &org, &["pwd"], step, None, &[])?;
+            resp.status_code = 201;
+            Ok(resp)
+        }
+        None => Ok(respond::created(json!({
+            "requiresEmailVerification": true,
+            "user": views::user(&done.user),
+            "membership": views::membership(&done.membership),
+        }))),
+    }
+}
+
+/// What a sign-up made: the account, its membership, and a session unless the org's
+/// `domain` mode wants the address proven first or the org requires 2FA (then the caller
+/// answers `requires2FASetup`).
+pub struct SignedUp {
+    pub user: User,
+    pub membership: Membership,
+    pub issued: Option<Issued>,
+}
+
+/// Sign-up into `org` (API and hosted page): the per-IP limit, the org's `signupMode`, the
+/// password policy, one hash, then the account, membership and (unless `domain`) a session.
+pub fn sign_up(
+    state: &AppState,
+    ctx: &Ctx,
+    req: &Request,
+    org: &Org,
+    email: &str,
+    password_text: &str,
+    name: Option<&str>,
+) -> ApiResult<SignedUp> {
+    let org = org.clone();
     limit_ip(state, ctx, "signup")?;
-    let email = validate::email(&body.email)?;
-    let name = body
-        .name
-        .as_deref()
-        .map(|n| validate::name("name", n))
-        .transpose()?;
+    let email = validate::email(email)?;
+    let name = name.map(|n| validate::name("name", n)).transpose()?;
     signup_allowed(&org, &email)?;
     password::check_policy(
         &state.config.password,
         org.settings.password_min_length,
         "password",
-        &body.password,
+        password_text,
     )?;
     if state
         .db
@@ -128,7 +179,7 @@ pub fn signup(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
             "An account with this email already exists",
         ));
     }
-    let hash = state.hasher.hash(&body.password)?;
+    let hash = state.hasher.hash(password_text)?;
     let user = User {
         password_hash: Some(hash),
         name,
@@ -147,6 +198,8 @@ pub fn signup(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
     let ua = input::user_agent(req);
     // In a `domain` org the address is the credential: no session until it is proven.
     let prove_first = org.settings.signup_mode == SignupMode::Domain;
+    // An org that requires 2FA gets no session before the new account enrols (as at login).
+    let enrol_first = !prove_first && org.settings.require_2fa;
     let issued = state.db.write(|tx| {
         users::insert(tx, &user).map_err(|e| {
             if is_unique_violation(&e) {
@@ -156,10 +209,12 @@ pub fn signup(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
             }
         })?;
         users::insert_membership(tx, &membership)?;
-        if prove_first {
-            crate::api::email_flows::queue_verification(tx, state, &org, &user, ctx.now)?;
+        if prove_first || enrol_first {
+            if prove_first {
+                crate::api::email_flows::queue_verification(tx, state, &org, &user, ctx.now)?;
+            }
             let mut e = entry(&org, &user, "user.signup");
-            e.metadata = json!({ "requiresEmailVerification": true });
+            e.metadata = json!({ "requiresEmailVerification": prove_first, "requires2FASetup": enrol_first });
             audit(tx, ctx, req, e)?;
             events::emit(
                 tx,
@@ -190,14 +245,11 @@ pub fn signup(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
         )?;
         Ok::<_, ApiError>(Some(issued))
     })?;
-    match issued {
-        Some(issued) => Ok(tokens_response(state, 201, &issued, &user, &membership)),
-        None => Ok(respond::created(json!({
-            "requiresEmailVerification": true,
-            "user": views::user(&user),
-            "membership": views::membership(&membership),
-        }))),
-    }
+    Ok(SignedUp {
+        user,
+        membership,
+        issued,
+    })
 }
 
 /// An audit entry where the user acts on themselves in `org`.
@@ -239,36 +291,47 @@ fn login_keys(email: &str, ip: &std::net::IpAddr) -> (String, String) {
     (account, pair)
 }
 
-/// 429 while the account is locked, or refused to this client IP.
-pub fn check_login_lock(state: &AppState, ctx: &Ctx, email: &str) -> ApiResult<()> {
-    let (account, pair) = login_keys(email, &ctx.ip);
-    state
-        .limiter
-        .locked(&pair, ctx.now)
-        .and_then(|_| state.limiter.locked(&account, ctx.now))
-        .map_err(ApiError::rate_limited)
-}
-
-/// Counts a failed login (or a wrong current password) for the account from `ctx.ip`;
-/// true when this failure locked the whole account.
-pub fn count_login_failure(state: &AppState, ctx: &Ctx, email: &str) -> bool {
+/// Begins a password attempt for `email` from `ctx.ip` (a login, or a current password on
+/// change-password): 429 while the account is locked, refused to this IP, or as many attempts
+/// are in flight as failures are left. Call [`Attempt::failed`] on a wrong password; it
+/// answers whether the whole account is now locked.
+pub fn begin_password_attempt<'a>(
+    state: &'a AppState,
+    ctx: &Ctx,
+    email: &str,
+) -> ApiResult<PasswordAttempt<'a>> {
     let sec = &state.config.security;
     let (account, pair) = login_keys(email, &ctx.ip);
     let ms = |d: std::time::Duration| d.as_millis() as i64;
-    state.limiter.fail(
-        &pair,
-        sec.login_max_failures,
-        ms(sec.login_failure_window),
-        ms(sec.lockout),
-        ctx.now,
-    );
-    state.limiter.fail(
-        &account,
-        sec.account_max_failures,
-        ms(sec.account_failure_window),
-        ms(sec.lockout),
-        ctx.now,
-    )
+    let budgets = vec![
+        Budget {
+            key: pair,
+            max: sec.login_max_failures,
+            window_ms: ms(sec.login_failure_window),
+            lockout_ms: ms(sec.lockout),
+        },
+        Budget {
+            key: account,
+            max: sec.account_max_failures,
+            window_ms: ms(sec.account_failure_window),
+            lockout_ms: ms(sec.lockout),
+        },
+    ];
+    state
+        .limiter
+        .attempt(budgets, ctx.now)
+        .map(PasswordAttempt)
+        .map_err(ApiError::rate_limited)
+}
+
+/// A password attempt in flight (see [`begin_password_attempt`]).
+pub struct PasswordAttempt<'a>(Attempt<'a>);
+
+impl PasswordAttempt<'_> {
+    /// The password was wrong; true when this failure locked the whole account.
+    pub fn failed(self, now: i64) -> bool {
+        self.0.failed(now).get(1).copied().unwrap_or(false)
+    }
 }
 
 /// After a successful login: the failures from this IP are forgotten (those from elsewhere,
@@ -290,24 +353,33 @@ pub fn record_login_failure(
     state: &AppState,
     ctx: &Ctx,
     req: &Request,
-    org: &Org,
+    org: Option<&Org>,
     u: &User,
     locked: bool,
 ) -> ApiResult<()> {
     let sec = &state.config.security;
     state.db.write(|tx| {
-        let member = users::find_membership(tx, &org.id, &u.id)?.is_some();
-        let org_id = member.then_some(org.id.as_str());
-        let mut e = entry(org, u, "user.login_failed");
-        e.org_id = org_id;
-        e.actor_type = "anonymous";
-        e.actor_id = None;
+        let member = match org {
+            Some(o) => users::find_membership(tx, &o.id, &u.id)?.is_some(),
+            None => false,
+        };
+        let named = org.map(|o| o.slug.clone());
+        let org = org.filter(|_| member);
+        let org_id = org.map(|o| o.id.as_str());
+        let mut e = Entry::new(
+            org_id,
+            "anonymous",
+            None,
+            "user.login_failed",
+            Some("user"),
+            Some(&u.id),
+        );
         if !member {
-            e.metadata = json!({ "orgSlug": org.slug, "member": false });
+            e.metadata = json!({ "member": false, "orgSlug": named });
         }
         audit(tx, ctx, req, e)?;
         if locked {
-            if member {
+            if let Some(org) = org {
                 events::emit(
                     tx,
                     Some(org),
@@ -317,10 +389,7 @@ pub fn record_login_failure(
                     ctx.now,
                 )?;
             }
-            let mut e = entry(org, u, "user.locked");
-            e.org_id = org_id;
-            e.actor_type = "system";
-            e.actor_id = None;
+            let mut e = Entry::new(org_id, "system", None, "user.locked", Some("user"), Some(&u.id));
             e.metadata = json!({ "failures": sec.account_max_failures,
                                  "window": sec.account_failure_window.as_secs() });
             audit(tx, ctx, req, e)?;
@@ -340,7 +409,7 @@ pub fn password_login(
     email: &str,
     password: &str,
 ) -> ApiResult<Response> {
-    let (user, rehash) = check_password(state, ctx, req, org, email, password)?;
+    let (user, rehash) = check_password(state, ctx, req, Some(org), email, password)?;
     let membership = active_membership(state, org, &user)?;
     if org.settings.signup_mode == SignupMode::Domain && !user.email_verified {
         return Err(email_verification_required());
@@ -391,15 +460,16 @@ pub fn check_password(
     state: &AppState,
     ctx: &Ctx,
     req: &Request,
-    org: &Org,
+    org: Option<&Org>,
     email: &str,
     password: &str,
 ) -> ApiResult<(User, bool)> {
     limit_ip(state, ctx, "login")?;
     // Malformed emails and unknown accounts take the same path as a wrong password.
     let email = validate::email(email).unwrap_or_else(|_| email.trim().to_ascii_lowercase());
-    check_login_lock(state, ctx, &email)?;
+    let attempt = begin_password_attempt(state, ctx, &email)?;
     if password.len() > 4 * state.config.password.max_length {
+        attempt.failed(ctx.now);
         return Err(invalid_credentials());
     }
     let user = state.db.read(|c| users::find_by_email(c, &email))?;
@@ -412,7 +482,7 @@ pub fn check_password(
             Ok((u, rehash))
         }
         (_, user) => {
-            let locked = count_login_failure(state, ctx, &email);
+            let locked = attempt.failed(ctx.now);
             if let Some(u) = &user {
                 record_login_failure(state, ctx, req, org, u, locked)?;
             }
@@ -812,9 +882,8 @@ pub fn switch_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
         return Err(email_verification_required());
     }
     state.db.write(|tx| {
-        let mut e = entry(&target, &user, "user.switch_org");
-        e.metadata = json!({ "fromOrgId": from.id, "fromSessionId": current.id });
-        audit(tx, ctx, req, e)
+        // The target org's trail names no other org (nor its session).
+        audit(tx, ctx, req, entry(&target, &user, "user.switch_org"))
     })?;
     let amr: Vec<&str> = current.auth_methods.iter().map(String::as_str).collect();
     finish_login(state, ctx, req, &user, &target, &membership, &amr, &[])

@@ -49,11 +49,6 @@ fn limit(state: &AppState, ctx: &Ctx, action: &str, email: &str) -> ApiResult<()
         .map_err(ApiError::rate_limited)
 }
 
-/// Where links in an org's emails point (see [`links`]).
-fn app_base(state: &AppState, org: &Org) -> String {
-    links::base(state, org)
-}
-
 fn mail(
     to: &str,
     org: &Org,
@@ -135,10 +130,48 @@ pub fn forgot_password(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<
     let org = guard::org(state, req)?;
     let body: EmailRequest = input::json(req, state.config.server.max_body_bytes)?;
     let email = validate::email(&body.email)?;
-    limit(state, ctx, "forgot", &email)?;
-    let base = app_base(state, &org);
+    send_reset(state, ctx, req, Some(&org), &email)?;
+    Ok(respond::ok(json!({ "message": SENT })))
+}
+
+/// The org an account-wide email flow runs in: the one named, else (a hosted page that names
+/// none) the first org the account is an active member of.
+fn org_for(conn: &Connection, named: Option<&Org>, email: &str) -> ApiResult<Option<Org>> {
+    if let Some(o) = named {
+        return Ok(Some(o.clone()));
+    }
+    let Some(user) = users::find_by_email(conn, email)? else {
+        return Ok(None);
+    };
+    for (m, org) in users::memberships_of(conn, &user.id)? {
+        if m.status == "active" {
+            return Ok(Some(org));
+        }
+    }
+    Ok(None)
+}
+
+/// Forgot-password, shared by the API and the hosted page: the limits, then (only for an
+/// account that is a member of the org) a reset link to Latchkey's own page. The caller always
+/// answers the same.
+pub fn send_reset(
+    state: &AppState,
+    ctx: &Ctx,
+    req: &Request,
+    org: Option<&Org>,
+    email: &str,
+) -> ApiResult<()> {
+    limit(state, ctx, "forgot", email)?;
+    let base = state
+        .config
+        .email_link_base()
+        .trim_end_matches('/')
+        .to_string();
     state.db.write(|tx| {
-        if let Some(user) = member_by_email(tx, &org, &email, false)? {
+        let Some(org) = org_for(tx, org, email)? else {
+            return Ok(());
+        };
+        if let Some(user) = member_by_email(tx, &org, email, false)? {
             send_token(
                 tx,
                 &org,
@@ -167,8 +200,7 @@ pub fn forgot_password(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<
             )?;
         }
         Ok::<_, ApiError>(())
-    })?;
-    Ok(respond::ok(json!({ "message": SENT })))
+    })
 }
 
 /// The usable token of `purpose` and its org; 400 `invalid_token` otherwise, 403 when an
@@ -216,6 +248,7 @@ fn claim_unverified(
     via: &str,
 ) -> ApiResult<()> {
     two_factor::disable(tx, &user.id)?;
+    two_factor::burn_partials(tx, &user.id, ctx.now)?;
     let mut e = entry(org, user, "user.email_claimed");
     e.metadata = json!({ "via": via, "passwordCleared": via == "magic_link" });
     audit(tx, ctx, req, e)?;
@@ -231,18 +264,53 @@ pub struct ResetRequest {
 
 pub fn reset_password(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     let body: ResetRequest = input::json(req, state.config.server.max_body_bytes)?;
+    reset_with_token(
+        state,
+        ctx,
+        req,
+        &body.token,
+        &body.new_password,
+        "newPassword",
+    )?;
+    Ok(respond::ok(
+        json!({ "message": "Password reset; please sign in again" }),
+    ))
+}
+
+/// Whether a reset, magic-link or verification token is usable now (read only: a hosted
+/// page's GET shows its button only for a live token, and spends nothing).
+pub fn token_is_usable(state: &AppState, token: &str, purpose: &str, now: i64) -> bool {
+    token.len() <= 512
+        && state
+            .db
+            .read(|c| email_tokens::find_usable(c, &crypto::token_hash(token), purpose, now))
+            .ok()
+            .flatten()
+            .is_some()
+}
+
+/// Spends a reset token and sets the new password (API and hosted page): every session ends,
+/// the email counts as verified, the lockouts are lifted. Returns the org and user.
+pub fn reset_with_token(
+    state: &AppState,
+    ctx: &Ctx,
+    req: &Request,
+    token: &str,
+    new_password: &str,
+    field: &str,
+) -> ApiResult<(Org, User)> {
     let (_, org, _) = state
         .db
-        .read(|c| token_of(c, req, &body.token, "password_reset", ctx.now))?;
+        .read(|c| token_of(c, req, token, "password_reset", ctx.now))?;
     password::check_policy(
         &state.config.password,
         org.settings.password_min_length,
-        "newPassword",
-        &body.new_password,
+        field,
+        new_password,
     )?;
-    let hash = state.hasher.hash(&body.new_password)?;
-    let user = state.db.write(|tx| {
-        let (t, org, user) = token_of(tx, req, &body.token, "password_reset", ctx.now)?;
+    let hash = state.hasher.hash(new_password)?;
+    let (org, user) = state.db.write(|tx| {
+        let (t, org, user) = token_of(tx, req, token, "password_reset", ctx.now)?;
         if !email_tokens::use_token(tx, &t.token_hash, ctx.now)? {
             return Err(ApiError::invalid_token(
                 "Invalid, expired or already used token",
@@ -250,6 +318,7 @@ pub fn reset_password(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<R
         }
         email_tokens::burn_all(tx, &user.id, "password_reset", ctx.now)?;
         users::set_password_hash(tx, &user.id, &hash, ctx.now)?;
+        two_factor::burn_partials(tx, &user.id, ctx.now)?;
         if !user.email_verified {
             // The address was never proven, so whoever set up the account may not own it;
             // the clicker does. Their second factor goes with their password.
@@ -275,12 +344,10 @@ pub fn reset_password(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<R
         let mut e = entry(&org, &user, "user.password_reset");
         e.metadata = json!({ "sessionsRevoked": revoked.len() });
         audit(tx, ctx, req, e)?;
-        Ok::<_, ApiError>(user)
+        Ok::<_, ApiError>((org, user))
     })?;
     crate::api::auth::clear_login_locks(state, &user.email);
-    Ok(respond::ok(
-        json!({ "message": "Password reset; please sign in again" }),
-    ))
+    Ok((org, user))
 }
 
 #[derive(Deserialize, Default)]
@@ -320,7 +387,7 @@ pub fn verify_email_send(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResul
 }
 
 /// Issues a verification token for `user` and queues its email, inside `tx`. The link goes
-/// to the deployment's own endpoint, never to an org's host.
+/// to the deployment's own page (`/verify-email`), never to an org's host.
 pub fn queue_verification(
     tx: &Connection,
     state: &AppState,
@@ -329,8 +396,8 @@ pub fn queue_verification(
     now: i64,
 ) -> rusqlite::Result<()> {
     let link = format!(
-        "{}/api/v1/auth/verify-email",
-        state.config.email_link_base()
+        "{}/verify-email",
+        state.config.email_link_base().trim_end_matches('/')
     );
     send_token(
         tx,
@@ -355,7 +422,7 @@ pub fn queue_verification(
 }
 
 /// Marks the email of a verification token verified; returns the org and user.
-fn confirm_email(
+pub fn confirm_email(
     state: &AppState,
     ctx: &Ctx,
     req: &Request,
@@ -432,10 +499,29 @@ pub fn magic_link(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
     let org = guard::org(state, req)?;
     let body: EmailRequest = input::json(req, state.config.server.max_body_bytes)?;
     let email = validate::email(&body.email)?;
-    limit(state, ctx, "magic", &email)?;
-    let base = app_base(state, &org);
+    send_magic_link(state, ctx, Some(&org), &email)?;
+    Ok(respond::ok(json!({ "message": SENT })))
+}
+
+/// Magic-link request, shared by the API and the hosted login page: the limits, then (for an
+/// active member of the org) a link to Latchkey's `/magic-link` page. Always the same answer.
+pub fn send_magic_link(
+    state: &AppState,
+    ctx: &Ctx,
+    org: Option<&Org>,
+    email: &str,
+) -> ApiResult<()> {
+    limit(state, ctx, "magic", email)?;
+    let base = state
+        .config
+        .email_link_base()
+        .trim_end_matches('/')
+        .to_string();
     state.db.write(|tx| {
-        if let Some(user) = member_by_email(tx, &org, &email, true)? {
+        let Some(org) = org_for(tx, org, email)? else {
+            return Ok(());
+        };
+        if let Some(user) = member_by_email(tx, &org, email, true)? {
             send_token(
                 tx,
                 &org,
@@ -458,14 +544,25 @@ pub fn magic_link(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
             )?;
         }
         Ok::<_, ApiError>(())
-    })?;
-    Ok(respond::ok(json!({ "message": SENT })))
+    })
 }
 
 pub fn magic_link_verify(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     let body: TokenRequest = input::json(req, state.config.server.max_body_bytes)?;
+    let (org, user, membership) = spend_magic_link(state, ctx, req, &body.token)?;
+    finish_login(state, ctx, req, &user, &org, &membership, &["email"], &[])
+}
+
+/// Spends a magic-link token (API and hosted page): the org, the user and their active
+/// membership. On a never-verified account the clicker takes it over (see the docs).
+pub fn spend_magic_link(
+    state: &AppState,
+    ctx: &Ctx,
+    req: &Request,
+    token: &str,
+) -> ApiResult<(Org, User, crate::db::users::Membership)> {
     let (org, user, membership) = state.db.write(|tx| {
-        let (t, org, mut user) = token_of(tx, req, &body.token, "magic_link", ctx.now)?;
+        let (t, org, mut user) = token_of(tx, req, token, "magic_link", ctx.now)?;
         let m = users::find_membership(tx, &org.id, &user.id)?.ok_or_else(|| {
             ApiError::new(403, "not_a_member", "Not a member of this organization")
         })?;
@@ -504,5 +601,5 @@ pub fn magic_link_verify(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResul
         Ok::<_, ApiError>((org, user, m))
     })?;
     crate::api::auth::clear_login_locks(state, &user.email);
-    finish_login(state, ctx, req, &user, &org, &membership, &["email"], &[])
+    Ok((org, user, membership))
 }

@@ -40,12 +40,12 @@ pub fn invite_view(conn: &Connection, inv: &Invitation, now: i64) -> rusqlite::R
     }))
 }
 
-/// Where the invitee goes: the org's app when links may go there, else the deployment's
-/// link base (see [`links`]).
-pub fn accept_url(state: &AppState, org: &Org, token: &str) -> String {
+/// Where the invitee goes: Latchkey's own invitation page (`/invitations/accept` at the
+/// deployment's link base), never an org's host.
+pub fn accept_url(state: &AppState, token: &str) -> String {
     format!(
         "{}/invitations/accept?token={token}",
-        links::base(state, org)
+        state.config.email_link_base().trim_end_matches('/')
     )
 }
 
@@ -120,10 +120,10 @@ impl Delivery {
 
 /// The invite answer: the token and its link only when the app delivers it (with an emailed
 /// invitation nobody but the mailbox sees the token).
-pub fn answer(state: &AppState, org: &Org, view: Value, token: &str, delivery: Delivery) -> Value {
+pub fn answer(state: &AppState, view: Value, token: &str, delivery: Delivery) -> Value {
     match delivery {
         Delivery::App => {
-            json!({ "invite": view, "token": token, "acceptUrl": accept_url(state, org, token) })
+            json!({ "invite": view, "token": token, "acceptUrl": accept_url(state, token) })
         }
         Delivery::Email => json!({ "invite": view }),
     }
@@ -173,7 +173,7 @@ pub fn create(
     };
     invitations::insert(tx, &inv, &crypto::token_hash(&token))?;
     if delivery == Delivery::Email {
-        let url = accept_url(state, org, &token);
+        let url = accept_url(state, &token);
         events::email(
             tx,
             Some(&org.id),
@@ -252,9 +252,7 @@ pub fn invite(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
         audit(tx, ctx, req, e)?;
         Ok::<_, ApiError>((invite_view(tx, &inv, ctx.now)?, token))
     })?;
-    Ok(respond::created(answer(
-        state, &me.org, view, &token, delivery,
-    )))
+    Ok(respond::created(answer(state, view, &token, delivery)))
 }
 
 pub fn list(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
@@ -331,7 +329,7 @@ pub fn resend(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
             .ok_or_else(|| ApiError::not_found("Invitation not found"))?;
         let delivery = Delivery::of(&inv);
         if delivery == Delivery::Email {
-            let url = accept_url(state, &me.org, &token);
+            let url = accept_url(state, &token);
             events::email(
                 tx,
                 Some(&me.org.id),
@@ -342,7 +340,7 @@ pub fn resend(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
         audit(tx, ctx, req, act(&me, "invite.resent", &inv.id))?;
         Ok::<_, ApiError>((invite_view(tx, &inv, ctx.now)?, token, delivery))
     })?;
-    Ok(respond::ok(answer(state, &me.org, view.0, &view.1, view.2)))
+    Ok(respond::ok(answer(state, view.0, &view.1, view.2)))
 }
 
 /// The open invitation behind a token, and its org; 400 `invalid_token` otherwise. An
@@ -385,22 +383,75 @@ pub fn accept(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
     let body: AcceptRequest = input::json(req, state.config.server.max_body_bytes)?;
     let (inv, org) = state.db.read(|c| by_token(c, req, &body.token, ctx.now))?;
     match state.db.read(|c| users::find_by_email(c, &inv.email))? {
-        None => accept_new(state, ctx, req, &body, &org),
+        None => {
+            let (user, membership) = accept_new(
+                state,
+                ctx,
+                req,
+                &body.token,
+                body.name.as_deref(),
+                body.password.as_deref(),
+                &org,
+            )?;
+            finish_login(
+                state,
+                ctx,
+                req,
+                &user,
+                &org,
+                &membership,
+                &["pwd"],
+                &[("isNewUser", json!(true))],
+            )
+        }
         Some(user) => accept_existing(state, ctx, req, &body, inv, org, user),
     }
+}
+
+/// The open invitation behind a token and its org, read only (a hosted page's GET).
+pub fn invitation(
+    state: &AppState,
+    req: &Request,
+    token: &str,
+    now: i64,
+) -> ApiResult<(Invitation, Org)> {
+    state.db.read(|c| by_token(c, req, token, now))
+}
+
+/// An account that proved itself (a hosted page's signed-in user) joins the org of the
+/// invitation: 403 when the invitation is addressed to another account.
+pub fn join_as(
+    state: &AppState,
+    ctx: &Ctx,
+    req: &Request,
+    token: &str,
+    user: &User,
+) -> ApiResult<(Org, Membership)> {
+    state.db.write(|tx| {
+        let (inv, org) = by_token(tx, req, token, ctx.now)?;
+        if !inv.email.eq_ignore_ascii_case(&user.email) {
+            return Err(ApiError::forbidden(
+                "This invitation is addressed to another account; sign out first",
+            ));
+        }
+        let m = join(tx, ctx, req, &inv, &org, user, false)?;
+        Ok((org, m))
+    })
 }
 
 /// No account has the invited email: the invitation creates it, with the password given.
 /// The email counts as verified only when Latchkey emailed the token (with `sendEmail:false`
 /// the inviter saw the token, which proves nothing about the mailbox).
-fn accept_new(
+pub fn accept_new(
     state: &AppState,
     ctx: &Ctx,
     req: &Request,
-    body: &AcceptRequest,
+    token: &str,
+    name: Option<&str>,
+    password: Option<&str>,
     org: &Org,
-) -> ApiResult<Response> {
-    let Some(p) = &body.password else {
+) -> ApiResult<(User, Membership)> {
+    let Some(p) = password else {
         return Err(ApiError::field(
             "invalid_request",
             "password",
@@ -413,14 +464,10 @@ fn accept_new(
         "password",
         p,
     )?;
-    let name = body
-        .name
-        .as_deref()
-        .map(|n| validate::name("name", n))
-        .transpose()?;
+    let name = name.map(|n| validate::name("name", n)).transpose()?;
     let hash = state.hasher.hash(p)?;
-    let (user, membership) = state.db.write(|tx| {
-        let (inv, org) = by_token(tx, req, &body.token, ctx.now)?;
+    state.db.write(|tx| {
+        let (inv, org) = by_token(tx, req, token, ctx.now)?;
         if users::find_by_email(tx, &inv.email)?.is_some() {
             // Someone made the account meanwhile: it must prove itself like any other.
             return Err(ApiError::unauthenticated(
@@ -443,17 +490,7 @@ fn accept_new(
         )?;
         let m = join(tx, ctx, req, &inv, &org, &u, true)?;
         Ok::<_, ApiError>((u, m))
-    })?;
-    finish_login(
-        state,
-        ctx,
-        req,
-        &user,
-        org,
-        &membership,
-        &["pwd"],
-        &[("isNewUser", json!(true))],
-    )
+    })
 }
 
 /// The invited email has an account, which may be anyone's in any org: the token only says
@@ -469,16 +506,26 @@ fn accept_existing(
     org: Org,
     user: User,
 ) -> ApiResult<Response> {
-    let (user, amr) = if guard::access_token(req).is_some() {
-        let (session, me) = guard::account(state, ctx, req)?;
+    if guard::access_token(req).is_some() {
+        // The access token proves who accepts, but never mints a session in another org
+        // (API.md §3: resource servers see access tokens). The membership is made; the
+        // client switches to the org with its own refresh token (`/auth/switch-org`).
+        let (_, me) = guard::account(state, ctx, req)?;
         if me.id != user.id {
             return Err(ApiError::forbidden(
                 "This invitation is addressed to another account; sign out first",
             ));
         }
-        (me, session.auth_methods)
-    } else if let Some(p) = &body.password {
-        let (me, rehash) = auth::check_password(state, ctx, req, &org, &inv.email, p)?;
+        let (_, membership) = join_as(state, ctx, req, &body.token, &me)?;
+        return Ok(respond::ok(json!({
+            "isNewUser": false,
+            "user": views::user(&me),
+            "membership": views::membership(&membership),
+            "org": views::org(&org),
+        })));
+    }
+    let (user, amr) = if let Some(p) = &body.password {
+        let (me, rehash) = auth::check_password(state, ctx, req, Some(&org), &inv.email, p)?;
         if rehash {
             let h = state.hasher.hash(p)?;
             state

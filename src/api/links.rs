@@ -1,8 +1,9 @@
-//! Where links in emails point. Links that carry account-wide tokens (reset, magic link,
-//! verification, invitations) go to an org's `appUrl` only when the operator set it or its
-//! host is on `security.allowed_app_hosts`; otherwise to the deployment's link base
-//! (`email.link_base_url`, else `server.public_url`). So an org admin cannot have genuine
-//! emails deliver tokens to a host they alone chose.
+//! Where users are sent. Links that carry account-wide tokens (reset, magic link,
+//! verification, invitations) always point at Latchkey's own pages on the deployment's link
+//! base (`email.link_base_url`, else `server.public_url`). An org's `appUrl` is only where the
+//! user goes afterwards, and only when the operator set it or its host is on
+//! `security.allowed_app_hosts`; so an org admin can never have genuine emails deliver tokens
+//! to a host they alone chose.
 
 use crate::app::AppState;
 use crate::db::orgs::Org;
@@ -20,12 +21,4 @@ pub fn trusted_app_url<'a>(state: &AppState, org: &'a Org) -> Option<&'a str> {
     org.app_url
         .as_deref()
         .filter(|u| org.app_url_by_operator || host_allowed(state, u))
-}
-
-/// The base (no trailing slash) of links in the org's emails.
-pub fn base(state: &AppState, org: &Org) -> String {
-    trusted_app_url(state, org)
-        .unwrap_or_else(|| state.config.email_link_base())
-        .trim_end_matches('/')
-        .to_string()
 }

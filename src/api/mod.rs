@@ -305,6 +305,10 @@ pub fn dispatch(state: &AppState, ctx: &mut Ctx, req: &Request) -> ApiResult<Res
         allowed.push(m);
     }
     if allowed.is_empty() {
+        // Not an API route: maybe a hosted page.
+        if let Some(r) = crate::ui::dispatch(state, ctx, req) {
+            return r;
+        }
         return Err(ApiError::not_found(format!("No route for {method} {path}")));
     }
     if allowed.contains(&"GET") {

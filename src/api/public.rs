@@ -450,25 +450,30 @@ pub fn authenticate(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Res
             ua
         });
         let user_ctx = ctx.on_behalf_of(ip, ua);
-        // The key's own budget of failed logins: a backend (or whoever holds its key) cannot
-        // spray passwords by naming a new `ipAddress` each time.
-        let budget = format!("authenticate:key:{}", k.key.id);
-        state
-            .limiter
-            .locked(&budget, ctx.now)
-            .map_err(ApiError::rate_limited)?;
+        // The key's own budget of failed logins, and the org's over all its keys: a backend
+        // (or whoever holds a key) cannot spray passwords by naming a new `ipAddress` each
+        // time, nor by minting more keys.
+        // Checked before and counted after (not held in flight like an account's budget:
+        // a busy backend runs many logins at once, nearly all of them right).
+        let per_minute = state.config.security.api_key_login_failures_per_minute;
+        let budgets = [
+            format!("authenticate:key:{}", k.key.id),
+            format!("authenticate:org:{}", k.org.id),
+        ];
+        for b in &budgets {
+            state
+                .limiter
+                .locked(b, ctx.now)
+                .map_err(ApiError::rate_limited)?;
+        }
         let result =
             auth::password_login(state, &user_ctx, req, &k.org, &body.email, &body.password);
         if let Err(e) = &result
             && e.code == "invalid_credentials"
         {
-            state.limiter.fail(
-                &budget,
-                state.config.security.api_key_login_failures_per_minute,
-                60_000,
-                60_000,
-                ctx.now,
-            );
+            for b in &budgets {
+                state.limiter.fail(b, per_minute, 60_000, 60_000, ctx.now);
+            }
         }
         let mut resp = result?;
         resp.headers

@@ -39,5 +39,5 @@ pub fn create(
     let (inv, token) = invites::create(tx, state, org, None, email, role, 7, delivery, now)?;
     let mut view = invites::invite_view(tx, &inv, now)?;
     view["invitedBy"] = json!({ "id": by.id, "email": by.email, "type": by.kind });
-    Ok(invites::answer(state, org, view, &token, delivery))
+    Ok(invites::answer(state, view, &token, delivery))
 }

@@ -11,11 +11,13 @@ use crate::db::users::{self, Membership, User};
 use crate::error::{ApiError, ApiResult};
 use crate::events;
 use crate::http::{cookies, input, respond};
+use crate::ratelimit::{Attempt, Budget};
 use crate::totp;
 use rouille::{Request, Response};
 use rusqlite::Connection;
 use serde::Deserialize;
 use serde_json::json;
+use std::cell::RefCell;
 
 /// Wrong codes a partial token survives; the next one burns it.
 const MAX_WRONG_CODES: i64 = 5;
@@ -31,25 +33,35 @@ pub fn failure_key(user_id: &str) -> String {
     format!("2fa:{user_id}")
 }
 
-/// 429 while the user's budget of wrong codes is spent.
-fn check_budget(state: &AppState, ctx: &Ctx, user_id: &str) -> ApiResult<()> {
+/// Begins a code check against the user's budget of wrong codes: 429 while it is spent, or
+/// while as many checks are in flight as wrong codes are left (concurrent guesses cannot
+/// exceed it). [`CodeAttempt::wrong`] counts a wrong code; otherwise it frees itself.
+fn check_budget<'a>(state: &'a AppState, ctx: &Ctx, user_id: &str) -> ApiResult<CodeAttempt<'a>> {
+    let sec = &state.config.security;
+    let window = sec.second_factor_window.as_millis() as i64;
+    let budget = Budget {
+        key: failure_key(user_id),
+        max: sec.second_factor_max_failures,
+        window_ms: window,
+        lockout_ms: window,
+    };
     state
         .limiter
-        .locked(&failure_key(user_id), ctx.now)
+        .attempt(vec![budget], ctx.now)
+        .map(|a| CodeAttempt(RefCell::new(Some(a))))
         .map_err(ApiError::rate_limited)
 }
 
-/// Counts one wrong code against the user's budget.
-fn count_wrong(state: &AppState, ctx: &Ctx, user_id: &str) {
-    let sec = &state.config.security;
-    let window = sec.second_factor_window.as_millis() as i64;
-    state.limiter.fail(
-        &failure_key(user_id),
-        sec.second_factor_max_failures,
-        window,
-        window,
-        ctx.now,
-    );
+/// A code check in flight (see [`check_budget`]).
+struct CodeAttempt<'a>(RefCell<Option<Attempt<'a>>>);
+
+impl CodeAttempt<'_> {
+    /// The code was wrong: it counts against the budget.
+    fn wrong(&self, now: i64) {
+        if let Some(a) = self.0.borrow_mut().take() {
+            a.failed(now);
+        }
+    }
 }
 
 fn invalid_code() -> ApiError {
@@ -185,7 +197,29 @@ pub struct SetupRequest {
 pub fn setup(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     let body: SetupRequest = input::json_or_default(req, state.config.server.max_body_bytes)?;
     let who = enroller(state, ctx, req, &body.partial_token)?;
-    let user = who.user();
+    let e = begin_enrolment(state, ctx, who.user(), &who.org().name)?;
+    Ok(respond::ok(json!({
+        "secret": e.secret,
+        "otpauthUrl": e.otpauth_url,
+        "qrSvg": e.qr_svg,
+    })))
+}
+
+/// A pending TOTP secret, as an authenticator app reads it.
+pub struct Enrolment {
+    pub secret: String,
+    pub otpauth_url: String,
+    pub qr_svg: String,
+}
+
+/// Stores a new pending TOTP secret for `user` (API and hosted pages); 409 when 2FA is on.
+/// `issuer` names the account in the authenticator app.
+pub fn begin_enrolment(
+    state: &AppState,
+    ctx: &Ctx,
+    user: &User,
+    issuer: &str,
+) -> ApiResult<Enrolment> {
     let secret = crypto::random_bytes(totp::SECRET_BYTES);
     let sealed = crypto::seal(&seal_key(state), &secret, user.id.as_bytes());
     state.db.write(|tx| {
@@ -197,12 +231,12 @@ pub fn setup(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> 
         tf::put_pending(tx, &user.id, &sealed, ctx.now)?;
         Ok(())
     })?;
-    let url = totp::otpauth_url(&who.org().name, &user.email, &secret);
-    Ok(respond::ok(json!({
-        "secret": totp::base32(&secret),
-        "otpauthUrl": url,
-        "qrSvg": totp::qr_svg(&url),
-    })))
+    let url = totp::otpauth_url(issuer, &user.email, &secret);
+    Ok(Enrolment {
+        secret: totp::base32(&secret),
+        qr_svg: totp::qr_svg(&url),
+        otpauth_url: url,
+    })
 }
 
 #[derive(Deserialize, Default)]
@@ -225,34 +259,7 @@ pub fn enable(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
     let code = body.code.unwrap_or_default();
     let user = who.user().clone();
     let org = who.org().clone();
-    let key = seal_key(state);
-    check_budget(state, ctx, &user.id)?;
-    let codes = state.db.write(|tx| {
-        let row = tf::totp(tx, &user.id)?
-            .ok_or_else(|| ApiError::invalid_request("Call /auth/2fa/setup first"))?;
-        if row.enabled_at.is_some() {
-            return Err(ApiError::already_exists(
-                "Two-factor authentication is already enabled",
-            ));
-        }
-        let secret = crypto::open(&key, &row.secret_enc, user.id.as_bytes())
-            .ok_or_else(|| ApiError::internal("TOTP secret cannot be opened"))?;
-        let Some(step) = totp::verify(&secret, &code, ctx.now / 1000, None) else {
-            count_wrong(state, ctx, &user.id);
-            return Err(invalid_code());
-        };
-        tf::enable(tx, &user.id, step, ctx.now)?;
-        let codes = new_backup_codes(tx, &user.id, ctx.now)?;
-        audit(tx, ctx, req, entry(&org, &user, "user.2fa_enabled"))?;
-        events::emit(
-            tx,
-            Some(&org),
-            "user.2fa_enabled",
-            json!({ "user": events::who(&user.id, &user.email) }),
-            ctx.now,
-        )?;
-        Ok(codes)
-    })?;
+    let codes = enable_with_code(state, ctx, req, &user, Some(&org), &code)?;
     match who {
         Enroller::Signed(_) => Ok(respond::ok(json!({ "backupCodes": codes }))),
         Enroller::Partial {
@@ -286,6 +293,62 @@ pub fn enable(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
     }
 }
 
+/// Turns 2FA on with the first code of the pending secret (API and hosted pages); answers the
+/// backup codes. The code draws on the account's budget of wrong codes.
+pub fn enable_with_code(
+    state: &AppState,
+    ctx: &Ctx,
+    req: &Request,
+    user: &User,
+    org: Option<&Org>,
+    code: &str,
+) -> ApiResult<Vec<String>> {
+    let key = seal_key(state);
+    let attempt = check_budget(state, ctx, &user.id)?;
+    state.db.write(|tx| {
+        let row = tf::totp(tx, &user.id)?
+            .ok_or_else(|| ApiError::invalid_request("Call /auth/2fa/setup first"))?;
+        if row.enabled_at.is_some() {
+            return Err(ApiError::already_exists(
+                "Two-factor authentication is already enabled",
+            ));
+        }
+        let secret = crypto::open(&key, &row.secret_enc, user.id.as_bytes())
+            .ok_or_else(|| ApiError::internal("TOTP secret cannot be opened"))?;
+        let Some(step) = totp::verify(&secret, code, ctx.now / 1000, None) else {
+            attempt.wrong(ctx.now);
+            return Err(invalid_code());
+        };
+        tf::enable(tx, &user.id, step, ctx.now)?;
+        let codes = new_backup_codes(tx, &user.id, ctx.now)?;
+        audit(tx, ctx, req, user_entry(org, user, "user.2fa_enabled"))?;
+        events::emit(
+            tx,
+            org,
+            "user.2fa_enabled",
+            json!({ "user": events::who(&user.id, &user.email) }),
+            ctx.now,
+        )?;
+        Ok(codes)
+    })
+}
+
+/// An audit entry of the user acting on themselves, in `org` or (hosted pages) deployment-wide.
+fn user_entry<'a>(
+    org: Option<&'a Org>,
+    user: &'a User,
+    action: &'a str,
+) -> crate::db::audit::Entry<'a> {
+    crate::db::audit::Entry::new(
+        org.map(|o| o.id.as_str()),
+        "user",
+        Some(&user.id),
+        action,
+        Some("user"),
+        Some(&user.id),
+    )
+}
+
 /// Checks a TOTP code (replay-guarded) or an unused backup code inside `tx`.
 fn check_code(
     tx: &Connection,
@@ -317,29 +380,60 @@ pub fn disable(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response
     let me = guard::user(state, ctx, req)?;
     let body: CodeRequest = input::json(req, state.config.server.max_body_bytes)?;
     let code = body.code.unwrap_or_default();
-    check_budget(state, ctx, &me.user.id)?;
+    disable_with_code(state, ctx, req, &me.user, Some(&me.org), &code)?;
+    Ok(respond::ok(
+        json!({ "message": "Two-factor authentication disabled" }),
+    ))
+}
+
+/// Turns 2FA off with a current code or a backup code (API and hosted pages).
+pub fn disable_with_code(
+    state: &AppState,
+    ctx: &Ctx,
+    req: &Request,
+    user: &User,
+    org: Option<&Org>,
+    code: &str,
+) -> ApiResult<()> {
+    let attempt = check_budget(state, ctx, &user.id)?;
     let ok = state.db.write(|tx| {
-        if !check_code(tx, state, &me.user.id, &code, ctx.now)? {
+        if !check_code(tx, state, &user.id, code, ctx.now)? {
             return Ok(false);
         }
-        tf::disable(tx, &me.user.id)?;
-        audit(tx, ctx, req, entry(&me.org, &me.user, "user.2fa_disabled"))?;
+        tf::disable(tx, &user.id)?;
+        audit(tx, ctx, req, user_entry(org, user, "user.2fa_disabled"))?;
         events::emit(
             tx,
-            Some(&me.org),
+            org,
             "user.2fa_disabled",
-            json!({ "user": events::who(&me.user.id, &me.user.email) }),
+            json!({ "user": events::who(&user.id, &user.email) }),
             ctx.now,
         )?;
         Ok::<_, ApiError>(true)
     })?;
     if !ok {
-        count_wrong(state, ctx, &me.user.id);
+        attempt.wrong(ctx.now);
         return Err(invalid_code());
     }
-    Ok(respond::ok(
-        json!({ "message": "Two-factor authentication disabled" }),
-    ))
+    Ok(())
+}
+
+/// Checks a second-factor code of `user` for a sign-in (hosted pages), against the account's
+/// budget of wrong codes: Ok(true) when it is right (and now spent).
+pub fn check_sign_in_code(
+    state: &AppState,
+    ctx: &Ctx,
+    user_id: &str,
+    code: &str,
+) -> ApiResult<bool> {
+    let attempt = check_budget(state, ctx, user_id)?;
+    let ok = state
+        .db
+        .write(|tx| check_code(tx, state, user_id, code.trim(), ctx.now))?;
+    if !ok {
+        attempt.wrong(ctx.now);
+    }
+    Ok(ok)
 }
 
 pub fn status(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
@@ -359,25 +453,38 @@ pub fn backup_codes(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Res
     let me = guard::user(state, ctx, req)?;
     let body: CodeRequest = input::json(req, state.config.server.max_body_bytes)?;
     let code = body.code.unwrap_or_default();
-    check_budget(state, ctx, &me.user.id)?;
+    let codes = regenerate_backup_codes(state, ctx, req, &me.user, Some(&me.org), &code)?;
+    Ok(respond::ok(json!({ "backupCodes": codes })))
+}
+
+/// A fresh set of backup codes for a current code (API and hosted pages); the old set dies.
+pub fn regenerate_backup_codes(
+    state: &AppState,
+    ctx: &Ctx,
+    req: &Request,
+    user: &User,
+    org: Option<&Org>,
+    code: &str,
+) -> ApiResult<Vec<String>> {
+    let attempt = check_budget(state, ctx, &user.id)?;
     let codes = state.db.write(|tx| {
-        if !check_code(tx, state, &me.user.id, &code, ctx.now)? {
+        if !check_code(tx, state, &user.id, code, ctx.now)? {
             return Ok(None);
         }
-        let codes = new_backup_codes(tx, &me.user.id, ctx.now)?;
+        let codes = new_backup_codes(tx, &user.id, ctx.now)?;
         audit(
             tx,
             ctx,
             req,
-            entry(&me.org, &me.user, "user.2fa_backup_codes_regenerated"),
+            user_entry(org, user, "user.2fa_backup_codes_regenerated"),
         )?;
         Ok::<_, ApiError>(Some(codes))
     })?;
     let Some(codes) = codes else {
-        count_wrong(state, ctx, &me.user.id);
+        attempt.wrong(ctx.now);
         return Err(invalid_code());
     };
-    Ok(respond::ok(json!({ "backupCodes": codes })))
+    Ok(codes)
 }
 
 enum Step {
@@ -396,7 +503,7 @@ pub fn verify(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
         .filter(|c| !c.trim().is_empty())
         .ok_or_else(|| ApiError::field("invalid_token", "code", "is required"))?;
     let (partial, org, mut user, membership) = load_partial(state, ctx, req, &token, "verify_2fa")?;
-    check_budget(state, ctx, &user.id)?;
+    let attempt = check_budget(state, ctx, &user.id)?;
     let outcome = state.db.write(|tx| {
         // Re-read inside the write lock: concurrent attempts serialize here.
         let p = tf::find_partial(tx, &partial.token_hash)?
@@ -422,7 +529,7 @@ pub fn verify(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
         Ok::<_, ApiError>(Step::Done(Box::new((issued, m))))
     })?;
     if matches!(outcome, Step::Wrong | Step::Burned) {
-        count_wrong(state, ctx, &user.id);
+        attempt.wrong(ctx.now);
     }
     match outcome {
         Step::Wrong => Err(invalid_code()),

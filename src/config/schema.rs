@@ -30,6 +30,7 @@ pub(super) const SCHEMA: &[(&str, Kind)] = &[
     ("webhooks", Kind::Table(WEBHOOKS_KEYS)),
     ("log", Kind::Table(LOG_KEYS)),
     ("audit", Kind::Table(AUDIT_KEYS)),
+    ("ui", Kind::Table(UI_KEYS)),
 ];
 
 const SERVER_KEYS: &[(&str, Kind)] = &[
@@ -108,6 +109,7 @@ const WEBHOOKS_KEYS: &[(&str, Kind)] = &[
 ];
 const LOG_KEYS: &[(&str, Kind)] = &[("format", Kind::Str), ("level", Kind::Str)];
 const AUDIT_KEYS: &[(&str, Kind)] = &[("retention", Kind::Duration)];
+const UI_KEYS: &[(&str, Kind)] = &[("templates_dir", Kind::Str)];
 
 pub(super) fn check_table(
     table: &toml::Table,
@@ -219,6 +221,7 @@ pub(super) struct RawConfig {
     pub(super) webhooks: RawWebhooks,
     pub(super) log: RawLog,
     pub(super) audit: RawAudit,
+    pub(super) ui: RawUi,
 }
 
 #[derive(Deserialize, Default)]
@@ -342,4 +345,10 @@ pub(super) struct RawLog {
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawAudit {
     pub(super) retention: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawUi {
+    pub(super) templates_dir: Option<String>,
 }

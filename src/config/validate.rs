@@ -13,7 +13,7 @@ use super::{
     Algorithm, Argon2Config, AuditConfig, Config, ConfigError, ConfigSource, CookiesConfig,
     DatabaseConfig, ENV_SECRET_KEY, EmailConfig, EmailTransport, EnvOverrides, LogConfig,
     LogFormat, LogLevel, MAX_DURATION, PasswordConfig, SECRET_KEY_MIN_CHARS, Secret,
-    SecurityConfig, ServerConfig, SmtpConfig, SmtpTls, TokensConfig, WebhooksConfig,
+    SecurityConfig, ServerConfig, SmtpConfig, SmtpTls, TokensConfig, UiConfig, WebhooksConfig,
     format_duration, parse_duration,
 };
 
@@ -165,6 +165,22 @@ impl Validator<'_> {
         Ok(h)
     }
 
+    /// `[ui]`: the templates directory must exist, and every template in it must compile
+    /// (`check-config` and `serve` then refuse a broken override, naming the file).
+    fn ui(&self, r: super::schema::RawUi) -> R<UiConfig> {
+        let Some(dir) = r.templates_dir.filter(|d| !d.trim().is_empty()) else {
+            return Ok(UiConfig::default());
+        };
+        let path = std::path::PathBuf::from(&dir);
+        if !path.is_dir() {
+            return Err(self.err("ui.templates_dir", format!("{dir:?} is not a directory")));
+        }
+        crate::ui::templates::Ui::load(Some(&path)).map_err(|e| self.err("ui.templates_dir", e))?;
+        Ok(UiConfig {
+            templates_dir: Some(path),
+        })
+    }
+
     pub(super) fn config(&self, raw: RawConfig, env: &EnvOverrides) -> R<Config> {
         Ok(Config {
             source: self.source.clone(),
@@ -181,6 +197,7 @@ impl Validator<'_> {
             audit: AuditConfig {
                 retention: self.duration("audit.retention", raw.audit.retention, 365 * DAY, SEC)?,
             },
+            ui: self.ui(raw.ui)?,
         })
     }
 

@@ -5,6 +5,7 @@
 pub mod admin_keys;
 pub mod api_keys;
 pub mod audit;
+pub mod browser_sessions;
 pub mod email_tokens;
 pub mod invitations;
 pub mod members;
@@ -31,6 +32,7 @@ pub const SCHEMA: &str = include_str!("../../schema.sql");
 const MIGRATIONS: &[&str] = &[
     SCHEMA,
     include_str!("../../migrations/002_identity_hardening.sql"),
+    include_str!("../../migrations/003_browser_sessions.sql"),
 ];
 
 /// The schema version this binary writes and understands.

@@ -119,6 +119,7 @@ pub fn revoke(conn: &Connection, id: &str, reason: &str, now: i64) -> rusqlite::
 }
 
 /// Revokes every live session of the user except `keep`; returns (session id, org id) of each.
+/// The user's browser sessions end too, except the one `keep` was made from.
 pub fn revoke_all_for_user(
     conn: &Connection,
     user_id: &str,
@@ -126,6 +127,12 @@ pub fn revoke_all_for_user(
     reason: &str,
     now: i64,
 ) -> rusqlite::Result<Vec<(String, String)>> {
+    conn.prepare_cached(
+        "UPDATE browser_sessions SET revoked_at = ?3
+         WHERE user_id = ?1 AND revoked_at IS NULL
+           AND id IS NOT (SELECT browser_session_id FROM sessions WHERE id = ?2)",
+    )?
+    .execute(params![user_id, keep, now])?;
     let mut st = conn.prepare_cached(
         "UPDATE sessions SET revoked_at = ?3, revoked_reason = ?4
          WHERE user_id = ?1 AND revoked_at IS NULL AND id IS NOT ?2 RETURNING id, org_id",

@@ -198,3 +198,13 @@ pub fn use_partial(conn: &Connection, token_hash: &str, now: i64) -> rusqlite::R
     )?;
     Ok(())
 }
+
+/// Spends every unused partial token of the user (a reset, a claimed email, a new password:
+/// a login half-done with the old credentials must not complete).
+pub fn burn_partials(conn: &Connection, user_id: &str, now: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE partial_tokens SET used_at = ?2 WHERE user_id = ?1 AND used_at IS NULL",
+        params![user_id, now],
+    )?;
+    Ok(())
+}
