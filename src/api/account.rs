@@ -236,6 +236,11 @@ pub fn revoke_session(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<R
             .filter(|s| s.is_live(ctx.now))
             .ok_or_else(|| ApiError::not_found("Session not found"))?;
         sessions::revoke(tx, &s.id, "revoked_by_user", ctx.now)?;
+        // A session made by a hosted page: its browser session (and the other org sessions
+        // that browser made) end with it.
+        if let Some(bs) = crate::db::browser_sessions::of_session(tx, &s.id)? {
+            crate::db::browser_sessions::revoke(tx, &bs, "revoked_by_user", ctx.now)?;
+        }
         let revoked = [(s.id.clone(), s.org_id.clone())];
         let who = events::who(&me.user.id, &me.user.email);
         events::sessions_revoked(tx, &revoked, who, "revoked_by_user", ctx.now)?;

@@ -181,3 +181,14 @@ pub fn set_auth_methods(
     )?;
     Ok(())
 }
+
+/// The browser session an org session was made from, if any.
+pub fn of_session(conn: &Connection, session_id: &str) -> rusqlite::Result<Option<String>> {
+    conn.query_row(
+        "SELECT browser_session_id FROM sessions WHERE id = ?1",
+        [session_id],
+        |r| r.get(0),
+    )
+    .optional()
+    .map(Option::flatten)
+}

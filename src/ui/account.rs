@@ -112,9 +112,7 @@ fn act(
         Err(e) if e.status < 500 => {
             let msg = p.error_text(&e);
             let mut resp = page(p, e.status, json!({ "error": msg }))?;
-            for (k, v) in &e.headers {
-                resp.headers.push((k.clone().into(), v.clone().into()));
-            }
+            super::carry_headers(&mut resp, &e);
             Ok(resp)
         }
         Err(e) => Err(e),
@@ -224,6 +222,11 @@ pub fn revoke_session(p: &mut Page<'_>) -> ApiResult<Response> {
                 .filter(|s| s.is_live(ctx.now))
                 .ok_or_else(|| ApiError::not_found("Session not found"))?;
             sessions::revoke(tx, &s.id, "revoked_by_user", ctx.now)?;
+            // Signing a device out ends the browser session it came from, and with it every
+            // org session that browser made.
+            if let Some(bs) = crate::db::browser_sessions::of_session(tx, &s.id)? {
+                crate::db::browser_sessions::revoke(tx, &bs, "revoked_by_user", ctx.now)?;
+            }
             let revoked = [(s.id.clone(), s.org_id.clone())];
             events::sessions_revoked(
                 tx,

@@ -78,6 +78,17 @@ static PAGES: &[(&str, &str, PageFn)] = &[
     ("POST", "/setup", pages::setup),
 ];
 
+/// Adds an error's own headers (`Retry-After`, `Allow`, …) to the page that shows it.
+pub fn carry_headers(resp: &mut Response, e: &ApiError) {
+    for (k, v) in &e.headers {
+        resp.headers.push((k.clone().into(), v.clone().into()));
+    }
+    if let Some(secs) = e.retry_after {
+        resp.headers
+            .push(("Retry-After".into(), secs.to_string().into()));
+    }
+}
+
 /// The signed-in person of a browser session.
 pub struct Signed {
     pub session: BrowserSession,
@@ -480,9 +491,7 @@ impl<'a> Page<'a> {
             .unwrap_or_else(|_| {
                 Response::text(format!("{} {}", e.status, e.message)).with_status_code(e.status)
             });
-        for (k, v) in &e.headers {
-            resp.headers.push((k.clone().into(), v.clone().into()));
-        }
+        carry_headers(&mut resp, e);
         resp
     }
 

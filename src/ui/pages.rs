@@ -89,9 +89,7 @@ pub fn login(p: &mut Page<'_>) -> ApiResult<Response> {
         Err(e) if e.status < 500 => {
             let msg = p.error_text(&e);
             let mut resp = login_page(p, e.status, org.as_ref(), &email, Some(msg), None)?;
-            for (k, v) in &e.headers {
-                resp.headers.push((k.clone().into(), v.clone().into()));
-            }
+            super::carry_headers(&mut resp, &e);
             return Ok(resp);
         }
         Err(e) => return Err(e),

@@ -1,0 +1,464 @@
+//! The hosted pages over real HTTP (API.md §12, docs/pages.md), driven like a browser without
+//! JavaScript: a cookie jar, forms posted as application/x-www-form-urlencoded with the CSRF
+//! token of the page, redirects followed by hand. The real-browser flows are in tests/browser/.
+
+mod common;
+use common::mail::{Sink, token_in};
+use common::{PASSWORD, Resp, TestServer};
+use serde_json::json;
+use std::collections::HashMap;
+
+/// A cookie jar over a test server.
+struct Browser<'a> {
+    s: &'a TestServer,
+    jar: HashMap<String, String>,
+    origin: String,
+    lang: Option<String>,
+}
+
+impl<'a> Browser<'a> {
+    fn new(s: &'a TestServer) -> Browser<'a> {
+        Browser {
+            s,
+            jar: HashMap::new(),
+            origin: "http://127.0.0.1".into(),
+            lang: None,
+        }
+    }
+
+    fn headers(&self) -> Vec<(String, String)> {
+        let mut h = Vec::new();
+        if !self.jar.is_empty() {
+            let c: Vec<String> = self.jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            h.push(("Cookie".into(), c.join("; ")));
+        }
+        if let Some(l) = &self.lang {
+            h.push(("Accept-Language".into(), l.clone()));
+        }
+        h
+    }
+
+    fn keep(&mut self, r: &Resp) {
+        for c in r.headers_named("Set-Cookie") {
+            let first = c.split(';').next().unwrap();
+            let (k, v) = first.split_once('=').unwrap();
+            if c.contains("Max-Age=0") {
+                self.jar.remove(k);
+            } else {
+                self.jar.insert(k.to_string(), v.to_string());
+            }
+        }
+    }
+
+    fn get(&mut self, path: &str) -> Resp {
+        let r = self.s.raw("GET", path, &self.headers(), None);
+        self.keep(&r);
+        r
+    }
+
+    /// Posts `fields` (plus the CSRF token of `form_page`'s form) to `path`.
+    fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Resp {
+        let mut h = self.headers();
+        h.push((
+            "Content-Type".into(),
+            "application/x-www-form-urlencoded".into(),
+        ));
+        h.push(("Origin".into(), self.origin.clone()));
+        let body: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        let r = self.s.raw("POST", path, &h, Some(body.as_bytes()));
+        self.keep(&r);
+        r
+    }
+
+    /// GETs `page`, then posts its form's CSRF token with `fields` to `action`.
+    fn submit(&mut self, page: &str, action: &str, fields: &[(&str, &str)]) -> Resp {
+        let p = self.get(page);
+        let csrf = csrf_of(&p);
+        let mut all: Vec<(&str, &str)> = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(fields);
+        self.post(action, &all)
+    }
+}
+
+fn html(r: &Resp) -> String {
+    String::from_utf8_lossy(&r.body).to_string()
+}
+
+fn csrf_of(r: &Resp) -> String {
+    let h = html(r);
+    let i = h
+        .find("name=\"csrf\" value=\"")
+        .unwrap_or_else(|| panic!("a csrf field: {} {h}", r.status))
+        + 19;
+    h[i..].split('"').next().unwrap().to_string()
+}
+
+fn location(r: &Resp) -> &str {
+    r.header("Location").unwrap_or("")
+}
+
+fn server() -> TestServer {
+    let sink = Sink::start();
+    let mut s = TestServer::start_with(&sink.config());
+    s.mail = Some(sink);
+    s
+}
+
+#[test]
+fn a_configured_deployment_sets_up_its_first_org_with_the_logged_token() {
+    let s = server();
+    let mut b = Browser::new(&s);
+    let r = b.get("/");
+    assert_eq!((r.status, location(&r)), (303, "/setup"));
+    let r = b.get("/setup");
+    assert_eq!(r.status, 200);
+    assert!(html(&r).contains("name=\"setup_token\""));
+    let fields = [
+        ("org_name", "Acme"),
+        ("org_slug", "acme"),
+        ("email", "owner@acme.test"),
+        ("password", PASSWORD),
+    ];
+    let mut wrong = fields.to_vec();
+    wrong.push(("setup_token", "guess"));
+    assert_eq!(b.submit("/setup", "/setup", &wrong).status, 403);
+    let token = s.state().setup_token.lock().unwrap().clone().unwrap();
+    let mut right = fields.to_vec();
+    right.push(("setup_token", &token));
+    let r = b.submit("/setup", "/setup", &right);
+    assert_eq!((r.status, location(&r)), (303, "/account"), "{}", html(&r));
+    let r = b.get("/account");
+    assert!(html(&r).contains("owner@acme.test"));
+    // Once set up, the page is gone and the token spent.
+    let mut other = Browser::new(&s);
+    assert_eq!(location(&other.get("/setup")), "/login");
+    assert!(s.state().setup_token.lock().unwrap().is_none());
+}
+
+#[test]
+fn sign_in_sign_out_and_the_org_session_made_from_it() {
+    let mut s = server();
+    s.org("acme", json!({}));
+    s.user("ann@x.test", Some(("acme", "member")));
+    let mut b = Browser::new(&s);
+    // A wrong password and an unknown email read alike.
+    let wrong = b.submit(
+        "/login",
+        "/login",
+        &[("email", "ann@x.test"), ("password", "not it at all")],
+    );
+    let ghost = b.submit(
+        "/login",
+        "/login",
+        &[("email", "ghost@x.test"), ("password", "not it at all")],
+    );
+    assert_eq!((wrong.status, ghost.status), (401, 401));
+    let alert = |r: &Resp| {
+        let h = html(r);
+        let i = h.find("role=\"alert\"").unwrap();
+        h[i..i + 120].to_string()
+    };
+    assert_eq!(alert(&wrong), alert(&ghost));
+    // The deployment's only org needs no ?org=.
+    let r = b.submit(
+        "/login",
+        "/login",
+        &[("email", "ann@x.test"), ("password", PASSWORD)],
+    );
+    assert_eq!((r.status, location(&r)), (303, "/account"), "{}", html(&r));
+    let refresh = r
+        .cookie_value("refresh_token")
+        .expect("the org session's cookies");
+    assert!(
+        r.set_cookie("latchkey_session")
+            .unwrap()
+            .contains("HttpOnly")
+    );
+    let page = b.get("/account");
+    assert_eq!(page.status, 200);
+    assert!(html(&page).contains("ann@x.test"));
+    // Signing out ends the browser session and the org session made from it.
+    let r = b.submit("/account", "/logout", &[]);
+    assert_eq!((r.status, location(&r)), (303, "/login"));
+    let r = s.send(
+        "POST",
+        "/api/v1/auth/refresh",
+        &[],
+        Some(json!({ "refreshToken": refresh })),
+    );
+    r.assert_error(401, "invalid_token");
+    assert_eq!(location(&b.get("/account")), "/login?return_to=%2Faccount");
+}
+
+#[test]
+fn forms_need_the_csrf_token_and_our_origin() {
+    let mut s = server();
+    s.org("acme", json!({}));
+    s.user("ann@x.test", Some(("acme", "member")));
+    let mut b = Browser::new(&s);
+    b.get("/login");
+    let r = b.post("/login", &[("email", "ann@x.test"), ("password", PASSWORD)]);
+    assert_eq!(r.status, 403, "no token");
+    let r = b.post(
+        "/login",
+        &[
+            ("csrf", "forged"),
+            ("email", "ann@x.test"),
+            ("password", PASSWORD),
+        ],
+    );
+    assert_eq!(r.status, 403, "a forged token");
+    b.origin = "http://evil.test".into();
+    let r = b.submit(
+        "/login",
+        "/login",
+        &[("email", "ann@x.test"), ("password", PASSWORD)],
+    );
+    assert_eq!(r.status, 403, "another origin");
+    assert!(r.set_cookie("latchkey_session").is_none());
+    // Another browser's token does not work in this one.
+    let mut other = Browser::new(&s);
+    let theirs = csrf_of(&other.get("/login"));
+    b.origin = "http://127.0.0.1".into();
+    let r = b.post(
+        "/login",
+        &[
+            ("csrf", &theirs),
+            ("email", "ann@x.test"),
+            ("password", PASSWORD),
+        ],
+    );
+    assert_eq!(r.status, 403);
+    // Security headers on every page.
+    let r = b.get("/login");
+    let csp = r.header("Content-Security-Policy").unwrap();
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'none'"));
+    assert_eq!(r.header("X-Frame-Options"), Some("DENY"));
+    assert_eq!(r.header("Referrer-Policy"), Some("no-referrer"));
+    // A form that is not a form.
+    let mut h = b.headers();
+    h.push(("Content-Type".into(), "application/json".into()));
+    h.push(("Origin".into(), "http://127.0.0.1".into()));
+    assert_eq!(s.raw("POST", "/login", &h, Some(b"{}")).status, 415);
+}
+
+#[test]
+fn return_to_is_followed_only_to_allowed_places() {
+    let mut s = server();
+    s.org("acme", json!({}));
+    s.user("ann@x.test", Some(("acme", "member")));
+    let go = |to: &str| {
+        let mut b = Browser::new(&s);
+        let page = format!(
+            "/login?return_to={}",
+            url::form_urlencoded::byte_serialize(to.as_bytes()).collect::<String>()
+        );
+        let r = b.submit(
+            &page,
+            "/login",
+            &[
+                ("email", "ann@x.test"),
+                ("password", PASSWORD),
+                ("return_to", to),
+            ],
+        );
+        location(&r).to_string()
+    };
+    assert_eq!(go("https://evil.example/steal"), "/account");
+    assert_eq!(go("//evil.example/x"), "/account");
+    assert_eq!(go("https://user@app.test/x"), "/account");
+    // The test config allows "app.test" and "*.acme.test".
+    assert_eq!(go("https://app.test/welcome"), "https://app.test/welcome");
+    assert_eq!(go("https://portal.acme.test/"), "https://portal.acme.test/");
+    assert_eq!(go("/account"), "/account");
+}
+
+#[test]
+fn a_link_page_spends_nothing_on_get() {
+    let mut s = server();
+    s.org("acme", json!({}));
+    s.user("ann@x.test", Some(("acme", "member")));
+    let mut b = Browser::new(&s);
+    let r = b.submit("/login", "/login/magic-link", &[("email", "ann@x.test")]);
+    assert_eq!(r.status, 200);
+    // An unknown address gets the very same page.
+    let r2 = b.submit("/login", "/login/magic-link", &[("email", "ghost@x.test")]);
+    assert_eq!(r2.status, 200);
+    let mail = s.mails_to("ann@x.test").pop().unwrap();
+    assert!(
+        mail["text"]
+            .as_str()
+            .unwrap()
+            .contains("http://127.0.0.1/magic-link?token=")
+    );
+    let t = token_in(&mail);
+    let page = format!("/magic-link?token={t}");
+    // A mail scanner prefetching the link twice spends nothing.
+    assert_eq!(b.get(&page).status, 200);
+    assert_eq!(b.get(&page).status, 200);
+    let r = b.submit(&page, "/magic-link", &[("token", &t)]);
+    assert_eq!((r.status, location(&r)), (303, "/account"), "{}", html(&r));
+    // Spent: a second use shows an error page and signs nobody in.
+    let mut other = Browser::new(&s);
+    let r = other.submit("/login", "/magic-link", &[("token", &t)]);
+    assert_eq!(r.status, 400);
+    assert!(r.set_cookie("latchkey_session").is_none());
+    assert_eq!(other.get(&page).status, 400);
+}
+
+#[test]
+fn the_second_factor_step_and_its_limits() {
+    let mut s = server();
+    s.org("acme", json!({}));
+    s.user("ann@x.test", Some(("acme", "member")));
+    let access = s.login_ok("acme", "ann@x.test")["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let d = s
+        .as_user(
+            "POST",
+            "/api/v1/auth/2fa/setup",
+            "acme",
+            &access,
+            Some(json!({})),
+        )
+        .data();
+    let secret = common::base32_decode(d["secret"].as_str().unwrap());
+    let code = |s: &TestServer, off: i64| {
+        latchkey::totp::code_at_step(&secret, (s.state().now() / 1000 / 30 + off) as u64)
+    };
+    s.as_user(
+        "POST",
+        "/api/v1/auth/2fa/enable",
+        "acme",
+        &access,
+        Some(json!({ "code": code(&s, 0) })),
+    );
+    s.clock.advance_secs(31);
+    let mut b = Browser::new(&s);
+    let r = b.submit(
+        "/login",
+        "/login",
+        &[("email", "ann@x.test"), ("password", PASSWORD)],
+    );
+    assert_eq!(location(&r), "/login/2fa");
+    // Pending: not signed in yet.
+    assert_eq!(location(&b.get("/account")), "/login?return_to=%2Faccount");
+    let r = b.submit("/login/2fa", "/login/2fa", &[("code", "000000")]);
+    assert_eq!(r.status, 401);
+    let r = b.submit("/login/2fa", "/login/2fa", &[("code", &code(&s, 0))]);
+    assert_eq!((r.status, location(&r)), (303, "/account"), "{}", html(&r));
+    // Five wrong codes end a pending sign-in.
+    s.clock.advance_secs(31);
+    let mut m = Browser::new(&s);
+    m.submit(
+        "/login",
+        "/login",
+        &[("email", "ann@x.test"), ("password", PASSWORD)],
+    );
+    let mut last = 0;
+    for _ in 0..5 {
+        last = m
+            .submit("/login/2fa", "/login/2fa", &[("code", "000000")])
+            .status;
+    }
+    assert_eq!(last, 429);
+    assert_eq!(location(&m.get("/login/2fa")), "/login");
+}
+
+#[test]
+fn the_pages_speak_german_when_asked() {
+    let mut s = server();
+    s.org("acme", json!({}));
+    let mut b = Browser::new(&s);
+    b.lang = Some("de-DE,de;q=0.9,en;q=0.5".into());
+    let h = html(&b.get("/login"));
+    assert!(h.contains("<html lang=\"de\">"), "{}", &h[..200]);
+    assert!(h.contains("Anmelden"));
+    let mut e = Browser::new(&s);
+    assert!(html(&e.get("/login")).contains("<html lang=\"en\">"));
+    assert!(html(&e.get("/login?lang=de")).contains("<html lang=\"de\">"));
+    // Remembered for the next page.
+    assert!(html(&e.get("/forgot-password")).contains("<html lang=\"de\">"));
+}
+
+#[test]
+fn the_api_lockout_applies_to_the_login_page() {
+    let mut s = server();
+    s.org("acme", json!({}));
+    s.user("ann@x.test", Some(("acme", "member")));
+    let mut b = Browser::new(&s);
+    for _ in 0..5 {
+        b.submit(
+            "/login",
+            "/login",
+            &[("email", "ann@x.test"), ("password", "wrong password")],
+        );
+    }
+    let r = b.submit(
+        "/login",
+        "/login",
+        &[("email", "ann@x.test"), ("password", PASSWORD)],
+    );
+    assert_eq!(r.status, 429);
+    assert!(r.header("Retry-After").is_some());
+}
+
+#[test]
+fn an_existing_account_signs_in_then_joins_an_invitation() {
+    let mut s = server();
+    s.org("acme", json!({}));
+    s.org("beta", json!({}));
+    s.user("admin@acme.test", Some(("acme", "org_admin")));
+    s.user("bob@x.test", Some(("beta", "member")));
+    let admin = s.login_ok("acme", "admin@acme.test")["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = s.as_user(
+        "POST",
+        "/api/v1/org/members/invite",
+        "acme",
+        &admin,
+        Some(json!({ "email": "bob@x.test" })),
+    );
+    assert_eq!(r.status, 201);
+    let mail = s.mails_to("bob@x.test").pop().unwrap();
+    assert!(
+        mail["text"]
+            .as_str()
+            .unwrap()
+            .contains("http://127.0.0.1/invitations/accept?token=")
+    );
+    let t = token_in(&mail);
+    let page = format!("/invitations/accept?token={t}");
+    let mut b = Browser::new(&s);
+    let r = b.get(&page);
+    assert!(html(&r).contains("login?return_to="), "sign in first");
+    // Posting without being signed in as Bob joins nobody.
+    let r = b.submit("/login", "/invitations/accept", &[("token", &t)]);
+    assert_eq!(r.status, 401);
+    let r = b.submit(
+        &format!(
+            "/login?org=beta&return_to={}",
+            url::form_urlencoded::byte_serialize(page.as_bytes()).collect::<String>()
+        ),
+        "/login",
+        &[
+            ("email", "bob@x.test"),
+            ("password", PASSWORD),
+            ("org", "beta"),
+            ("return_to", &page),
+        ],
+    );
+    assert_eq!(location(&r), page, "back to the invitation");
+    let r = b.get(&page);
+    assert!(html(&r).contains("name=\"token\""));
+    let r = b.submit(&page, "/invitations/accept", &[("token", &t)]);
+    assert_eq!((r.status, location(&r)), (303, "/account"), "{}", html(&r));
+    let orgs = html(&b.get("/account"));
+    assert!(orgs.contains("acme") && orgs.contains("beta"));
+}
