@@ -43,7 +43,8 @@ pub struct AppState {
     pub maintenance: crate::maintenance::Maintenance,
     pub stopping: AtomicBool,
     /// The outbox signal: `notify()` after committing a transaction that queued a webhook or
-    /// an email (see `outbox::emit`, `outbox::enqueue_email`).
+    /// an email. Handlers need not: [`handle`] does it after any handler that queued through
+    /// `events::emit` or `events::email`. Also the worker's liveness, for `/readyz`.
     pub outbox: crate::outbox::Notifier,
 }
 

@@ -77,6 +77,8 @@ fn start(dir: &std::path::Path) -> (Server, std::path::PathBuf) {
 bind = "127.0.0.1:{port}"
 public_url = "http://127.0.0.1:{port}"
 threads = 8
+# Every request must be served (no 503 shedding on a busy machine): 16 clients, 8 workers.
+queue_timeout = "60s"
 
 [database]
 path = "{db}"
