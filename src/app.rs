@@ -1,6 +1,6 @@
 //! The application: `AppState` (everything a handler needs, no globals), building it from a
 //! validated config, the request pipeline (request id → route → envelope → headers → one log
-//! line), and the running server with its background thread.
+//! line), and the running server with its background threads.
 
 use crate::api;
 use crate::clock::SharedClock;
@@ -17,10 +17,10 @@ use rouille::{Request, Response};
 use serde_json::json;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub struct AppState {
     pub config: Config,
@@ -44,11 +44,12 @@ pub struct AppState {
     /// The one-time token of the first-run setup page on a configured deployment with no org
     /// yet (printed to the log on start); None on the development default or once set up.
     pub setup_token: std::sync::Mutex<Option<String>>,
-    /// Last heartbeat of the background thread (ms), for `/readyz`.
-    pub worker_heartbeat: AtomicI64,
+    /// The maintenance thread's stop signal, liveness and last sweep (`maintenance.rs`).
+    pub maintenance: crate::maintenance::Maintenance,
     pub stopping: AtomicBool,
     /// The outbox signal: `notify()` after committing a transaction that queued a webhook or
-    /// an email (see `outbox::emit`, `outbox::enqueue_email`).
+    /// an email. Handlers need not: [`handle`] does it after any handler that queued through
+    /// `events::emit` or `events::email`. Also the worker's liveness, for `/readyz`.
     pub outbox: crate::outbox::Notifier,
 }
 
@@ -194,7 +195,7 @@ impl App {
                 mail_key,
                 ui,
                 setup_token: std::sync::Mutex::new(setup_token),
-                worker_heartbeat: AtomicI64::new(now),
+                maintenance: crate::maintenance::Maintenance::new(),
                 stopping: AtomicBool::new(false),
                 outbox: crate::outbox::Notifier::new(),
             }),
@@ -231,15 +232,8 @@ impl App {
         )
         .map_err(|e| StartError::Io(format!("cannot start the HTTP server: {e}")))?;
         let addr = http.local_addr();
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let maint = {
-            let state = state.clone();
-            let stop = stop.clone();
-            std::thread::Builder::new()
-                .name("latchkey-maint".into())
-                .spawn(move || maintenance_loop(&state, &stop))
-                .map_err(|e| StartError::Io(e.to_string()))?
-        };
+        let maint =
+            crate::maintenance::spawn(state.clone()).map_err(|e| StartError::Io(e.to_string()))?;
         // The outbox worker (webhook deliveries, emails); stopped in `Running::shutdown`.
         let outbox =
             crate::outbox::spawn(state.clone()).map_err(|e| StartError::Io(e.to_string()))?;
@@ -255,7 +249,6 @@ impl App {
             state,
             addr,
             http: Some(http),
-            stop,
             threads: vec![maint, outbox],
         })
     }
@@ -275,49 +268,10 @@ fn listen(addr: &str, backlog: i32) -> std::io::Result<TcpListener> {
     Ok(socket.into())
 }
 
-/// Background chores on a named thread: key reloads (rotation by the CLI) and a heartbeat.
-fn maintenance_loop(state: &AppState, stop: &(Mutex<bool>, Condvar)) {
-    let (lock, cv) = stop;
-    let mut stopped = lock.lock().unwrap_or_else(|p| p.into_inner());
-    let mut tick: u64 = 0;
-    loop {
-        // WAL checkpoints run here, every second, instead of inside whichever request's commit
-        // crossed the auto-checkpoint threshold (which stalled every writer behind it).
-        if let Err(e) = state.db.checkpoint() {
-            state
-                .log
-                .warn("WAL checkpoint failed", &[("error", json!(e.to_string()))]);
-        }
-        if tick.is_multiple_of(10) || *stopped {
-            // Before the stop check, so the last API-key uses are also written on shutdown.
-            api::api_keys::flush_usage(state);
-        }
-        if *stopped {
-            return;
-        }
-        let now = state.now();
-        state.worker_heartbeat.store(now, Ordering::Relaxed);
-        if tick.is_multiple_of(10)
-            && let Err(e) = state.keys.reload(&state.db, now)
-        {
-            state.log.error(
-                "signing key reload failed",
-                &[("error", json!(e.to_string()))],
-            );
-        }
-        tick += 1;
-        let (guard, _) = cv
-            .wait_timeout(stopped, Duration::from_secs(1))
-            .unwrap_or_else(|p| p.into_inner());
-        stopped = guard;
-    }
-}
-
 pub struct Running {
     pub state: Arc<AppState>,
     addr: SocketAddr,
     http: Option<ServerHandle>,
-    stop: Arc<(Mutex<bool>, Condvar)>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -336,11 +290,7 @@ impl Running {
         if let Some(http) = self.http.take() {
             http.stop();
         }
-        {
-            let (lock, cv) = &*self.stop;
-            *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
-            cv.notify_all();
-        }
+        self.state.maintenance.stop();
         self.state.outbox.shutdown();
         for t in self.threads.drain(..) {
             let _ = t.join();

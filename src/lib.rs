@@ -18,6 +18,7 @@ pub mod events;
 pub mod http;
 pub mod keys;
 pub mod log;
+pub mod maintenance;
 pub mod metrics;
 pub mod outbox;
 pub mod password;

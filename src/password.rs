@@ -4,20 +4,26 @@
 //! the RustCrypto `argon2` crate: same PHC strings as rust-argon2 (each verifies the other's),
 //! measured faster at equal strength — figures in docs/benchmarks.md (`bench/argon2.sh`).
 //!
-//! Hashes run on `max_concurrent_hashes` dedicated threads, not on the HTTP workers: the
-//! allocator keeps a memory pool per thread, and an argon2 block (`memory_kib`, 19 MiB by
-//! default) allocated on every worker stayed resident per worker (measured: 16 workers →
-//! 318 MB after a login burst). On a few dedicated threads it stays bounded by their count.
+//! Every hash and verify runs on one of `max_concurrent_hashes` dedicated threads, each with
+//! its own argon2 memory (`memory_kib`, 19 MiB by default), allocated on the thread's first
+//! hash and reused by every later one (`hash_password_into_with_memory`). Argon2's own
+//! `hash_password` allocates and frees that block on every call, and the allocator kept the
+//! freed blocks resident, fragmented, several per thread (measured: 278 MB after 24 users,
+//! 24 logins and 8 sign-ups on 2 hashing threads; see docs/benchmarks.md, "Memory"). Now the
+//! argon2 memory of the process is at most `max_concurrent_hashes × memory_kib`, and nothing
+//! is hashed at start (the dummy hash is made of random bytes, not computed).
 
 use crate::config::Argon2Config;
 use crate::error::ApiError;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use std::collections::HashSet;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
-type Job = Box<dyn FnOnce() + Send>;
+/// Argon2 working memory: a pool thread's own, reused for every job it runs.
+type Memory = Vec<Block>;
+type Job = Box<dyn FnOnce(&mut Memory) + Send>;
 
 /// A fixed set of threads that run hash jobs; they end when the pool is dropped.
 struct Pool {
@@ -33,10 +39,13 @@ impl Pool {
             let spawned = std::thread::Builder::new()
                 .name(format!("latchkey-hash-{i}"))
                 .spawn(move || {
+                    // Allocated by the first job that needs it, then kept: one block per
+                    // thread for the life of the pool, never one per hash.
+                    let mut memory = Memory::new();
                     loop {
                         let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
                         match job {
-                            Ok(job) => job(),
+                            Ok(job) => job(&mut memory),
                             Err(_) => return,
                         }
                     }
@@ -51,8 +60,9 @@ impl Pool {
         }
     }
 
-    /// Runs `f` on a pool thread and waits for it (on the caller if the pool is gone).
-    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+    /// Runs `f` on a pool thread with that thread's memory and waits for it (on the caller,
+    /// with memory of its own, if the pool is gone).
+    fn run<T: Send + 'static>(&self, f: impl FnOnce(&mut Memory) -> T + Send + 'static) -> T {
         let (tx, rx) = mpsc::sync_channel(1);
         let f = Arc::new(Mutex::new(Some(f)));
         let job_f = f.clone();
@@ -60,9 +70,9 @@ impl Pool {
             .jobs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .send(Box::new(move || {
+            .send(Box::new(move |memory: &mut Memory| {
                 if let Some(f) = job_f.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                    let _ = tx.send(f());
+                    let _ = tx.send(f(memory));
                 }
             }));
         if sent.is_ok()
@@ -75,7 +85,7 @@ impl Pool {
             .unwrap_or_else(|p| p.into_inner())
             .take()
             .expect("a job that did not run is still here");
-        f()
+        f(&mut Memory::new())
     }
 }
 
@@ -119,7 +129,7 @@ impl Hasher {
             cv: Condvar::new(),
             dummy_hash: String::new(),
         };
-        h.dummy_hash = h.raw_hash("latchkey-dummy-password");
+        h.dummy_hash = h.dummy_phc();
         h
     }
 
@@ -147,29 +157,45 @@ impl Hasher {
         Ok(Permit(self))
     }
 
-    /// The RustCrypto argon2id context for the configured parameters. `Params::new` only
-    /// refuses values that config validation already refuses.
-    fn argon2(&self) -> Argon2<'static> {
-        let params = Params::new(
+    /// The configured argon2id parameters. `Params::new` only refuses values that config
+    /// validation already refuses.
+    fn configured(&self) -> Params {
+        Params::new(
             self.params.memory_kib,
             self.params.iterations,
             self.params.parallelism,
             Some(HASH_LEN),
         )
-        .expect("argon2 parameters are validated at config load");
-        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .expect("argon2 parameters are validated at config load")
     }
 
-    fn raw_hash(&self, password: &str) -> String {
-        hash_with(&self.argon2(), password)
+    /// A PHC string with the configured parameters, a random salt and a random "hash": a
+    /// verify against it costs exactly what a real one costs, and nothing matches it. Made,
+    /// not computed, so a start hashes nothing (and its memory is not touched).
+    fn dummy_phc(&self) -> String {
+        let params = self.configured();
+        let salt = SaltString::encode_b64(&crate::crypto::random_bytes(16))
+            .expect("16 bytes is a valid salt length");
+        let output = Output::new(&crate::crypto::random_bytes(HASH_LEN))
+            .expect("32 bytes is a valid output length");
+        PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(&params).expect("validated parameters encode"),
+            salt: Some(salt.as_salt()),
+            hash: Some(output),
+        }
+        .to_string()
     }
 
     /// A PHC string for `password`, through the gate, on a hashing thread.
     pub fn hash(&self, password: &str) -> Result<String, ApiError> {
         let _p = self.acquire()?;
-        let argon2 = self.argon2();
+        let params = self.configured();
         let password = password.to_string();
-        Ok(self.pool.run(move || hash_with(&argon2, &password)))
+        Ok(self
+            .pool
+            .run(move |memory| hash_with(params, &password, memory)))
     }
 
     /// Checks `password` against `phc`; with `None` (unknown account) it verifies against a
@@ -185,9 +211,10 @@ impl Hasher {
         let target = parsed.unwrap_or(&self.dummy_hash).to_string();
         let real = parsed.is_some();
         let password = password.to_string();
-        let ok = self
-            .pool
-            .run(move || PasswordHash::new(&target).is_ok_and(|h| verify_phc(&h, &password)));
+        let keep = self.configured().block_count();
+        let ok = self.pool.run(move |memory| {
+            PasswordHash::new(&target).is_ok_and(|h| verify_phc(&h, &password, memory, keep))
+        });
         // The dummy never matches, even if someone typed its password.
         let ok = ok && real;
         Ok((ok, ok && outdated))
@@ -210,24 +237,83 @@ impl Hasher {
     }
 }
 
-fn hash_with(argon2: &Argon2<'static>, password: &str) -> String {
+/// Runs `f` in `memory`: the pool thread's block, made `keep` blocks (the configured
+/// `memory_kib`) on its first use, when the hash's `params` fit in that. A hash made under
+/// larger parameters than the configured ones (the operator lowered `memory_kib`) gets a block
+/// of its own for that one verify, freed afterwards, so the kept block never outgrows the
+/// configuration; such a hash is rewritten at the user's next login.
+fn run_in<T>(
+    memory: &mut Memory,
+    params: &Params,
+    keep: usize,
+    f: impl FnOnce(&mut [Block]) -> T,
+) -> T {
+    let need = params.block_count();
+    if memory.len() < need && need <= keep {
+        *memory = vec![Block::new(); keep];
+    }
+    if memory.len() >= need {
+        f(memory)
+    } else {
+        f(&mut vec![Block::new(); need])
+    }
+}
+
+fn hash_with(params: Params, password: &str, memory: &mut Memory) -> String {
     let salt = SaltString::encode_b64(&crate::crypto::random_bytes(16))
         .expect("16 bytes is a valid salt length");
-    argon2
-        .hash_password(password.as_bytes(), &salt)
-        .expect("argon2 parameters are validated at config load")
-        .to_string()
+    let mut salt_bytes = [0u8; 16];
+    let salt_raw = salt
+        .decode_b64(&mut salt_bytes)
+        .expect("a salt we just encoded decodes");
+    let keep = params.block_count();
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let mut out = [0u8; HASH_LEN];
+    run_in(memory, &params, keep, |blocks| {
+        argon2.hash_password_into_with_memory(password.as_bytes(), salt_raw, &mut out, blocks)
+    })
+    .expect("argon2 parameters are validated at config load");
+    PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).expect("validated parameters encode"),
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).expect("32 bytes is a valid output length")),
+    }
+    .to_string()
 }
 
 /// Output length of the hashes this server writes (the argon2 and rust-argon2 default).
 const HASH_LEN: usize = 32;
 
-/// Verifies with the algorithm and parameters recorded in `hash` itself, in constant time.
-/// Any argon2 variant is accepted here; `outdated` flags a non-argon2id hash for upgrade.
-fn verify_phc(hash: &PasswordHash<'_>, password: &str) -> bool {
-    Argon2::default()
-        .verify_password(password.as_bytes(), hash)
-        .is_ok()
+/// Verifies with the algorithm and parameters recorded in `hash` itself, comparing in
+/// constant time (`Output`'s equality). Any argon2 variant is accepted here; `outdated` flags
+/// a non-argon2id hash for upgrade. Runs in the pool thread's `memory` (see [`run_in`]).
+fn verify_phc(hash: &PasswordHash<'_>, password: &str, memory: &mut Memory, keep: usize) -> bool {
+    let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(hash.algorithm) else {
+        return false;
+    };
+    let version = match hash.version.map(Version::try_from) {
+        None => Version::default(),
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let Ok(params) = Params::try_from(hash) else {
+        return false;
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let argon2 = Argon2::new(algorithm, version, params.clone());
+    let mut out = vec![0u8; expected.len()];
+    let computed = run_in(memory, &params, keep, |blocks| {
+        argon2.hash_password_into_with_memory(password.as_bytes(), salt, &mut out, blocks)
+    });
+    computed.is_ok() && Output::new(&out).is_ok_and(|o| o == *expected)
 }
 
 /// The 10,000 most common passwords (zxcvbn's ranked list; see data/README.md), lower-case.

@@ -11,22 +11,16 @@ pub fn healthz(_: &AppState, _: &Ctx, _: &Request) -> ApiResult<Response> {
     Ok(respond::ok(json!({ "status": "ok" })))
 }
 
-/// Ready when the database takes a write and the background thread is alive.
+/// Ready when the database takes a write and both background threads — maintenance and the
+/// outbox worker — are alive (running, with a heartbeat within the last minute).
 pub fn readyz(state: &AppState, ctx: &Ctx, _: &Request) -> ApiResult<Response> {
     if let Err(e) = state.db.ready() {
         return Err(
             ApiError::new(503, "not_ready", "Database is not writable").with_detail(e.to_string())
         );
     }
-    let beat = state
-        .worker_heartbeat
-        .load(std::sync::atomic::Ordering::Relaxed);
-    if ctx.now - beat > 60_000 {
-        return Err(ApiError::new(
-            503,
-            "not_ready",
-            "Background worker is not running",
-        ));
+    if let Some(problem) = crate::maintenance::background_problem(state) {
+        return Err(ApiError::new(503, "not_ready", problem));
     }
     let (pending, oldest) = state.db.read(crate::db::outbox::backlog)?;
     let outbox = json!({

@@ -132,7 +132,11 @@ pub fn list(
     rows.collect()
 }
 
-/// Deletes entries older than `before`; returns how many.
-pub fn sweep(conn: &Connection, before: i64) -> rusqlite::Result<usize> {
-    conn.execute("DELETE FROM audit_log WHERE created_at < ?1", [before])
+/// Deletes up to `limit` entries older than `before`; returns how many.
+pub fn sweep(conn: &Connection, before: i64, limit: i64) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "DELETE FROM audit_log WHERE id IN (
+             SELECT id FROM audit_log WHERE created_at < ?1 LIMIT ?2)",
+    )?
+    .execute(params![before, limit])
 }

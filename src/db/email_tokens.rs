@@ -75,3 +75,12 @@ pub fn burn_all(conn: &Connection, user_id: &str, purpose: &str, now: i64) -> ru
     )?;
     Ok(())
 }
+
+/// Deletes up to `limit` tokens that expired before `before` (used or not); returns how many.
+pub fn sweep_expired(conn: &Connection, before: i64, limit: i64) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "DELETE FROM email_tokens WHERE token_hash IN (
+             SELECT token_hash FROM email_tokens WHERE expires_at < ?1 LIMIT ?2)",
+    )?
+    .execute(params![before, limit])
+}

@@ -171,3 +171,18 @@ pub fn renew(
     )?;
     Ok(n == 1)
 }
+
+/// When an invitation closed: its expiry while pending (a resend moves it), else when it was
+/// answered or revoked. The expression of the `invitations_closed` index
+/// (migrations/003_upkeep.sql).
+const CLOSED: &str =
+    "CASE state WHEN 'pending' THEN expires_at ELSE COALESCE(responded_at, expires_at) END";
+
+/// Deletes up to `limit` invitations that closed before `before` (expired, accepted,
+/// declined or revoked); returns how many.
+pub fn sweep_closed(conn: &Connection, before: i64, limit: i64) -> rusqlite::Result<usize> {
+    conn.prepare_cached(&format!(
+        "DELETE FROM invitations WHERE id IN (SELECT id FROM invitations WHERE {CLOSED} < ?1 LIMIT ?2)"
+    ))?
+    .execute(params![before, limit])
+}

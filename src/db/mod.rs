@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     SCHEMA,
     include_str!("../../migrations/002_identity_hardening.sql"),
     include_str!("../../migrations/003_browser_sessions.sql"),
+    include_str!("../../migrations/004_upkeep.sql"),
 ];
 
 /// The schema version this binary writes and understands.
@@ -323,7 +324,10 @@ impl Db {
         })
     }
 
-    /// `PRAGMA quick_check` and a write probe: what `/readyz` asks.
+    /// A write probe, what `/readyz` asks: a `BEGIN IMMEDIATE` transaction that upserts a row
+    /// of `meta` and commits, so the file, its WAL and the write lock all work. Not an
+    /// integrity check: `PRAGMA quick_check` reads the whole file (seconds on a large
+    /// database), too slow for a probe that runs every few seconds.
     pub fn ready(&self) -> DbResult<()> {
         self.write(|tx| {
             tx.execute(

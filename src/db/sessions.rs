@@ -235,12 +235,32 @@ pub fn mark_rotated(
     Ok(n == 1)
 }
 
-/// Forgets sealed successors whose grace window is over (they are never needed again).
-pub fn forget_old_successors(conn: &Connection, before: i64) -> rusqlite::Result<usize> {
-    conn.execute(
-        "UPDATE refresh_tokens SET successor_enc = NULL WHERE successor_enc IS NOT NULL AND rotated_at < ?1",
-        [before],
-    )
+/// Forgets up to `limit` sealed successors of tokens rotated before `before` (the grace
+/// window is over: they are never needed again); returns how many.
+pub fn forget_old_successors(
+    conn: &Connection,
+    before: i64,
+    limit: i64,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "UPDATE refresh_tokens SET successor_enc = NULL WHERE rowid IN (
+             SELECT rowid FROM refresh_tokens
+             WHERE successor_enc IS NOT NULL AND rotated_at < ?1 LIMIT ?2)",
+    )?
+    .execute(params![before, limit])
+}
+
+/// When a session ended (expiry, idle expiry or revocation, whichever came first): the
+/// expression of the `sessions_ended` index (migrations/003_upkeep.sql).
+const ENDED: &str = "MIN(expires_at, idle_expires_at, COALESCE(revoked_at, expires_at))";
+
+/// Deletes up to `limit` sessions that ended before `before`, with their refresh tokens
+/// (`ON DELETE CASCADE`); returns the sessions deleted.
+pub fn sweep_ended(conn: &Connection, before: i64, limit: i64) -> rusqlite::Result<usize> {
+    conn.prepare_cached(&format!(
+        "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE {ENDED} < ?1 LIMIT ?2)"
+    ))?
+    .execute(params![before, limit])
 }
 
 /// The session of `org_id`, its user, and the user's membership in that org, in one query: what

@@ -208,3 +208,13 @@ pub fn burn_partials(conn: &Connection, user_id: &str, now: i64) -> rusqlite::Re
     )?;
     Ok(())
 }
+
+/// Deletes up to `limit` partial tokens that expired before `before` (used or not); returns
+/// how many.
+pub fn sweep_partials(conn: &Connection, before: i64, limit: i64) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "DELETE FROM partial_tokens WHERE token_hash IN (
+             SELECT token_hash FROM partial_tokens WHERE expires_at < ?1 LIMIT ?2)",
+    )?
+    .execute(params![before, limit])
+}

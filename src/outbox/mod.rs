@@ -21,7 +21,7 @@ use crate::clock::rfc3339;
 use crate::crypto;
 use crate::db::{self, Db, outbox as store, webhooks};
 use serde_json::Value;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -312,8 +312,9 @@ struct Flags {
 pub struct Notifier {
     flags: Mutex<Flags>,
     cv: Condvar,
-    /// Last time (ms) the worker's scheduler ran.
-    pub heartbeat: AtomicI64,
+    /// The scheduler thread's heartbeat (each turn, at least every 5 s) and whether it ended:
+    /// what `/readyz` checks.
+    pub liveness: crate::maintenance::Liveness,
     /// Attempts that delivered / that failed (any reason), since start.
     pub delivered: AtomicU64,
     pub failed: AtomicU64,
@@ -358,8 +359,8 @@ impl Notifier {
         f.stop
     }
 
-    fn beat(&self, now: i64) {
-        self.heartbeat.store(now, Ordering::Relaxed);
+    fn beat(&self) {
+        self.liveness.beat();
     }
 }
 

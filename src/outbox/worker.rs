@@ -106,6 +106,8 @@ impl Worker {
 
     fn scheduler(&self) {
         let n = self.signal();
+        // Marks the worker ended however the scheduler leaves (stop, or a panic).
+        let _exit = n.liveness.exit_guard();
         // The first sweep runs a minute after start, then hourly.
         let mut last_sweep = self.state.now() - SWEEP_EVERY_MS + 60_000;
         loop {
@@ -114,7 +116,7 @@ impl Worker {
                 return;
             }
             let now = self.state.now();
-            n.beat(now);
+            n.beat();
             let sleep = match self.schedule(now) {
                 Ok(d) => d,
                 Err(e) => {

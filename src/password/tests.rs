@@ -1,5 +1,6 @@
 use super::*;
 use crate::config::PasswordConfig;
+use argon2::PasswordHasher;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -308,4 +309,33 @@ fn policy_length_org_minimum_and_common() {
         "is too common"
     );
     assert!(check_policy(&policy(false), None, "newPassword", "Password1").is_ok());
+}
+
+/// A hash made under bigger parameters than the configured ones (the operator lowered
+/// `memory_kib`) still verifies, in a block of its own, and is flagged for a rehash; the
+/// thread's kept block then still serves the configured size.
+#[test]
+fn hashes_bigger_than_the_configured_memory_still_verify() {
+    let big = Hasher::new(small(512, 1, 1), 1, 0).hash("pw-big").unwrap();
+    let h = Hasher::new(small(64, 1, 1), 1, 0);
+    assert_eq!(h.verify(Some(&big), "pw-big").unwrap(), (true, true));
+    assert_eq!(h.verify(Some(&big), "wrong").unwrap(), (false, false));
+    let mine = h.hash("pw-small").unwrap();
+    assert_eq!(h.verify(Some(&mine), "pw-small").unwrap(), (true, false));
+    assert_eq!(h.verify(Some(&big), "pw-big").unwrap(), (true, true));
+}
+
+/// The dummy hash is not computed (a start hashes nothing) but has the configured
+/// parameters, so a verify against it costs what a real one does.
+#[test]
+fn the_dummy_hash_has_the_configured_parameters() {
+    let h = Hasher::new(small(128, 3, 2), 1, 0);
+    assert!(
+        h.dummy_hash.starts_with("$argon2id$v=19$m=128,t=3,p=2$"),
+        "{}",
+        h.dummy_hash
+    );
+    let parsed = PasswordHash::new(&h.dummy_hash).unwrap();
+    assert!(!h.outdated(&parsed));
+    assert_ne!(h.dummy_hash, Hasher::new(small(128, 3, 2), 1, 0).dummy_hash);
 }

@@ -1,0 +1,368 @@
+//! The maintenance thread (`latchkey-maint`): WAL checkpoints every second, batched API-key
+//! `lastUsedAt` writes, signing-key reloads, and the sweep that deletes what has outlived its
+//! use in every table with a lifetime (the outbox and its events excepted: the outbox worker
+//! sweeps those). Also the liveness of both background threads, which `/readyz` reads.
+//!
+//! What the sweep deletes, and when (times from `state.clock`; see docs/operations.md):
+//!
+//! | rows | deleted | why kept until then |
+//! |---|---|---|
+//! | `audit_log` | `audit.retention` after the entry (default 365 d) | the audit trail |
+//! | a refresh token's sealed successor | as soon as its grace window (`tokens.refresh_grace`) is over | answers a second refresh within the window |
+//! | `sessions` and their `refresh_tokens` | [`SESSION_RETENTION_MS`] after the session ended (expired, idle-expired or revoked) | `/public/verify` and the guards tell `session_expired` from `session_revoked`; the session's IP and user agent beside its audit entries |
+//! | `partial_tokens`, `email_tokens` | [`TOKEN_RETENTION_MS`] after they expire, used or not | nothing reads an expired token: it answers `invalid_token` whether kept or not |
+//! | `invitations` | [`INVITATION_RETENTION_MS`] after they closed (expired while pending, or accepted, declined, revoked) | the org's invitation list shows them (`state=expired` and the others), and an expired one can still be resent |
+//!
+//! Each table is swept in batches of [`BATCH`] rows, one write transaction each, so no
+//! writer waits long; a pass does at most [`PASS_BUDGET`] of work and, if rows remain, the next
+//! pass runs a second later, between checkpoints.
+
+use crate::app::AppState;
+use crate::db::{self, DbError};
+use serde_json::json;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+const DAY_MS: i64 = 86_400_000;
+/// Ended sessions (and their refresh tokens) are kept this long.
+pub const SESSION_RETENTION_MS: i64 = 30 * DAY_MS;
+/// Expired partial (2FA-step) and email (reset, verification, magic-link) tokens are kept
+/// this long.
+pub const TOKEN_RETENTION_MS: i64 = DAY_MS;
+/// Closed invitations are kept this long.
+pub const INVITATION_RETENTION_MS: i64 = 30 * DAY_MS;
+/// A sweep pass runs this often (and the first this long after start).
+pub const SWEEP_EVERY_MS: i64 = 60_000;
+/// Rows per write transaction.
+const BATCH: i64 = 500;
+/// Sessions per write transaction: each takes its refresh tokens along (one per rotation).
+const SESSION_BATCH: i64 = 25;
+/// Most work one pass does before giving the thread back to its other chores.
+const PASS_BUDGET: Duration = Duration::from_secs(2);
+/// A background thread whose heartbeat is older than this is taken for stalled.
+pub const STALE_AFTER_MS: i64 = 60_000;
+
+/// Milliseconds on a monotonic clock (since the first call in the process). Heartbeats use it,
+/// not `state.clock`: whether a thread is alive is a matter of real elapsed time, which
+/// neither a test clock nor a wall-clock step should change.
+pub fn monotonic_ms() -> i64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as i64
+}
+
+/// A background thread's liveness: its last heartbeat ([`monotonic_ms`]) and whether it has
+/// ended (returned or panicked).
+#[derive(Debug)]
+pub struct Liveness {
+    heartbeat: AtomicI64,
+    exited: AtomicBool,
+}
+
+impl Default for Liveness {
+    fn default() -> Self {
+        Liveness {
+            heartbeat: AtomicI64::new(monotonic_ms()),
+            exited: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Liveness {
+    pub fn beat(&self) {
+        self.heartbeat.store(monotonic_ms(), Ordering::Relaxed);
+    }
+
+    /// Milliseconds since the last heartbeat.
+    pub fn age_ms(&self) -> i64 {
+        monotonic_ms() - self.heartbeat.load(Ordering::Relaxed)
+    }
+
+    pub fn has_exited(&self) -> bool {
+        self.exited.load(Ordering::SeqCst)
+    }
+
+    /// Marks the thread ended when dropped: hold it for the thread's whole life, so a panic
+    /// marks it too.
+    pub fn exit_guard(&self) -> ExitGuard<'_> {
+        ExitGuard(self)
+    }
+
+    /// Why the thread is not serving, if it is not: ended, or no heartbeat for
+    /// [`STALE_AFTER_MS`].
+    pub fn problem(&self) -> Option<&'static str> {
+        if self.has_exited() {
+            Some("has stopped")
+        } else if self.age_ms() > STALE_AFTER_MS {
+            Some("is stalled (no heartbeat for a minute)")
+        } else {
+            None
+        }
+    }
+}
+
+pub struct ExitGuard<'a>(&'a Liveness);
+
+impl Drop for ExitGuard<'_> {
+    fn drop(&mut self) {
+        self.0.exited.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Why the server's background work is not being done, for `/readyz`: the maintenance
+/// thread or the outbox worker has stopped or stalled. `None` when both are alive.
+pub fn background_problem(state: &AppState) -> Option<String> {
+    if let Some(p) = state.maintenance.liveness.problem() {
+        return Some(format!("The maintenance thread {p}"));
+    }
+    if let Some(p) = state.outbox.liveness.problem() {
+        return Some(format!("The outbox worker {p}"));
+    }
+    None
+}
+
+/// The maintenance thread's signal and state, held in `AppState`.
+#[derive(Debug, Default)]
+pub struct Maintenance {
+    stop: Mutex<bool>,
+    cv: Condvar,
+    pub liveness: Liveness,
+    /// `now` of the last complete sweep pass (0: none yet).
+    swept_at: AtomicI64,
+}
+
+impl Maintenance {
+    pub fn new() -> Maintenance {
+        Maintenance::default()
+    }
+
+    /// Asks the thread to stop (it writes the last API-key uses first).
+    pub fn stop(&self) {
+        *self.stop.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.cv.notify_all();
+    }
+
+    /// The `state.clock` time of the last complete sweep pass, 0 before the first: every row
+    /// due for deletion at that time is gone.
+    pub fn swept_at(&self) -> i64 {
+        self.swept_at.load(Ordering::SeqCst)
+    }
+
+    /// Sleeps up to `d` unless stopped; true when stopping.
+    fn wait(&self, d: Duration) -> bool {
+        let stopped = self.stop.lock().unwrap_or_else(|p| p.into_inner());
+        let (stopped, _) = self
+            .cv
+            .wait_timeout_while(stopped, d, |s| !*s)
+            .unwrap_or_else(|p| p.into_inner());
+        *stopped
+    }
+}
+
+/// Starts `latchkey-maint`; `state.maintenance.stop()` ends it.
+pub fn spawn(state: Arc<AppState>) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("latchkey-maint".into())
+        .spawn(move || run(&state))
+}
+
+fn run(state: &AppState) {
+    let m = &state.maintenance;
+    let _exit = m.liveness.exit_guard();
+    let mut tick: u64 = 0;
+    let mut next_sweep = state.now() + SWEEP_EVERY_MS;
+    loop {
+        m.liveness.beat();
+        // WAL checkpoints run here, every second, instead of inside whichever request's commit
+        // crossed the auto-checkpoint threshold (which stalled every writer behind it).
+        if let Err(e) = state.db.checkpoint() {
+            state
+                .log
+                .warn("WAL checkpoint failed", &[("error", json!(e.to_string()))]);
+        }
+        let stopping = *m.stop.lock().unwrap_or_else(|p| p.into_inner());
+        if tick.is_multiple_of(10) || stopping {
+            // Before the stop check, so the last API-key uses are also written on shutdown.
+            crate::api::api_keys::flush_usage(state);
+        }
+        if stopping {
+            return;
+        }
+        let now = state.now();
+        if tick.is_multiple_of(10)
+            && let Err(e) = state.keys.reload(&state.db, now)
+        {
+            state.log.error(
+                "signing key reload failed",
+                &[("error", json!(e.to_string()))],
+            );
+        }
+        if now >= next_sweep {
+            next_sweep = match sweep(state, now, PASS_BUDGET) {
+                Ok(swept) => {
+                    if swept.total() > 0 {
+                        state.log.info("maintenance sweep", &swept.fields());
+                    }
+                    if swept.complete {
+                        m.swept_at.store(now, Ordering::SeqCst);
+                        now + SWEEP_EVERY_MS
+                    } else {
+                        now
+                    }
+                }
+                Err(e) => {
+                    state.log.error(
+                        "maintenance sweep failed",
+                        &[("error", json!(e.to_string()))],
+                    );
+                    now + SWEEP_EVERY_MS
+                }
+            };
+        }
+        tick += 1;
+        if m.wait(Duration::from_secs(1)) {
+            // One more turn: the final flush above.
+            continue;
+        }
+    }
+}
+
+/// What one pass deleted (or, for successors, erased), by table.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    pub audit: usize,
+    pub successors: usize,
+    pub sessions: usize,
+    pub partial_tokens: usize,
+    pub email_tokens: usize,
+    pub invitations: usize,
+    /// False when the pass ran out of its budget with rows left.
+    pub complete: bool,
+}
+
+impl Swept {
+    pub fn total(&self) -> usize {
+        self.audit
+            + self.successors
+            + self.sessions
+            + self.partial_tokens
+            + self.email_tokens
+            + self.invitations
+    }
+
+    fn fields(&self) -> Vec<(&'static str, serde_json::Value)> {
+        vec![
+            ("audit", json!(self.audit)),
+            ("refresh_successors", json!(self.successors)),
+            ("sessions", json!(self.sessions)),
+            ("partial_tokens", json!(self.partial_tokens)),
+            ("email_tokens", json!(self.email_tokens)),
+            ("invitations", json!(self.invitations)),
+        ]
+    }
+}
+
+/// The tables a pass sweeps, in order.
+#[derive(Clone, Copy, Debug)]
+enum Table {
+    Successors,
+    Sessions,
+    PartialTokens,
+    EmailTokens,
+    Invitations,
+    Audit,
+}
+
+const TABLES: [Table; 6] = [
+    Table::Successors,
+    Table::Sessions,
+    Table::PartialTokens,
+    Table::EmailTokens,
+    Table::Invitations,
+    Table::Audit,
+];
+
+/// One pass at `now`: every table in batches, until done or `budget` is spent.
+pub fn sweep(state: &AppState, now: i64, budget: Duration) -> Result<Swept, DbError> {
+    let started = Instant::now();
+    let ms = |d: Duration| d.as_millis().min(i64::MAX as u128) as i64;
+    let audit_before = now.saturating_sub(ms(state.config.audit.retention));
+    let grace_before = now.saturating_sub(ms(state.config.tokens.refresh_grace));
+    let mut swept = Swept {
+        complete: true,
+        ..Swept::default()
+    };
+    'tables: for table in TABLES {
+        let batch = match table {
+            Table::Sessions => SESSION_BATCH,
+            _ => BATCH,
+        };
+        loop {
+            if started.elapsed() >= budget {
+                swept.complete = false;
+                break 'tables;
+            }
+            let n = state.db.write(|tx| match table {
+                Table::Successors => db::sessions::forget_old_successors(tx, grace_before, batch),
+                Table::Sessions => db::sessions::sweep_ended(tx, now - SESSION_RETENTION_MS, batch),
+                Table::PartialTokens => {
+                    db::two_factor::sweep_partials(tx, now - TOKEN_RETENTION_MS, batch)
+                }
+                Table::EmailTokens => {
+                    db::email_tokens::sweep_expired(tx, now - TOKEN_RETENTION_MS, batch)
+                }
+                Table::Invitations => {
+                    db::invitations::sweep_closed(tx, now - INVITATION_RETENTION_MS, batch)
+                }
+                Table::Audit => db::audit::sweep(tx, audit_before, batch),
+            })?;
+            *match table {
+                Table::Successors => &mut swept.successors,
+                Table::Sessions => &mut swept.sessions,
+                Table::PartialTokens => &mut swept.partial_tokens,
+                Table::EmailTokens => &mut swept.email_tokens,
+                Table::Invitations => &mut swept.invitations,
+                Table::Audit => &mut swept.audit,
+            } += n;
+            if (n as i64) < batch {
+                break;
+            }
+        }
+    }
+    Ok(swept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn liveness_tells_alive_stalled_and_exited() {
+        let l = Liveness::default();
+        assert_eq!(l.problem(), None);
+        // A heartbeat older than the limit: stalled.
+        l.heartbeat
+            .store(monotonic_ms() - STALE_AFTER_MS - 1, Ordering::Relaxed);
+        assert_eq!(l.problem(), Some("is stalled (no heartbeat for a minute)"));
+        l.beat();
+        assert_eq!(l.problem(), None);
+        {
+            let _g = l.exit_guard();
+        }
+        assert_eq!(l.problem(), Some("has stopped"));
+    }
+
+    #[test]
+    fn a_panicking_thread_is_marked_exited() {
+        let l = Arc::new(Liveness::default());
+        let l2 = l.clone();
+        let joined = std::thread::spawn(move || {
+            let _g = l2.exit_guard();
+            panic!("worker died");
+        })
+        .join();
+        assert!(joined.is_err());
+        assert!(l.has_exited());
+    }
+}
