@@ -237,6 +237,7 @@ pub struct Swept {
     pub partial_tokens: usize,
     pub email_tokens: usize,
     pub invitations: usize,
+    pub browser_sessions: usize,
     /// False when the pass ran out of its budget with rows left.
     pub complete: bool,
 }
@@ -249,6 +250,7 @@ impl Swept {
             + self.partial_tokens
             + self.email_tokens
             + self.invitations
+            + self.browser_sessions
     }
 
     fn fields(&self) -> Vec<(&'static str, serde_json::Value)> {
@@ -259,6 +261,7 @@ impl Swept {
             ("partial_tokens", json!(self.partial_tokens)),
             ("email_tokens", json!(self.email_tokens)),
             ("invitations", json!(self.invitations)),
+            ("browser_sessions", json!(self.browser_sessions)),
         ]
     }
 }
@@ -271,15 +274,17 @@ enum Table {
     PartialTokens,
     EmailTokens,
     Invitations,
+    BrowserSessions,
     Audit,
 }
 
-const TABLES: [Table; 6] = [
+const TABLES: [Table; 7] = [
     Table::Successors,
     Table::Sessions,
     Table::PartialTokens,
     Table::EmailTokens,
     Table::Invitations,
+    Table::BrowserSessions,
     Table::Audit,
 ];
 
@@ -315,6 +320,9 @@ pub fn sweep(state: &AppState, now: i64, budget: Duration) -> Result<Swept, DbEr
                 Table::Invitations => {
                     db::invitations::sweep_closed(tx, now - INVITATION_RETENTION_MS, batch)
                 }
+                Table::BrowserSessions => {
+                    db::browser_sessions::sweep_ended(tx, now - TOKEN_RETENTION_MS, batch)
+                }
                 Table::Audit => db::audit::sweep(tx, audit_before, batch),
             })?;
             *match table {
@@ -323,6 +331,7 @@ pub fn sweep(state: &AppState, now: i64, budget: Duration) -> Result<Swept, DbEr
                 Table::PartialTokens => &mut swept.partial_tokens,
                 Table::EmailTokens => &mut swept.email_tokens,
                 Table::Invitations => &mut swept.invitations,
+                Table::BrowserSessions => &mut swept.browser_sessions,
                 Table::Audit => &mut swept.audit,
             } += n;
             if (n as i64) < batch {

@@ -462,3 +462,34 @@ fn an_existing_account_signs_in_then_joins_an_invitation() {
     let orgs = html(&b.get("/account"));
     assert!(orgs.contains("acme") && orgs.contains("beta"));
 }
+
+#[test]
+fn ended_browser_sessions_are_swept_a_day_later() {
+    let mut s = server();
+    s.org("acme", json!({}));
+    s.user("ann@x.test", Some(("acme", "member")));
+    let mut b = Browser::new(&s);
+    b.submit(
+        "/login",
+        "/login",
+        &[("email", "ann@x.test"), ("password", PASSWORD)],
+    );
+    b.submit("/account", "/logout", &[]);
+    let count = || {
+        rusqlite::Connection::open(s.db_path())
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM browser_sessions", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .unwrap()
+    };
+    assert_eq!(count(), 1, "kept a while after sign-out");
+    s.clock.advance_secs(86_400 + 120);
+    let t = s.state().now();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while s.state().maintenance.swept_at() < t {
+        assert!(std::time::Instant::now() < deadline, "no sweep");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(count(), 0);
+}

@@ -192,3 +192,14 @@ pub fn of_session(conn: &Connection, session_id: &str) -> rusqlite::Result<Optio
     .optional()
     .map(Option::flatten)
 }
+
+/// Deletes up to `limit` browser sessions that ended (expired or revoked) before `before`;
+/// the org sessions made from them keep their own lifetimes. Returns how many.
+pub fn sweep_ended(conn: &Connection, before: i64, limit: i64) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "DELETE FROM browser_sessions WHERE id IN (
+             SELECT id FROM browser_sessions
+             WHERE expires_at < ?1 OR (revoked_at IS NOT NULL AND revoked_at < ?1) LIMIT ?2)",
+    )?
+    .execute(params![before, limit])
+}
