@@ -315,8 +315,10 @@ pub fn handle(state: &AppState, req: &Request) -> Response {
     let ip = crate::http::input::client_ip(req, &state.config.server.trusted_proxies);
     let mut ctx = api::Ctx::new(request_id, now, ip);
     // Handlers queue emails through `events::email`, which seals them with this key.
-    let result =
-        crate::events::with_mail_key(&state.mail_key, || api::dispatch(state, &mut ctx, req));
+    let lang = crate::ui::request_language(req);
+    let result = crate::events::with_mail_key(&state.mail_key, || {
+        crate::ui::templates::with_request_lang(lang, || api::dispatch(state, &mut ctx, req))
+    });
     // The handler queued webhooks or emails in its transaction: wake the outbox worker now
     // rather than at its next timer.
     if crate::events::take_queued() {

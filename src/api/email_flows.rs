@@ -49,28 +49,29 @@ fn limit(state: &AppState, ctx: &Ctx, action: &str, email: &str) -> ApiResult<()
         .map_err(ApiError::rate_limited)
 }
 
-fn mail(
-    to: &str,
-    org: &Org,
-    subject: &str,
-    intro: &str,
-    action: &str,
-    url: &str,
-    validity: &str,
-) -> Email {
-    Email {
-        to: to.to_string(),
-        subject: format!("{subject} — {}", org.name),
-        text: format!(
-            "{intro}\n\n{action}: {url}\n\nThe link works once and expires in {validity}. If you did not ask for it, ignore this email.\n"
-        ),
-        html: format!(
-            "<p>{}</p><p><a href=\"{}\">{}</a></p><p>The link works once and expires in {}. If you did not ask for it, ignore this email.</p>",
-            html_escape(intro),
-            html_escape(url),
-            html_escape(action),
-            html_escape(validity)
-        ),
+/// The email of `kind` for `to`, from the `email.txt` / `email.html` templates in the
+/// request's language, branded with the org.
+fn mail(state: &AppState, to: &str, org: &Org, kind: &str, url: &str) -> Email {
+    let lang = crate::ui::templates::request_lang();
+    let vars = json!({ "logo_url": org.logo_url });
+    match state.ui.email(kind, lang, &org.name, url, vars) {
+        Ok(m) => Email {
+            to: to.to_string(),
+            subject: m.subject,
+            text: m.text,
+            html: m.html,
+        },
+        // An override that fails at render time (it compiled at load): the plain message.
+        Err(_) => Email {
+            to: to.to_string(),
+            subject: format!("{kind} — {}", org.name),
+            text: format!("{url}\n"),
+            html: format!(
+                "<p><a href=\"{}\">{}</a></p>",
+                html_escape(url),
+                html_escape(url)
+            ),
+        },
     }
 }
 
@@ -179,17 +180,7 @@ pub fn send_reset(
                 "password_reset",
                 RESET_TTL,
                 |t| format!("{base}/reset-password?token={t}"),
-                |url| {
-                    mail(
-                        &user.email,
-                        &org,
-                        "Reset your password",
-                        "Someone asked to reset the password of your account.",
-                        "Choose a new password",
-                        url,
-                        "30 minutes",
-                    )
-                },
+                |url| mail(state, &user.email, &org, "reset", url),
                 ctx.now,
             )?;
             audit(
@@ -406,17 +397,7 @@ pub fn queue_verification(
         "verify_email",
         VERIFY_TTL,
         |t| format!("{link}?token={t}"),
-        |url| {
-            mail(
-                &user.email,
-                org,
-                "Verify your email",
-                "Please confirm that this is your email address.",
-                "Verify my email",
-                url,
-                "24 hours",
-            )
-        },
+        |url| mail(state, &user.email, org, "verify", url),
         now,
     )
 }
@@ -529,17 +510,7 @@ pub fn send_magic_link(
                 "magic_link",
                 MAGIC_TTL,
                 |t| format!("{base}/magic-link?token={t}"),
-                |url| {
-                    mail(
-                        &user.email,
-                        &org,
-                        "Your sign-in link",
-                        "Use this link to sign in.",
-                        "Sign in",
-                        url,
-                        "15 minutes",
-                    )
-                },
+                |url| mail(state, &user.email, &org, "magic_link", url),
                 ctx.now,
             )?;
         }

@@ -56,34 +56,31 @@ fn invitation_email(
     url: &str,
     inviter: Option<&User>,
 ) -> Email {
+    let lang = crate::ui::templates::request_lang();
     let by = inviter
         .map(|u| u.name.clone().unwrap_or_else(|| u.email.clone()))
-        .unwrap_or_else(|| "An administrator".into());
-    let app_url = links::trusted_app_url(state, org);
-    let app = app_url
-        .map(|a| format!("\n{} is at {a}.\n", org.name))
-        .unwrap_or_default();
-    Email {
-        to: to.to_string(),
-        subject: format!("You're invited to join {}", org.name),
-        text: format!(
-            "{by} invited you to join {org} on Latchkey.\n\nAccept the invitation: {url}\n{app}\nIf you did not expect this, ignore this email.\n",
-            org = org.name
-        ),
-        html: format!(
-            "<p>{} invited you to join <strong>{}</strong>.</p><p><a href=\"{}\">Accept the invitation</a></p>{}<p>If you did not expect this, ignore this email.</p>",
-            html_escape(&by),
-            html_escape(&org.name),
-            html_escape(url),
-            app_url
-                .map(|a| format!(
-                    "<p>{} is at <a href=\"{}\">{}</a>.</p>",
-                    html_escape(&org.name),
-                    html_escape(a),
-                    html_escape(a)
-                ))
-                .unwrap_or_default()
-        ),
+        .unwrap_or_else(|| state.ui.text(lang, "email.invitation.someone"));
+    let vars = json!({
+        "inviter": by,
+        "app_url": links::trusted_app_url(state, org),
+        "logo_url": org.logo_url,
+    });
+    match state.ui.email("invitation", lang, &org.name, url, vars) {
+        Ok(m) => Email {
+            to: to.to_string(),
+            subject: m.subject,
+            text: m.text,
+            html: m.html,
+        },
+        Err(_) => Email {
+            to: to.to_string(),
+            subject: format!("You're invited to join {}", org.name),
+            text: format!("Accept the invitation: {url}\n"),
+            html: format!(
+                "<p><a href=\"{}\">Accept the invitation</a></p>",
+                html_escape(url)
+            ),
+        },
     }
 }
 

@@ -78,6 +78,17 @@ static PAGES: &[(&str, &str, PageFn)] = &[
     ("POST", "/setup", pages::setup),
 ];
 
+/// The language of a request (for the emails it queues): as the pages choose theirs.
+pub fn request_language(req: &Request) -> &'static str {
+    templates::negotiate(
+        input::query(req, "lang").as_deref(),
+        input::query(req, "ui_locales").as_deref(),
+        input::cookie(req, LANG_COOKIE),
+        req.header("Accept-Language"),
+    )
+    .unwrap_or("en")
+}
+
 /// Adds an error's own headers (`Retry-After`, `Allow`, …) to the page that shows it.
 pub fn carry_headers(resp: &mut Response, e: &ApiError) {
     for (k, v) in &e.headers {
@@ -215,43 +226,19 @@ impl<'a> Page<'a> {
     /// `?lang=` (remembered in a cookie), else `ui_locales`, else the cookie, else
     /// `Accept-Language`; English by default.
     fn negotiate_lang(&mut self) -> &'static str {
-        let pick = |s: &str| {
-            templates::LANGS.iter().copied().find(|l| {
-                let s = s.trim().to_ascii_lowercase();
-                s == *l || s.starts_with(&format!("{l}-"))
-            })
-        };
-        if let Some(l) = input::query(self.req, "lang").as_deref().and_then(pick) {
+        let q = input::query(self.req, "lang");
+        let chosen = templates::negotiate(q.as_deref(), None, None, None);
+        if let Some(l) = chosen {
             self.cookies.push(self.cookie(LANG_COOKIE, l, 365 * 86_400));
             return l;
         }
-        if let Some(l) =
-            input::query(self.req, "ui_locales").and_then(|v| v.split_whitespace().find_map(pick))
-        {
-            return l;
-        }
-        if let Some(l) = input::cookie(self.req, LANG_COOKIE).and_then(pick) {
-            return l;
-        }
-        if let Some(h) = self.req.header("Accept-Language") {
-            let mut langs: Vec<(f32, &str)> = h
-                .split(',')
-                .filter_map(|part| {
-                    let mut it = part.split(';');
-                    let tag = it.next()?.trim();
-                    let q = it
-                        .find_map(|p| p.trim().strip_prefix("q="))
-                        .and_then(|q| q.parse::<f32>().ok())
-                        .unwrap_or(1.0);
-                    Some((q, tag))
-                })
-                .collect();
-            langs.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap_or(std::cmp::Ordering::Equal));
-            if let Some(l) = langs.iter().find_map(|(_, t)| pick(t)) {
-                return l;
-            }
-        }
-        "en"
+        templates::negotiate(
+            None,
+            input::query(self.req, "ui_locales").as_deref(),
+            input::cookie(self.req, LANG_COOKIE),
+            self.req.header("Accept-Language"),
+        )
+        .unwrap_or("en")
     }
 
     /// A cookie of Latchkey's own origin (host-only, HttpOnly, SameSite=Lax; Secure unless

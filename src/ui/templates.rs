@@ -41,7 +41,74 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("setup.html", include_str!("templates/setup.html")),
     ("message.html", include_str!("templates/message.html")),
     ("error.html", include_str!("templates/error.html")),
+    ("email.txt", include_str!("templates/email.txt")),
+    ("email.html", include_str!("templates/email.html")),
 ];
+
+thread_local! {
+    /// The language of the request being handled (for the emails it queues).
+    static REQUEST_LANG: std::cell::Cell<&'static str> = const { std::cell::Cell::new("en") };
+}
+
+/// Runs `f` with `lang` as the language of the emails it queues (the request pipeline sets it
+/// from the request, as the pages choose theirs).
+pub fn with_request_lang<T>(lang: &'static str, f: impl FnOnce() -> T) -> T {
+    let old = REQUEST_LANG.with(|l| l.replace(lang));
+    let out = f();
+    REQUEST_LANG.with(|l| l.set(old));
+    out
+}
+
+/// The language of the request being handled.
+pub fn request_lang() -> &'static str {
+    REQUEST_LANG.with(|l| l.get())
+}
+
+/// A language of ours from `?lang=`, `ui_locales`, the language cookie or `Accept-Language`.
+pub fn negotiate(
+    query_lang: Option<&str>,
+    ui_locales: Option<&str>,
+    cookie: Option<&str>,
+    accept: Option<&str>,
+) -> Option<&'static str> {
+    let pick = |s: &str| {
+        let s = s.trim().to_ascii_lowercase();
+        LANGS
+            .iter()
+            .copied()
+            .find(|l| s == *l || s.starts_with(&format!("{l}-")))
+    };
+    if let Some(l) = query_lang.and_then(pick) {
+        return Some(l);
+    }
+    if let Some(l) = ui_locales.and_then(|v| v.split_whitespace().find_map(pick)) {
+        return Some(l);
+    }
+    if let Some(l) = cookie.and_then(pick) {
+        return Some(l);
+    }
+    let mut langs: Vec<(f32, &str)> = accept?
+        .split(',')
+        .filter_map(|part| {
+            let mut it = part.split(';');
+            let tag = it.next()?.trim();
+            let q = it
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .and_then(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            Some((q, tag))
+        })
+        .collect();
+    langs.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap_or(std::cmp::Ordering::Equal));
+    langs.iter().find_map(|(_, t)| pick(t))
+}
+
+/// An email's three parts, rendered from `email.txt` / `email.html`.
+pub struct RenderedEmail {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
 
 /// The pages' texts, then the server's messages (errors and notices) of each language.
 const TEXTS: &[(&str, &str)] = &[
@@ -129,6 +196,36 @@ impl Ui {
             .render(Value::from(minijinja::value::Serde(&ctx)))
     }
 
+    /// Renders the email of `kind` (`reset`, `magic_link`, `verify`, `invitation`): its
+    /// subject (`email.<kind>.subject`), plain-text part (which carries `url` as is) and HTML
+    /// part, in `lang`. `vars` adds `inviter`, `app_url`, `logo_url`.
+    pub fn email(
+        &self,
+        kind: &str,
+        lang: &str,
+        org_name: &str,
+        url: &str,
+        vars: serde_json::Value,
+    ) -> Result<RenderedEmail, minijinja::Error> {
+        let subject = self
+            .text(lang, &format!("email.{kind}.subject"))
+            .replace("{org}", org_name);
+        let mut ctx = serde_json::json!({
+            "kind": kind, "org_name": org_name, "url": url, "subject": subject,
+            "inviter": "", "app_url": null, "logo_url": null,
+        });
+        if let serde_json::Value::Object(v) = vars {
+            for (k, x) in v {
+                ctx[k] = x;
+            }
+        }
+        Ok(RenderedEmail {
+            text: self.render("email.txt", lang, ctx.clone())?,
+            html: self.render("email.html", lang, ctx)?,
+            subject,
+        })
+    }
+
     /// The text of `key` in `lang`, else English, else the key itself.
     pub fn text(&self, lang: &str, key: &str) -> String {
         lookup(&self.texts, lang, key)
@@ -155,6 +252,9 @@ mod tests {
         for (name, src) in TEMPLATES {
             for part in src.split("t(\"").skip(1) {
                 let key = part.split('"').next().unwrap_or("");
+                if key.ends_with('.') {
+                    continue; // a key built from a variable: checked below
+                }
                 for lang in LANGS {
                     let found = TEXTS.iter().filter(|(l, _)| l == lang).any(|(_, text)| {
                         serde_json::from_str::<HashMap<String, String>>(text)
@@ -169,6 +269,40 @@ mod tests {
         }
         missing.dedup();
         assert!(missing.is_empty(), "missing texts: {missing:#?}");
+    }
+
+    /// Every email kind has its four texts in every language, and renders.
+    #[test]
+    fn every_email_kind_renders_in_every_language() {
+        let ui = Ui::load(None).unwrap();
+        for kind in ["reset", "magic_link", "verify", "invitation"] {
+            for part in ["subject", "intro", "action", "validity"] {
+                for lang in LANGS {
+                    let key = format!("email.{kind}.{part}");
+                    let found = TEXTS.iter().filter(|(l, _)| l == lang).any(|(_, t)| {
+                        serde_json::from_str::<HashMap<String, String>>(t)
+                            .unwrap()
+                            .contains_key(&key)
+                    });
+                    assert!(found, "{lang}: {key}");
+                }
+            }
+            let m = ui
+                .email(
+                    kind,
+                    "de",
+                    "Acme <b>",
+                    "https://x.test/p?token=abc",
+                    serde_json::json!({ "inviter": "Ann" }),
+                )
+                .unwrap();
+            assert!(m.text.contains("https://x.test/p?token=abc"), "{}", m.text);
+            assert!(m.html.contains("Acme &lt;b&gt;"), "escaped: {}", m.html);
+            assert!(
+                !m.text.contains("&lt;"),
+                "the text part is not HTML-escaped"
+            );
+        }
     }
 
     /// Every `msg.*` key the Rust side uses exists in every language.
