@@ -493,3 +493,88 @@ fn ended_browser_sessions_are_swept_a_day_later() {
     }
     assert_eq!(count(), 0);
 }
+
+/// Mallory signs up with Vic's address in a `domain` org and waits for Vic to click the
+/// genuine verification link. On the page the clicker must hold the account's password, so
+/// Vic's click verifies nothing for Mallory; Vic resets the password instead (which claims
+/// the account). The person who did sign up verifies with their password.
+#[test]
+fn a_verification_click_never_hands_a_squatted_account_over() {
+    let mut s = server();
+    s.org(
+        "corp",
+        json!({ "signupMode": "domain", "allowedDomains": ["corp.test"] }),
+    );
+    s.send(
+        "POST",
+        "/api/v1/auth/signup",
+        &[("X-Org-Slug", "corp")],
+        Some(json!({ "email": "vic@corp.test", "password": "mallory's password" })),
+    );
+    let t = token_in(&s.mails_to("vic@corp.test")[0]);
+    let page = format!("/verify-email?token={t}");
+    let mut vic = Browser::new(&s);
+    let r = vic.get(&page);
+    assert!(
+        html(&r).contains("name=\"password\""),
+        "the page asks for the password"
+    );
+    let r = vic.submit(&page, "/verify-email", &[("token", &t), ("password", "")]);
+    assert_eq!(r.status, 401);
+    let r = vic.submit(
+        &page,
+        "/verify-email",
+        &[("token", &t), ("password", "vic's guess")],
+    );
+    assert_eq!(r.status, 401);
+    s.login("corp", "vic@corp.test", "mallory's password")
+        .assert_error(422, "email_verification_required");
+    // The one who signed up (holding the password) verifies.
+    let mut m = Browser::new(&s);
+    let r = m.submit(
+        &page,
+        "/verify-email",
+        &[("token", &t), ("password", "mallory's password")],
+    );
+    assert_eq!(r.status, 200, "{}", html(&r));
+    assert_eq!(
+        s.login("corp", "vic@corp.test", "mallory's password")
+            .status,
+        200
+    );
+}
+
+#[test]
+fn a_broken_template_override_is_refused_when_the_config_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("templates");
+    std::fs::create_dir(&t).unwrap();
+    std::fs::write(
+        t.join("login.html"),
+        "{% extends \"base.html\" %}{% block content %}{% if %}",
+    )
+    .unwrap();
+    let text = common::base_config(
+        dir.path(),
+        &format!("[ui]\ntemplates_dir = \"{}\"\n", t.display()),
+    );
+    let err = latchkey::config::Config::from_toml_str(
+        &text,
+        latchkey::config::ConfigSource::File(dir.path().join("t.toml")),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("ui.templates_dir") && err.contains("login.html"),
+        "{err}"
+    );
+    // A good override replaces the embedded page.
+    std::fs::write(
+        t.join("login.html"),
+        "{% extends \"base.html\" %}{% block content %}<p>Our own sign-in</p>{% endblock %}",
+    )
+    .unwrap();
+    let s = TestServer::start_in(dir, text);
+    let mut b = Browser::new(&s);
+    assert!(html(&b.get("/login")).contains("Our own sign-in"));
+}

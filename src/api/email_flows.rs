@@ -280,6 +280,18 @@ pub fn token_is_usable(state: &AppState, token: &str, purpose: &str, now: i64) -
             .is_some()
 }
 
+/// The org and user of a usable token of `purpose` (read only, for a hosted page's GET).
+pub fn token_owner(
+    state: &AppState,
+    req: &Request,
+    token: &str,
+    purpose: &str,
+    now: i64,
+) -> ApiResult<(Org, User)> {
+    let (_, org, user) = state.db.read(|c| token_of(c, req, token, purpose, now))?;
+    Ok((org, user))
+}
+
 /// Spends a reset token and sets the new password (API and hosted page): every session ends,
 /// the email counts as verified, the lockouts are lifted. Returns the org and user.
 pub fn reset_with_token(

@@ -613,12 +613,85 @@ pub fn magic_link(p: &mut Page<'_>) -> ApiResult<Response> {
     }
 }
 
+/// Whether verifying `user` needs their password: an address never verified whose account
+/// has a password may have been signed up by someone else (a squatter waiting for the owner
+/// to click the genuine link), so the clicker proves they hold that password — unless this
+/// browser is already signed in as the account. Whoever did not create it resets instead,
+/// which claims the account.
+fn verify_needs_password(p: &Page<'_>, user: &User) -> bool {
+    !user.email_verified
+        && user.password_hash.is_some()
+        && !p.signed_in().is_some_and(|s| s.user.id == user.id)
+}
+
 pub fn verify_email_form(p: &mut Page<'_>) -> ApiResult<Response> {
-    token_page(p, "verify_email", "verify_email.html")
+    let token = p.query("token");
+    let Ok((org, user)) =
+        email_flows::token_owner(p.state, p.req, &token, "verify_email", p.ctx.now)
+    else {
+        return p.message(
+            400,
+            None,
+            "msg.heading_link_invalid",
+            "msg.invalid_token",
+            Some(("/login", "common.back_to_login")),
+        );
+    };
+    let needs = verify_needs_password(p, &user);
+    p.render(
+        200,
+        "verify_email.html",
+        Some(&org),
+        json!({ "token": token, "needs_password": needs, "email": user.email }),
+    )
 }
 
 pub fn verify_email(p: &mut Page<'_>) -> ApiResult<Response> {
     let token = p.field("token");
+    let Ok((org, user)) =
+        email_flows::token_owner(p.state, p.req, &token, "verify_email", p.ctx.now)
+    else {
+        return p.message(
+            400,
+            None,
+            "msg.heading_link_invalid",
+            "msg.invalid_token",
+            Some(("/login", "common.back_to_login")),
+        );
+    };
+    if verify_needs_password(p, &user) {
+        let proven = auth::check_password(
+            p.state,
+            p.ctx,
+            p.req,
+            Some(&org),
+            &user.email,
+            &p.field("password"),
+        )
+        .and_then(|(u, _)| {
+            if u.id == user.id {
+                Ok(())
+            } else {
+                Err(auth::invalid_credentials())
+            }
+        });
+        if let Err(e) = proven {
+            if e.status >= 500 {
+                return Err(e);
+            }
+            let msg = p.error_text(&e);
+            let mut resp = p.render(
+                e.status,
+                "verify_email.html",
+                Some(&org),
+                json!({
+                    "token": token, "needs_password": true, "email": user.email, "error": msg,
+                }),
+            )?;
+            super::carry_headers(&mut resp, &e);
+            return Ok(resp);
+        }
+    }
     match email_flows::confirm_email(p.state, p.ctx, p.req, &token) {
         Ok((org, _)) => {
             let after = crate::api::links::trusted_app_url(p.state, &org)
