@@ -621,7 +621,7 @@ pub fn magic_link(p: &mut Page<'_>) -> ApiResult<Response> {
 fn verify_needs_password(p: &Page<'_>, user: &User) -> bool {
     !user.email_verified
         && user.password_hash.is_some()
-        && !p.signed_in().is_some_and(|s| s.user.id == user.id)
+        && p.signed_in().is_none_or(|s| s.user.id != user.id)
 }
 
 pub fn verify_email_form(p: &mut Page<'_>) -> ApiResult<Response> {
