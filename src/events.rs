@@ -62,6 +62,18 @@ pub struct Email {
     pub html: String,
 }
 
+impl Email {
+    /// An email to `to` from a rendered template (see `ui::templates::Ui::email`).
+    pub fn rendered(to: &str, m: crate::ui::templates::RenderedEmail) -> Email {
+        Email {
+            to: to.to_string(),
+            subject: m.subject,
+            text: m.text,
+            html: m.html,
+        }
+    }
+}
+
 /// Queues `mail` in the outbox, sealed (no token it carries is readable in the database);
 /// returns its id. Runs inside [`with_mail_key`] (the request pipeline); elsewhere it fails
 /// rather than store the message in the clear.

@@ -231,27 +231,38 @@ pub fn list_sessions(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Re
 pub fn revoke_session(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     let me = guard::user(state, ctx, req)?;
     let id = ctx.param("id").to_string();
-    state.db.write(|tx| {
-        let s = sessions::find_for_user(tx, &me.user.id, &id)?
-            .filter(|s| s.is_live(ctx.now))
-            .ok_or_else(|| ApiError::not_found("Session not found"))?;
-        sessions::revoke(tx, &s.id, "revoked_by_user", ctx.now)?;
-        // A session made by a hosted page: its browser session (and the other org sessions
-        // that browser made) end with it.
-        if let Some(bs) = crate::db::browser_sessions::of_session(tx, &s.id)? {
-            crate::db::browser_sessions::revoke(tx, &bs, "revoked_by_user", ctx.now)?;
-        }
-        let revoked = [(s.id.clone(), s.org_id.clone())];
-        let who = events::who(&me.user.id, &me.user.email);
-        events::sessions_revoked(tx, &revoked, who, "revoked_by_user", ctx.now)?;
-        // Audited in the revoked session's own org: another org's ids never appear here.
-        let mut e = self_entry(Some(&s.org_id), &me.user.id, "session.revoked");
-        e.target_type = Some("session");
-        e.target_id = Some(&s.id);
-        audit(tx, ctx, req, e)?;
-        Ok::<_, ApiError>(())
-    })?;
+    state
+        .db
+        .write(|tx| revoke_own_session(tx, ctx, req, &me.user, &id))?;
     Ok(respond::ok(json!({ "message": "Session revoked" })))
+}
+
+/// Revokes one of `user`'s own live sessions inside `tx` (API and account page): 404 for any
+/// other id. A session a hosted page made takes its browser session (and the other org
+/// sessions that browser made) with it. Audited in the revoked session's own org, so another
+/// org's ids never appear in the caller's org.
+pub fn revoke_own_session(
+    tx: &rusqlite::Connection,
+    ctx: &Ctx,
+    req: &Request,
+    user: &User,
+    id: &str,
+) -> ApiResult<()> {
+    let s = sessions::find_for_user(tx, &user.id, id)?
+        .filter(|s| s.is_live(ctx.now))
+        .ok_or_else(|| ApiError::not_found("Session not found"))?;
+    sessions::revoke(tx, &s.id, "revoked_by_user", ctx.now)?;
+    if let Some(bs) = crate::db::browser_sessions::of_session(tx, &s.id)? {
+        crate::db::browser_sessions::revoke(tx, &bs, "revoked_by_user", ctx.now)?;
+    }
+    let revoked = [(s.id.clone(), s.org_id.clone())];
+    let who = events::who(&user.id, &user.email);
+    events::sessions_revoked(tx, &revoked, who, "revoked_by_user", ctx.now)?;
+    let mut e = self_entry(Some(&s.org_id), &user.id, "session.revoked");
+    e.target_type = Some("session");
+    e.target_id = Some(&s.id);
+    audit(tx, ctx, req, e)?;
+    Ok(())
 }
 
 pub fn revoke_other_sessions(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {

@@ -55,12 +55,7 @@ fn mail(state: &AppState, to: &str, org: &Org, kind: &str, url: &str) -> Email {
     let lang = crate::ui::templates::request_lang();
     let vars = json!({ "logo_url": org.logo_url });
     match state.ui.email(kind, lang, &org.name, url, vars) {
-        Ok(m) => Email {
-            to: to.to_string(),
-            subject: m.subject,
-            text: m.text,
-            html: m.html,
-        },
+        Ok(m) => Email::rendered(to, m),
         // An override that fails at render time (it compiled at load): the plain message.
         Err(_) => Email {
             to: to.to_string(),

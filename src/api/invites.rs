@@ -66,12 +66,7 @@ fn invitation_email(
         "logo_url": org.logo_url,
     });
     match state.ui.email("invitation", lang, &org.name, url, vars) {
-        Ok(m) => Email {
-            to: to.to_string(),
-            subject: m.subject,
-            text: m.text,
-            html: m.html,
-        },
+        Ok(m) => Email::rendered(to, m),
         Err(_) => Email {
             to: to.to_string(),
             subject: format!("You're invited to join {}", org.name),

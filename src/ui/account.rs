@@ -216,40 +216,9 @@ pub fn revoke_session(p: &mut Page<'_>) -> ApiResult<Response> {
     act(p, |p, user| {
         let id = p.field("session_id");
         let (ctx, req) = (p.ctx, p.req);
-        p.state.db.write(|tx| {
-            // Only the caller's own sessions: another's id is simply not found.
-            let s = sessions::find_for_user(tx, &user.id, &id)?
-                .filter(|s| s.is_live(ctx.now))
-                .ok_or_else(|| ApiError::not_found("Session not found"))?;
-            sessions::revoke(tx, &s.id, "revoked_by_user", ctx.now)?;
-            // Signing a device out ends the browser session it came from, and with it every
-            // org session that browser made.
-            if let Some(bs) = crate::db::browser_sessions::of_session(tx, &s.id)? {
-                crate::db::browser_sessions::revoke(tx, &bs, "revoked_by_user", ctx.now)?;
-            }
-            let revoked = [(s.id.clone(), s.org_id.clone())];
-            events::sessions_revoked(
-                tx,
-                &revoked,
-                events::who(&user.id, &user.email),
-                "revoked_by_user",
-                ctx.now,
-            )?;
-            crate::api::audit(
-                tx,
-                ctx,
-                req,
-                crate::db::audit::Entry::new(
-                    Some(&s.org_id),
-                    "user",
-                    Some(&user.id),
-                    "session.revoked",
-                    Some("session"),
-                    Some(&s.id),
-                ),
-            )?;
-            Ok::<_, ApiError>(())
-        })?;
+        p.state
+            .db
+            .write(|tx| api_account::revoke_own_session(tx, ctx, req, user, &id))?;
         Ok(json!({ "notice": p.t("msg.session_revoked") }))
     })
 }
