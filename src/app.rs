@@ -362,7 +362,7 @@ fn log_request(
     ];
     if let Some(e) = error {
         fields.push(("code", json!(e.code)));
-        if e.status >= 500 {
+        if e.status() >= 500 {
             if let Some(d) = &e.detail {
                 fields.push(("detail", json!(d)));
             }

@@ -2,7 +2,7 @@
 //! deployment secret so a forged or edited cursor is refused with 400.
 
 use crate::crypto;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 
 pub fn encode(key: &[u8; 32], at: i64, id: &str) -> String {
     let body = format!("{at}:{id}");
@@ -15,7 +15,7 @@ pub fn encode(key: &[u8; 32], at: i64, id: &str) -> String {
 }
 
 pub fn decode(key: &[u8; 32], cursor: &str) -> ApiResult<(i64, String)> {
-    let bad = || ApiError::field("invalid_request", "cursor", "is not a valid cursor");
+    let bad = || ApiError::field(ErrorCode::InvalidRequest, "cursor", "is not a valid cursor");
     let (body_b64, mac_b64) = cursor.split_once('.').ok_or_else(bad)?;
     let body = crypto::b64url_decode(body_b64).ok_or_else(bad)?;
     let mac = crypto::b64url_decode(mac_b64).ok_or_else(bad)?;

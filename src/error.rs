@@ -11,10 +11,187 @@ pub struct FieldError {
     pub message: String,
 }
 
+/// The catalogue of error codes: each variant is one `(HTTP status, wire code, default
+/// message)` triple, so a code and its status can never disagree. Every code of API.md §1 is
+/// here, plus the project's own (`method_not_allowed`, `not_ready`). Add a variant (and its
+/// row in each `match`) to add an error; build it with [`ApiError::of`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    // 400
+    InvalidRequest,
+    InvalidEmail,
+    WeakPassword,
+    InvalidToken,
+    // 401
+    Unauthenticated,
+    InvalidCredentials,
+    InvalidCode,
+    TokenExpired,
+    RefreshTokenReused,
+    InvalidApiKey,
+    /// A refresh token that is missing, unknown or no longer usable: `invalid_token`, but
+    /// 401 (the client must sign in again), unlike the 400 of an email or partial token.
+    InvalidRefreshToken,
+    // 403
+    Forbidden,
+    NotAMember,
+    MembershipInactive,
+    CsrfFailed,
+    OrgMismatch,
+    EmailNotAllowed,
+    // 404
+    NotFound,
+    OrgNotFound,
+    // 405
+    MethodNotAllowed,
+    // 409
+    AlreadyExists,
+    AlreadyMember,
+    InvitationPending,
+    // 413, 415
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    // 422
+    TwoFactorSetupRequired,
+    EmailVerificationRequired,
+    // 429
+    RateLimited,
+    // 500
+    InternalError,
+    // 503
+    Overloaded,
+    NotReady,
+}
+
+impl ErrorCode {
+    /// The HTTP status this code is always answered with.
+    pub const fn status(self) -> u16 {
+        use ErrorCode::*;
+        match self {
+            InvalidRequest | InvalidEmail | WeakPassword | InvalidToken => 400,
+            Unauthenticated | InvalidCredentials | InvalidCode | TokenExpired
+            | RefreshTokenReused | InvalidApiKey | InvalidRefreshToken => 401,
+            Forbidden | NotAMember | MembershipInactive | CsrfFailed | OrgMismatch
+            | EmailNotAllowed => 403,
+            NotFound | OrgNotFound => 404,
+            MethodNotAllowed => 405,
+            AlreadyExists | AlreadyMember | InvitationPending => 409,
+            PayloadTooLarge => 413,
+            UnsupportedMediaType => 415,
+            TwoFactorSetupRequired | EmailVerificationRequired => 422,
+            RateLimited => 429,
+            InternalError => 500,
+            Overloaded | NotReady => 503,
+        }
+    }
+
+    /// The stable `code` of the error envelope (API.md §1).
+    pub const fn as_str(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            InvalidRequest => "invalid_request",
+            InvalidEmail => "invalid_email",
+            WeakPassword => "weak_password",
+            InvalidToken | InvalidRefreshToken => "invalid_token",
+            Unauthenticated => "unauthenticated",
+            InvalidCredentials => "invalid_credentials",
+            InvalidCode => "invalid_code",
+            TokenExpired => "token_expired",
+            RefreshTokenReused => "refresh_token_reused",
+            InvalidApiKey => "invalid_api_key",
+            Forbidden => "forbidden",
+            NotAMember => "not_a_member",
+            MembershipInactive => "membership_inactive",
+            CsrfFailed => "csrf_failed",
+            OrgMismatch => "org_mismatch",
+            EmailNotAllowed => "email_not_allowed",
+            NotFound => "not_found",
+            OrgNotFound => "org_not_found",
+            MethodNotAllowed => "method_not_allowed",
+            AlreadyExists => "already_exists",
+            AlreadyMember => "already_member",
+            InvitationPending => "invitation_pending",
+            PayloadTooLarge => "payload_too_large",
+            UnsupportedMediaType => "unsupported_media_type",
+            TwoFactorSetupRequired => "two_factor_setup_required",
+            EmailVerificationRequired => "email_verification_required",
+            RateLimited => "rate_limited",
+            InternalError => "internal_error",
+            Overloaded => "overloaded",
+            NotReady => "not_ready",
+        }
+    }
+
+    /// The message [`ApiError::of`] uses unless the call site gives its own.
+    pub const fn default_message(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            InvalidRequest => "Invalid request",
+            InvalidEmail => "email: is not a valid email address",
+            WeakPassword => "password: is too weak",
+            InvalidToken => "Invalid, expired or already used token",
+            Unauthenticated => "Authentication required",
+            InvalidCredentials => "Invalid email or password",
+            InvalidCode => "Invalid verification code",
+            TokenExpired => "Access token expired",
+            RefreshTokenReused => {
+                "This refresh token was already used; the session has been revoked"
+            }
+            InvalidApiKey => "A valid API key is required (X-API-Key: pk_live_…)",
+            InvalidRefreshToken => "Invalid or expired refresh token",
+            Forbidden => "Forbidden",
+            NotAMember => "Not a member of this organization",
+            MembershipInactive => "Membership in this organization is deactivated",
+            CsrfFailed => "CSRF check failed",
+            OrgMismatch => "The credential belongs to another organization",
+            EmailNotAllowed => "This organization does not accept sign-ups from this email address",
+            NotFound => "Not found",
+            OrgNotFound => "Organization not found",
+            MethodNotAllowed => "Method not allowed",
+            AlreadyExists => "Already exists",
+            AlreadyMember => "This user is already a member of the organization",
+            InvitationPending => "An invitation to this email is already pending",
+            PayloadTooLarge => "Request body too large",
+            UnsupportedMediaType => "Request body must be application/json",
+            TwoFactorSetupRequired => "This organization requires two-factor authentication",
+            EmailVerificationRequired => "Verify your email address first: we sent you a link",
+            RateLimited => "Too many requests; try again later",
+            InternalError => "Internal server error",
+            Overloaded => "Server is busy; try again shortly",
+            NotReady => "Not ready",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// `e.code == "invalid_token"` compares the wire code.
+impl PartialEq<&str> for ErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<str> for ErrorCode {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
 #[derive(Debug)]
 pub struct ApiError {
-    pub status: u16,
-    pub code: &'static str,
+    /// What went wrong; the HTTP status is [`ApiError::status`], read from it.
+    pub code: ErrorCode,
     pub message: String,
     pub errors: Vec<FieldError>,
     /// Seconds, for 429 and 503.
@@ -26,16 +203,27 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+    /// The error of `code` with its default message.
+    pub fn of(code: ErrorCode) -> Self {
         ApiError {
-            status,
             code,
-            message: message.into(),
+            message: code.default_message().to_string(),
             errors: Vec::new(),
             retry_after: None,
             headers: Vec::new(),
             detail: None,
         }
+    }
+
+    /// The HTTP status, always the one the catalogue gives its code.
+    pub fn status(&self) -> u16 {
+        self.code.status()
+    }
+
+    /// Replaces the public message.
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = message.into();
+        self
     }
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
@@ -49,13 +237,13 @@ impl ApiError {
     }
 
     pub fn invalid_request(message: impl Into<String>) -> Self {
-        Self::new(400, "invalid_request", message)
+        Self::of(ErrorCode::InvalidRequest).with_message(message)
     }
 
-    /// 400 naming the offending field.
-    pub fn field(code: &'static str, field: &str, message: impl Into<String>) -> Self {
+    /// 400 naming the offending field (`code` is one of the 400 codes).
+    pub fn field(code: ErrorCode, field: &str, message: impl Into<String>) -> Self {
         let message = message.into();
-        let mut e = Self::new(400, code, format!("{field}: {message}"));
+        let mut e = Self::of(code).with_message(format!("{field}: {message}"));
         e.errors.push(FieldError {
             field: field.to_string(),
             message,
@@ -64,66 +252,65 @@ impl ApiError {
     }
 
     pub fn invalid_token(message: impl Into<String>) -> Self {
-        Self::new(400, "invalid_token", message)
+        Self::of(ErrorCode::InvalidToken).with_message(message)
     }
 
     pub fn unauthenticated(message: impl Into<String>) -> Self {
-        Self::new(401, "unauthenticated", message)
+        Self::of(ErrorCode::Unauthenticated).with_message(message)
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(403, "forbidden", message)
+        Self::of(ErrorCode::Forbidden).with_message(message)
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(404, "not_found", message)
+        Self::of(ErrorCode::NotFound).with_message(message)
     }
 
     pub fn org_not_found() -> Self {
-        Self::new(404, "org_not_found", "Organization not found")
+        Self::of(ErrorCode::OrgNotFound)
     }
 
     pub fn already_exists(message: impl Into<String>) -> Self {
-        Self::new(409, "already_exists", message)
+        Self::of(ErrorCode::AlreadyExists).with_message(message)
     }
 
     pub fn payload_too_large(limit: u64) -> Self {
-        Self::new(
-            413,
-            "payload_too_large",
-            format!("Request body exceeds {limit} bytes"),
-        )
+        Self::of(ErrorCode::PayloadTooLarge)
+            .with_message(format!("Request body exceeds {limit} bytes"))
     }
 
     pub fn unsupported_media_type() -> Self {
-        Self::new(
-            415,
-            "unsupported_media_type",
-            "Request body must be application/json",
-        )
+        Self::of(ErrorCode::UnsupportedMediaType)
     }
 
     pub fn rate_limited(retry_after_secs: u64) -> Self {
-        let mut e = Self::new(429, "rate_limited", "Too many requests; try again later");
+        let mut e = Self::of(ErrorCode::RateLimited);
         e.retry_after = Some(retry_after_secs.max(1));
         e
     }
 
     pub fn overloaded() -> Self {
-        let mut e = Self::new(503, "overloaded", "Server is busy; try again shortly");
+        let mut e = Self::of(ErrorCode::Overloaded);
         e.retry_after = Some(1);
         e
     }
 
     /// 500 with a private cause: the client sees only `internal_error`.
     pub fn internal(detail: impl Into<String>) -> Self {
-        Self::new(500, "internal_error", "Internal server error").with_detail(detail)
+        Self::of(ErrorCode::InternalError).with_detail(detail)
+    }
+}
+
+impl From<ErrorCode> for ApiError {
+    fn from(code: ErrorCode) -> Self {
+        ApiError::of(code)
     }
 }
 
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.status, self.code, self.message)?;
+        write!(f, "{} {}: {}", self.status(), self.code, self.message)?;
         if let Some(d) = &self.detail {
             write!(f, " ({d})")?;
         }

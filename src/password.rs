@@ -14,7 +14,7 @@
 //! is hashed at start (the dummy hash is made of random bytes, not computed).
 
 use crate::config::Argon2Config;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use std::collections::HashSet;
@@ -349,20 +349,24 @@ pub fn check_policy(
     let min = cfg.min_length.max(org_min.unwrap_or(0) as usize);
     if len < min {
         return Err(ApiError::field(
-            "weak_password",
+            ErrorCode::WeakPassword,
             field,
             format!("must be at least {min} characters"),
         ));
     }
     if len > cfg.max_length {
         return Err(ApiError::field(
-            "weak_password",
+            ErrorCode::WeakPassword,
             field,
             format!("must be at most {} characters", cfg.max_length),
         ));
     }
     if cfg.reject_common && is_common(password) {
-        return Err(ApiError::field("weak_password", field, "is too common"));
+        return Err(ApiError::field(
+            ErrorCode::WeakPassword,
+            field,
+            "is too common",
+        ));
     }
     Ok(())
 }

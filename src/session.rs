@@ -7,7 +7,7 @@ use crate::db::orgs::Org;
 use crate::db::sessions::{self, Session};
 use crate::db::users::{self, Membership, User};
 use crate::db::{self, orgs};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::tokens::AccessClaims;
 use rusqlite::Connection;
 
@@ -146,7 +146,7 @@ pub struct Prepared {
 }
 
 fn invalid() -> ApiError {
-    ApiError::new(401, "invalid_token", "Invalid or expired refresh token")
+    ApiError::of(ErrorCode::InvalidRefreshToken)
 }
 
 /// Looks up a refresh token and its live session, active user, active membership and org.

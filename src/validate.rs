@@ -1,11 +1,17 @@
 //! Input rules shared by handlers: emails, org slugs, URLs, names, roles.
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 
 /// Trims and lower-cases an email and checks its shape; 400 `invalid_email` otherwise.
 pub fn email(raw: &str) -> ApiResult<String> {
     let e = raw.trim().to_ascii_lowercase();
-    let bad = || ApiError::field("invalid_email", "email", "is not a valid email address");
+    let bad = || {
+        ApiError::field(
+            ErrorCode::InvalidEmail,
+            "email",
+            "is not a valid email address",
+        )
+    };
     if e.len() > 254 || e.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(bad());
     }
@@ -76,14 +82,14 @@ pub fn slug(s: &str) -> ApiResult<()> {
         && b.iter().all(|c| ok_char(c) || *c == b'-');
     if !shape {
         return Err(ApiError::field(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "slug",
             "must be 3-64 characters of a-z, 0-9 and '-', starting and ending with a letter or digit",
         ));
     }
     if RESERVED_SLUGS.contains(&s) {
         return Err(ApiError::field(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "slug",
             "is a reserved word",
         ));
@@ -111,7 +117,7 @@ pub fn http_url(field: &str, s: &str) -> ApiResult<()> {
         Ok(())
     } else {
         Err(ApiError::field(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             field,
             "must be an http:// or https:// URL",
         ))
@@ -123,7 +129,7 @@ pub fn name(field: &str, s: &str) -> ApiResult<String> {
     let t = s.trim();
     if t.is_empty() || t.chars().count() > 200 || t.chars().any(|c| c.is_control()) {
         return Err(ApiError::field(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             field,
             "must be 1-200 characters without control characters",
         ));
@@ -135,7 +141,7 @@ pub fn org_role(field: &str, s: &str) -> ApiResult<()> {
     match s {
         "owner" | "org_admin" | "member" => Ok(()),
         _ => Err(ApiError::field(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             field,
             "must be one of owner, org_admin, member",
         )),

@@ -8,7 +8,7 @@ use crate::db::orgs::Org;
 use crate::db::sessions;
 use crate::db::users;
 use crate::db::users::User;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::events;
 use crate::http::input::{self, nullable};
 use crate::http::respond;
@@ -52,7 +52,7 @@ fn e164(s: &str) -> ApiResult<()> {
         Ok(())
     } else {
         Err(ApiError::field(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "phoneNumber",
             "must be an E.164 number like +14155550123",
         ))
@@ -169,11 +169,9 @@ pub fn change_password_for(
         let locked = attempt.failed(ctx.now);
         auth::record_login_failure(state, ctx, req, org, user, locked)?;
         state.metrics.login(false);
-        return Err(ApiError::new(
-            401,
-            "invalid_credentials",
-            "Current password is wrong",
-        ));
+        return Err(
+            ApiError::of(ErrorCode::InvalidCredentials).with_message("Current password is wrong")
+        );
     }
     drop(attempt);
     password::check_policy(
@@ -184,7 +182,7 @@ pub fn change_password_for(
     )?;
     if new == current {
         return Err(ApiError::field(
-            "weak_password",
+            ErrorCode::WeakPassword,
             "newPassword",
             "must differ from the current password",
         ));

@@ -8,7 +8,7 @@ use crate::db::audit::{self, Entry};
 use crate::db::orgs::{self, Org, OrgSettings, SignupMode};
 use crate::db::users::{self, Membership, SortField, User};
 use crate::db::{self, is_unique_violation};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::http::input::{self, nullable, query_int};
 use crate::http::respond;
 use crate::password;
@@ -41,7 +41,7 @@ impl SettingsPatch {
                 let d = d.trim().trim_start_matches('@').to_ascii_lowercase();
                 validate::email(&format!("x@{d}")).map_err(|_| {
                     ApiError::field(
-                        "invalid_request",
+                        ErrorCode::InvalidRequest,
                         "settings.allowedDomains",
                         format!("'{d}' is not a domain name"),
                     )
@@ -52,7 +52,7 @@ impl SettingsPatch {
             }
             if clean.len() > 100 {
                 return Err(ApiError::field(
-                    "invalid_request",
+                    ErrorCode::InvalidRequest,
                     "settings.allowedDomains",
                     "at most 100 domains",
                 ));
@@ -68,7 +68,7 @@ impl SettingsPatch {
                 && ((n as usize) < p.min_length || (n as usize) > p.max_length)
             {
                 return Err(ApiError::field(
-                    "invalid_request",
+                    ErrorCode::InvalidRequest,
                     "settings.passwordMinLength",
                     format!("must be from {} to {}", p.min_length, p.max_length),
                 ));
@@ -77,7 +77,7 @@ impl SettingsPatch {
         }
         if s.signup_mode == SignupMode::Domain && s.allowed_domains.is_empty() {
             return Err(ApiError::field(
-                "invalid_request",
+                ErrorCode::InvalidRequest,
                 "settings.allowedDomains",
                 "signupMode 'domain' needs at least one allowed domain",
             ));
@@ -147,7 +147,7 @@ fn plan(s: &str) -> ApiResult<String> {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
     {
         return Err(ApiError::field(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "plan",
             "must be 1-64 characters of letters, digits, '-', '_' or '.'",
         ));
@@ -204,7 +204,7 @@ pub fn create_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
         if let Some(email) = &owner_email {
             let user = users::find_by_email(tx, email)?.ok_or_else(|| {
                 ApiError::field(
-                    "invalid_request",
+                    ErrorCode::InvalidRequest,
                     "ownerEmail",
                     "no user has this email; create the user first (POST /admin/users)",
                 )
@@ -291,7 +291,7 @@ pub fn update_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
         if let Some(s) = &body.status {
             if s != "active" && s != "suspended" {
                 return Err(ApiError::field(
-                    "invalid_request",
+                    ErrorCode::InvalidRequest,
                     "status",
                     "must be 'active' or 'suspended'",
                 ));
@@ -367,11 +367,8 @@ pub fn add_member(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
         let user = users::find_by_id(tx, &body.user_id)?
             .ok_or_else(|| ApiError::not_found("User not found"))?;
         if users::find_membership(tx, &org.id, &user.id)?.is_some() {
-            return Err(ApiError::new(
-                409,
-                "already_member",
-                "The user is already a member of this organization",
-            ));
+            return Err(ApiError::of(ErrorCode::AlreadyMember)
+                .with_message("The user is already a member of this organization"));
         }
         let m = Membership {
             id: db::new_id("mem", ctx.now),
@@ -416,7 +413,7 @@ pub fn create_user(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Resp
     let role = body.role.unwrap_or_else(|| "user".into());
     if role != "user" && role != "admin" {
         return Err(ApiError::field(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "role",
             "must be 'user' or 'admin'",
         ));
@@ -475,7 +472,7 @@ pub fn list_users(state: &AppState, _ctx: &Ctx, req: &Request) -> ApiResult<Resp
         Some("name") => (SortField::Name, "name"),
         Some(_) => {
             return Err(ApiError::field(
-                "invalid_request",
+                ErrorCode::InvalidRequest,
                 "sortField",
                 "must be createdAt, email or name",
             ));
@@ -486,7 +483,7 @@ pub fn list_users(state: &AppState, _ctx: &Ctx, req: &Request) -> ApiResult<Resp
         Some("asc") => false,
         Some(_) => {
             return Err(ApiError::field(
-                "invalid_request",
+                ErrorCode::InvalidRequest,
                 "sortDir",
                 "must be asc or desc",
             ));
@@ -495,7 +492,7 @@ pub fn list_users(state: &AppState, _ctx: &Ctx, req: &Request) -> ApiResult<Resp
     let q = input::query(req, "query").filter(|q| !q.trim().is_empty());
     if q.as_ref().is_some_and(|q| q.len() > 200) {
         return Err(ApiError::field(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "query",
             "at most 200 characters",
         ));

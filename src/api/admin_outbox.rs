@@ -9,7 +9,7 @@ use crate::cursor;
 use crate::db::audit::{self, Entry};
 use crate::db::outbox::{self as store, Item, ListFilter};
 use crate::db::{self};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::http::input::{self, query_int};
 use crate::http::respond;
 use rouille::{Request, Response};
@@ -51,7 +51,7 @@ fn one_of(req: &Request, name: &str, allowed: &[&'static str]) -> ApiResult<Opti
             .map(|a| Some(*a))
             .ok_or_else(|| {
                 ApiError::field(
-                    "invalid_request",
+                    ErrorCode::InvalidRequest,
                     name,
                     format!("must be one of {}", allowed.join(", ")),
                 )

@@ -7,7 +7,7 @@ use crate::db::is_unique_violation;
 use crate::db::members;
 use crate::db::sessions;
 use crate::db::users::{self, User};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::events;
 use crate::http::input::{self, nullable};
 use crate::http::respond;
@@ -73,7 +73,7 @@ pub fn update(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
         && r != "admin"
     {
         return Err(ApiError::field(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "role",
             "must be 'user' or 'admin'",
         ));
@@ -83,7 +83,7 @@ pub fn update(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
         && s != "disabled"
     {
         return Err(ApiError::field(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "status",
             "must be 'active' or 'disabled'",
         ));

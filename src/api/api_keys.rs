@@ -9,7 +9,7 @@ use crate::crypto;
 use crate::db::api_keys::{self, ApiKey};
 use crate::db::audit::Entry;
 use crate::db::{self, Db};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::events;
 use crate::http::{input, respond};
 use crate::validate;
@@ -150,7 +150,7 @@ fn scopes(requested: Option<Vec<String>>) -> ApiResult<Vec<String>> {
     };
     if requested.is_empty() {
         return Err(ApiError::field(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "scopes",
             "must name at least one scope (omit it for all)",
         ));
@@ -159,7 +159,7 @@ fn scopes(requested: Option<Vec<String>>) -> ApiResult<Vec<String>> {
     for s in requested {
         if !SCOPES.contains(&s.as_str()) {
             return Err(ApiError::field(
-                "invalid_request",
+                ErrorCode::InvalidRequest,
                 "scopes",
                 format!(
                     "unknown scope '{}'; known: {}",
@@ -197,14 +197,14 @@ pub fn create(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
         Some(s) => {
             let at = parse_rfc3339(s.trim()).ok_or_else(|| {
                 ApiError::field(
-                    "invalid_request",
+                    ErrorCode::InvalidRequest,
                     "expiresAt",
                     "must be an RFC 3339 time like 2026-11-23T10:30:00Z",
                 )
             })?;
             if at <= ctx.now {
                 return Err(ApiError::field(
-                    "invalid_request",
+                    ErrorCode::InvalidRequest,
                     "expiresAt",
                     "must be in the future",
                 ));

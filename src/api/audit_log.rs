@@ -5,7 +5,7 @@ use crate::api::{Ctx, guard, views};
 use crate::app::AppState;
 use crate::cursor;
 use crate::db::audit::{self, Filter};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::http::input::{self, query_int};
 use crate::http::respond;
 use rouille::{Request, Response};
@@ -57,7 +57,7 @@ fn page_as(
 fn short(req: &Request, name: &str) -> ApiResult<Option<String>> {
     match input::query(req, name).filter(|v| !v.is_empty()) {
         Some(v) if v.len() > 100 => Err(ApiError::field(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             name,
             "at most 100 characters",
         )),

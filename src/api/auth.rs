@@ -10,7 +10,7 @@ use crate::db::orgs::{self, Org, SignupMode};
 use crate::db::users::{self, Membership, User};
 use crate::db::{self, is_unique_violation};
 use crate::db::{sessions, two_factor};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::events;
 use crate::http::{cookies, input, respond};
 use crate::password;
@@ -95,11 +95,7 @@ fn signup_allowed(org: &Org, email: &str) -> ApiResult<()> {
     if ok {
         Ok(())
     } else {
-        Err(ApiError::new(
-            403,
-            "email_not_allowed",
-            "This organization does not accept sign-ups from this email address",
-        ))
+        Err(ApiError::of(ErrorCode::EmailNotAllowed))
     }
 }
 
@@ -272,7 +268,7 @@ pub struct LoginRequest {
 }
 
 pub fn invalid_credentials() -> ApiError {
-    ApiError::new(401, "invalid_credentials", "Invalid email or password")
+    ApiError::of(ErrorCode::InvalidCredentials)
 }
 
 pub fn login(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
@@ -430,11 +426,7 @@ pub fn password_login(
 /// 422 `email_verification_required`: a `domain` org admits by the address, so it must be
 /// proven before a session is made.
 pub fn email_verification_required() -> ApiError {
-    ApiError::new(
-        422,
-        "email_verification_required",
-        "Verify your email address first: we sent you a link",
-    )
+    ApiError::of(ErrorCode::EmailVerificationRequired)
 }
 
 /// The user's active membership in `org`: 403 `not_a_member` / `membership_inactive`.
@@ -442,13 +434,9 @@ pub fn active_membership(state: &AppState, org: &Org, user: &User) -> ApiResult<
     let membership = state
         .db
         .read(|c| users::find_membership(c, &org.id, &user.id))?
-        .ok_or_else(|| ApiError::new(403, "not_a_member", "Not a member of this organization"))?;
+        .ok_or_else(|| ApiError::of(ErrorCode::NotAMember))?;
     if membership.status != "active" {
-        return Err(ApiError::new(
-            403,
-            "membership_inactive",
-            "Membership in this organization is deactivated",
-        ));
+        return Err(ApiError::of(ErrorCode::MembershipInactive));
     }
     Ok(membership)
 }
@@ -652,7 +640,7 @@ fn refresh_token_of(
     match input::cookie(req, cookies::REFRESH).filter(|t| !t.is_empty()) {
         Some(t) => {
             if !cookies::csrf_ok(&state.config, req) {
-                return Err(ApiError::new(403, "csrf_failed", "CSRF check failed"));
+                return Err(ApiError::of(ErrorCode::CsrfFailed));
             }
             Ok(Some(t.to_string()))
         }
@@ -671,13 +659,14 @@ pub fn refresh(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response
     let Some(token) = refresh_token_of(state, req, body.refresh_token)? else {
         return Ok(with_cleared_cookies(
             state,
-            ApiError::new(401, "invalid_token", "A refresh token is required"),
+            ApiError::of(ErrorCode::InvalidRefreshToken)
+                .with_message("A refresh token is required"),
         ));
     };
     if token.len() > 512 {
         return Ok(with_cleared_cookies(
             state,
-            ApiError::new(401, "invalid_token", "Invalid refresh token"),
+            ApiError::of(ErrorCode::InvalidRefreshToken).with_message("Invalid refresh token"),
         ));
     }
     let header_org = match req.header("X-Org-Slug") {
@@ -689,17 +678,14 @@ pub fn refresh(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response
         .read(|c| session::prepare_refresh(c, &token, ctx.now))
     {
         Ok(p) => p,
-        Err(e) if e.status == 401 => return Ok(with_cleared_cookies(state, e)),
+        Err(e) if e.status() == 401 => return Ok(with_cleared_cookies(state, e)),
         Err(e) => return Err(e),
     };
     if let Some(org) = &header_org
         && prepared.org.id != org.id
     {
-        return Err(ApiError::new(
-            403,
-            "org_mismatch",
-            "The refresh token belongs to another organization",
-        ));
+        return Err(ApiError::of(ErrorCode::OrgMismatch)
+            .with_message("The refresh token belongs to another organization"));
     }
     let outcome = state.db.write(|tx| {
         let out = session::refresh(tx, state, prepared, ctx.now)?;
@@ -740,13 +726,9 @@ pub fn refresh(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response
         }
         Ok(Refreshed::Reused { .. }) => Ok(with_cleared_cookies(
             state,
-            ApiError::new(
-                401,
-                "refresh_token_reused",
-                "This refresh token was already used; the session has been revoked",
-            ),
+            ApiError::of(ErrorCode::RefreshTokenReused),
         )),
-        Err(e) if e.status == 401 => Ok(with_cleared_cookies(state, e)),
+        Err(e) if e.status() == 401 => Ok(with_cleared_cookies(state, e)),
         Err(e) => Err(e),
     }
 }
@@ -756,7 +738,7 @@ pub fn logout(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
     let cookie_auth = input::cookie(req, cookies::ACCESS).is_some()
         || input::cookie(req, cookies::REFRESH).is_some();
     if cookie_auth && input::bearer(req).is_none() && !cookies::csrf_ok(&state.config, req) {
-        return Err(ApiError::new(403, "csrf_failed", "CSRF check failed"));
+        return Err(ApiError::of(ErrorCode::CsrfFailed));
     }
     // The session from the access token (even an expired one is fine to end), else from the
     // refresh token.
@@ -867,11 +849,8 @@ pub fn switch_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
         && !slug.is_empty()
         && slug != from.slug
     {
-        return Err(ApiError::new(
-            403,
-            "org_mismatch",
-            "The refresh token belongs to another organization than X-Org-Slug",
-        ));
+        return Err(ApiError::of(ErrorCode::OrgMismatch)
+            .with_message("The refresh token belongs to another organization than X-Org-Slug"));
     }
     let target = state
         .db

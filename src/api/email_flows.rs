@@ -10,7 +10,7 @@ use crate::db::email_tokens::{self, EmailToken};
 use crate::db::orgs::{self, Org};
 use crate::db::users::{self, User};
 use crate::db::{sessions, two_factor};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::events::{self, Email, html_escape};
 use crate::http::{input, respond};
 use crate::password;
@@ -211,11 +211,8 @@ fn token_of(
     if let Some(slug) = req.header("X-Org-Slug")
         && slug.trim() != org.slug
     {
-        return Err(ApiError::new(
-            403,
-            "org_mismatch",
-            "The token belongs to another organization",
-        ));
+        return Err(ApiError::of(ErrorCode::OrgMismatch)
+            .with_message("The token belongs to another organization"));
     }
     let user = users::find_by_id(conn, &t.user_id)?
         .filter(|u| u.status == "active" && u.email == t.email)
@@ -369,7 +366,7 @@ pub fn verify_email_send(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResul
         let org = guard::org(state, req)?;
         let email = body
             .email
-            .ok_or_else(|| ApiError::field("invalid_request", "email", "is required"))?;
+            .ok_or_else(|| ApiError::field(ErrorCode::InvalidRequest, "email", "is required"))?;
         (org, validate::email(&email)?)
     };
     limit(state, ctx, "verify", &target_email)?;
@@ -541,15 +538,10 @@ pub fn spend_magic_link(
 ) -> ApiResult<(Org, User, crate::db::users::Membership)> {
     let (org, user, membership) = state.db.write(|tx| {
         let (t, org, mut user) = token_of(tx, req, token, "magic_link", ctx.now)?;
-        let m = users::find_membership(tx, &org.id, &user.id)?.ok_or_else(|| {
-            ApiError::new(403, "not_a_member", "Not a member of this organization")
-        })?;
+        let m = users::find_membership(tx, &org.id, &user.id)?
+            .ok_or_else(|| ApiError::of(ErrorCode::NotAMember))?;
         if m.status != "active" {
-            return Err(ApiError::new(
-                403,
-                "membership_inactive",
-                "Membership in this organization is deactivated",
-            ));
+            return Err(ApiError::of(ErrorCode::MembershipInactive));
         }
         if !email_tokens::use_token(tx, &t.token_hash, ctx.now)? {
             return Err(ApiError::invalid_token(

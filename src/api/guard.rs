@@ -7,7 +7,7 @@ use crate::db::admin_keys;
 use crate::db::orgs::{self, Org};
 use crate::db::sessions::{self, Session};
 use crate::db::users::{Membership, User};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::http::cookies;
 use crate::http::input::{bearer, cookie};
 use crate::tokens::{AccessClaims, TokenError};
@@ -52,7 +52,13 @@ pub fn org(state: &AppState, req: &Request) -> ApiResult<Org> {
         .header("X-Org-Slug")
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiError::field("invalid_request", "X-Org-Slug", "header is required"))?;
+        .ok_or_else(|| {
+            ApiError::field(
+                ErrorCode::InvalidRequest,
+                "X-Org-Slug",
+                "header is required",
+            )
+        })?;
     if slug.len() > 64 {
         return Err(ApiError::org_not_found());
     }
@@ -89,11 +95,8 @@ pub fn user(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<UserCtx> {
     let org = org(state, req)?;
     let (claims, via_cookie) = verified_claims(state, ctx, req)?;
     if claims.org_id != org.id {
-        return Err(ApiError::new(
-            403,
-            "org_mismatch",
-            "The access token belongs to another organization",
-        ));
+        return Err(ApiError::of(ErrorCode::OrgMismatch)
+            .with_message("The access token belongs to another organization"));
     }
     let found = state
         .db
@@ -101,14 +104,9 @@ pub fn user(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<UserCtx> {
         .filter(|(s, u, _)| s.user_id == claims.sub && s.is_live(ctx.now) && u.status == "active");
     let (session, user, membership) =
         found.ok_or_else(|| ApiError::unauthenticated("Session has ended"))?;
-    let membership = membership
-        .ok_or_else(|| ApiError::new(403, "not_a_member", "Not a member of this organization"))?;
+    let membership = membership.ok_or_else(|| ApiError::of(ErrorCode::NotAMember))?;
     if membership.status != "active" {
-        return Err(ApiError::new(
-            403,
-            "membership_inactive",
-            "Membership in this organization is deactivated",
-        ));
+        return Err(ApiError::of(ErrorCode::MembershipInactive));
     }
     Ok(UserCtx {
         org,
@@ -126,7 +124,7 @@ fn verified_claims(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<(Acc
     let (token, via_cookie) =
         access_token(req).ok_or_else(|| ApiError::unauthenticated("Authentication required"))?;
     if via_cookie && !cookies::csrf_ok(&state.config, req) {
-        return Err(ApiError::new(403, "csrf_failed", "CSRF check failed"));
+        return Err(ApiError::of(ErrorCode::CsrfFailed));
     }
     let claims = state
         .keys
@@ -138,7 +136,7 @@ fn verified_claims(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<(Acc
             ctx.now,
         )
         .map_err(|e| match e {
-            TokenError::Expired => ApiError::new(401, "token_expired", "Access token expired"),
+            TokenError::Expired => ApiError::of(ErrorCode::TokenExpired),
             _ => ApiError::unauthenticated("Invalid access token"),
         })?;
     Ok((claims, via_cookie))

@@ -11,7 +11,7 @@ use crate::db::invitations::{self, Invitation};
 use crate::db::orgs::{self, Org};
 use crate::db::users::{self, Membership, User};
 use crate::db::{self, members};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::events::{self, Email, html_escape};
 use crate::http::input;
 use crate::http::respond;
@@ -137,18 +137,12 @@ pub fn create(
     now: i64,
 ) -> ApiResult<(Invitation, String)> {
     if members::find_by_email(tx, &org.id, email)?.is_some() {
-        return Err(ApiError::new(
-            409,
-            "already_member",
-            "This person is already a member",
-        ));
+        return Err(
+            ApiError::of(ErrorCode::AlreadyMember).with_message("This person is already a member")
+        );
     }
     if invitations::find_open_for_email(tx, &org.id, email, now)?.is_some() {
-        return Err(ApiError::new(
-            409,
-            "invitation_pending",
-            "An invitation to this email is already pending",
-        ));
+        return Err(ApiError::of(ErrorCode::InvitationPending));
     }
     let token = crypto::random_token(32);
     let inv = Invitation {
@@ -221,7 +215,7 @@ pub fn invite(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
     let days = body.expires_in_days.unwrap_or(7);
     if !(1..=30).contains(&days) {
         return Err(ApiError::field(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "expiresInDays",
             "must be from 1 to 30",
         ));
@@ -254,7 +248,7 @@ pub fn list(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
         && !["pending", "accepted", "declined", "revoked", "expired"].contains(&s.as_str())
     {
         return Err(ApiError::field(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "state",
             "must be pending, accepted, declined, revoked or expired",
         ));
@@ -354,11 +348,8 @@ fn by_token(
     if let Some(slug) = req.header("X-Org-Slug")
         && slug.trim() != org.slug
     {
-        return Err(ApiError::new(
-            403,
-            "org_mismatch",
-            "The invitation belongs to another organization",
-        ));
+        return Err(ApiError::of(ErrorCode::OrgMismatch)
+            .with_message("The invitation belongs to another organization"));
     }
     Ok((inv, org))
 }
@@ -445,7 +436,7 @@ pub fn accept_new(
 ) -> ApiResult<(User, Membership)> {
     let Some(p) = password else {
         return Err(ApiError::field(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "password",
             "is required to create the account",
         ));
@@ -540,11 +531,8 @@ fn accept_existing(
         .read(|c| users::find_membership(c, &org.id, &user.id))?
         .is_some()
     {
-        return Err(ApiError::new(
-            409,
-            "already_member",
-            "You are already a member of this organization",
-        ));
+        return Err(ApiError::of(ErrorCode::AlreadyMember)
+            .with_message("You are already a member of this organization"));
     }
     if let Some(step) = auth::second_factor_due(&user, &org, &amr) {
         return auth::partial_response(
@@ -579,11 +567,8 @@ fn join(
     is_new: bool,
 ) -> ApiResult<Membership> {
     if users::find_membership(tx, &org.id, &user.id)?.is_some() {
-        return Err(ApiError::new(
-            409,
-            "already_member",
-            "You are already a member of this organization",
-        ));
+        return Err(ApiError::of(ErrorCode::AlreadyMember)
+            .with_message("You are already a member of this organization"));
     }
     let m = Membership {
         id: db::new_id("mem", ctx.now),

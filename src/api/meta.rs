@@ -2,7 +2,7 @@
 
 use crate::api::Ctx;
 use crate::app::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::http::respond;
 use rouille::{Request, Response};
 use serde_json::json;
@@ -15,12 +15,12 @@ pub fn healthz(_: &AppState, _: &Ctx, _: &Request) -> ApiResult<Response> {
 /// outbox worker — are alive (running, with a heartbeat within the last minute).
 pub fn readyz(state: &AppState, ctx: &Ctx, _: &Request) -> ApiResult<Response> {
     if let Err(e) = state.db.ready() {
-        return Err(
-            ApiError::new(503, "not_ready", "Database is not writable").with_detail(e.to_string())
-        );
+        return Err(ApiError::of(ErrorCode::NotReady)
+            .with_message("Database is not writable")
+            .with_detail(e.to_string()));
     }
     if let Some(problem) = crate::maintenance::background_problem(state) {
-        return Err(ApiError::new(503, "not_ready", problem));
+        return Err(ApiError::of(ErrorCode::NotReady).with_message(problem));
     }
     let (pending, oldest) = state.db.read(crate::db::outbox::backlog)?;
     let outbox = json!({

@@ -22,7 +22,7 @@ pub mod views;
 pub mod webhooks;
 
 use crate::app::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use rouille::{Request, Response};
 use std::net::IpAddr;
 
@@ -314,15 +314,12 @@ pub fn dispatch(state: &AppState, ctx: &mut Ctx, req: &Request) -> ApiResult<Res
     if allowed.contains(&"GET") {
         allowed.push("HEAD");
     }
-    Err(ApiError::new(
-        405,
-        "method_not_allowed",
-        format!(
+    Err(ApiError::of(ErrorCode::MethodNotAllowed)
+        .with_message(format!(
             "{method} is not allowed here; allowed: {}",
             allowed.join(", ")
-        ),
-    )
-    .with_header("Allow", allowed.join(", ")))
+        ))
+        .with_header("Allow", allowed.join(", ")))
 }
 
 /// Writes an audit entry stamped with the request's client IP and user agent.

@@ -12,7 +12,7 @@ use crate::db::members::{self, ListFilter};
 use crate::db::orgs;
 use crate::db::sessions;
 use crate::db::users::{self, Membership, User};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::events;
 use crate::http::input::{self, nullable, query_int};
 use crate::http::respond;
@@ -69,7 +69,7 @@ pub fn update_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
             validate::http_url("appUrl", u)?;
             if !links::host_allowed(state, u) {
                 return Err(ApiError::field(
-                    "invalid_request",
+                    ErrorCode::InvalidRequest,
                     "appUrl",
                     "this host is not on the deployment's allowed app hosts \
                      (security.allowed_app_hosts); ask the operator to add it",
@@ -136,7 +136,7 @@ pub fn list_members(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Res
         && s != "deactivated"
     {
         return Err(ApiError::field(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "status",
             "must be active or deactivated",
         ));
@@ -148,7 +148,7 @@ pub fn list_members(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Res
     let q = input::query(req, "q").filter(|s| !s.trim().is_empty());
     if q.as_ref().is_some_and(|q| q.len() > 200) {
         return Err(ApiError::field(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "q",
             "at most 200 characters",
         ));
@@ -224,14 +224,14 @@ pub fn update_member(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Re
     if let Some(meta) = &body.metadata {
         if !meta.is_object() {
             return Err(ApiError::field(
-                "invalid_request",
+                ErrorCode::InvalidRequest,
                 "metadata",
                 "must be a JSON object",
             ));
         }
         if meta.to_string().len() > MAX_METADATA_BYTES {
             return Err(ApiError::field(
-                "invalid_request",
+                ErrorCode::InvalidRequest,
                 "metadata",
                 format!("must be at most {MAX_METADATA_BYTES} bytes"),
             ));

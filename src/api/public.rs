@@ -14,7 +14,7 @@ use crate::db::audit::Entry;
 use crate::db::orgs::{self, Org};
 use crate::db::users::{self, Membership, User};
 use crate::db::{self, is_unique_violation, sessions};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::events;
 use crate::http::input::{self, query_int};
 use crate::http::respond;
@@ -34,11 +34,7 @@ pub struct KeyCtx {
 }
 
 fn invalid_key() -> ApiError {
-    ApiError::new(
-        401,
-        "invalid_api_key",
-        "A valid API key is required (X-API-Key: pk_live_…)",
-    )
+    ApiError::of(ErrorCode::InvalidApiKey)
 }
 
 /// `X-API-Key: pk_live_<64 hex>` naming an unrevoked, unexpired key of a live org.
@@ -105,11 +101,8 @@ fn run(
             && !slug.is_empty()
             && slug != k.org.slug
         {
-            return Err(ApiError::new(
-                403,
-                "org_mismatch",
-                "X-Org-Slug names another organization than the API key's",
-            ));
+            return Err(ApiError::of(ErrorCode::OrgMismatch)
+                .with_message("X-Org-Slug names another organization than the API key's"));
         }
         if !k.key.scopes.iter().any(|s| s == scope) {
             return Err(ApiError::forbidden(format!(
@@ -330,7 +323,7 @@ pub fn create_user(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Resp
         if body.is_email_verified == Some(true) {
             // Accounts are deployment-wide: no tenant may vouch for an address.
             return Err(ApiError::field(
-                "invalid_request",
+                ErrorCode::InvalidRequest,
                 "isEmailVerified",
                 "an organization cannot mark an email verified; the user proves it by email \
                  (POST /auth/verify-email/send)",
@@ -435,7 +428,7 @@ pub fn authenticate(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Res
             None | Some("") => ctx.ip,
             Some(s) => s.parse::<IpAddr>().map_err(|_| {
                 ApiError::field(
-                    "invalid_request",
+                    ErrorCode::InvalidRequest,
                     "ipAddress",
                     "must be an IPv4 or IPv6 address",
                 )

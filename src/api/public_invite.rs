@@ -3,15 +3,11 @@
 use crate::api::invites;
 use crate::app::AppState;
 use crate::db::orgs::Org;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use serde_json::{Value, json};
 
 pub fn already_member() -> ApiError {
-    ApiError::new(
-        409,
-        "already_member",
-        "This user is already a member of the organization",
-    )
+    ApiError::of(ErrorCode::AlreadyMember)
 }
 
 /// Who sent an invitation (an API key here).

@@ -8,7 +8,7 @@ use crate::crypto;
 use crate::db::orgs::Org;
 use crate::db::two_factor::{self as tf, Partial};
 use crate::db::users::{self, Membership, User};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::events;
 use crate::http::{cookies, input, respond};
 use crate::ratelimit::{Attempt, Budget};
@@ -65,7 +65,7 @@ impl CodeAttempt<'_> {
 }
 
 fn invalid_code() -> ApiError {
-    ApiError::new(401, "invalid_code", "Invalid verification code")
+    ApiError::of(ErrorCode::InvalidCode)
 }
 
 /// Who is enrolling: a signed-in user, or the partial token of a `requires2FASetup` login.
@@ -129,11 +129,8 @@ fn load_partial(
         .filter(|p| p.is_usable(ctx.now) && p.purpose == purpose)
         .ok_or_else(bad)?;
     if partial.org_id != org.id {
-        return Err(ApiError::new(
-            403,
-            "org_mismatch",
-            "The partial token belongs to another organization",
-        ));
+        return Err(ApiError::of(ErrorCode::OrgMismatch)
+            .with_message("The partial token belongs to another organization"));
     }
     let user = user.filter(|u| u.status == "active").ok_or_else(bad)?;
     // A login that accepts an invitation has no membership yet: it is made at the end.
@@ -501,7 +498,7 @@ pub fn verify(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
     let code = body
         .code
         .filter(|c| !c.trim().is_empty())
-        .ok_or_else(|| ApiError::field("invalid_token", "code", "is required"))?;
+        .ok_or_else(|| ApiError::field(ErrorCode::InvalidToken, "code", "is required"))?;
     let (partial, org, mut user, membership) = load_partial(state, ctx, req, &token, "verify_2fa")?;
     let attempt = check_budget(state, ctx, &user.id)?;
     let outcome = state.db.write(|tx| {

@@ -9,7 +9,7 @@ use crate::cursor;
 use crate::db::audit::Entry;
 use crate::db::outbox::{self as store, ListFilter};
 use crate::db::webhooks::{self, Endpoint};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::http::input::{self, nullable, query_int};
 use crate::http::respond;
 use crate::outbox;
@@ -47,13 +47,13 @@ fn act<'a>(me: &'a UserCtx, action: &'a str, id: &'a str) -> Entry<'a> {
 
 fn check_url(state: &AppState, url: &str) -> ApiResult<()> {
     outbox::check_url(url, state.config.webhooks.allow_http)
-        .map_err(|m| ApiError::field("invalid_request", "url", m))
+        .map_err(|m| ApiError::field(ErrorCode::InvalidRequest, "url", m))
 }
 
 fn check_events(events: &[String]) -> ApiResult<Vec<String>> {
     if events.is_empty() || events.len() > MAX_EVENTS {
         return Err(ApiError::field(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "events",
             format!("must list 1 to {MAX_EVENTS} event names (or \"*\")"),
         ));
@@ -62,7 +62,7 @@ fn check_events(events: &[String]) -> ApiResult<Vec<String>> {
     for e in events {
         if !outbox::is_subscribable(e) {
             return Err(ApiError::field(
-                "invalid_request",
+                ErrorCode::InvalidRequest,
                 "events",
                 format!("unknown event '{}'", e.chars().take(64).collect::<String>()),
             ));
@@ -78,7 +78,7 @@ fn description(d: &str) -> ApiResult<String> {
     let t = d.trim();
     if t.chars().count() > 500 || t.chars().any(|c| c.is_control() && c != '\n') {
         return Err(ApiError::field(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "description",
             "at most 500 characters, no control characters",
         ));
@@ -254,7 +254,7 @@ pub fn deliveries(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
         Some("failed") => Some("failed"),
         Some(_) => {
             return Err(ApiError::field(
-                "invalid_request",
+                ErrorCode::InvalidRequest,
                 "status",
                 "must be pending, succeeded or failed",
             ));

@@ -1,7 +1,7 @@
 //! Reading requests: JSON bodies through the size limit (415 / 413 / 400 naming the field),
 //! query parameters, bearer credentials and the client's address.
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use rouille::Request;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
@@ -110,7 +110,7 @@ fn json_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
                 }
             };
             if let Some(f) = named("missing field ") {
-                ApiError::field("invalid_request", &join(f), "is required")
+                ApiError::field(ErrorCode::InvalidRequest, &join(f), "is required")
             } else if let Some(f) = named("unknown field ") {
                 // The path already ends at the unknown field.
                 let field = if path.ends_with(&f) {
@@ -118,11 +118,11 @@ fn json_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
                 } else {
                     join(f)
                 };
-                ApiError::field("invalid_request", &field, "is not a known field")
+                ApiError::field(ErrorCode::InvalidRequest, &field, "is not a known field")
             } else if path == "." || path.is_empty() {
                 ApiError::invalid_request(format!("Request body: {msg}"))
             } else {
-                ApiError::field("invalid_request", &path, msg)
+                ApiError::field(ErrorCode::InvalidRequest, &path, msg)
             }
         }
     }
@@ -140,7 +140,7 @@ pub fn query_int(req: &Request, name: &str, default: i64, min: i64, max: i64) ->
         Some(s) => match s.trim().parse::<i64>() {
             Ok(n) if (min..=max).contains(&n) => Ok(n),
             _ => Err(ApiError::field(
-                "invalid_request",
+                ErrorCode::InvalidRequest,
                 name,
                 format!("must be an integer from {min} to {max}"),
             )),

@@ -32,7 +32,7 @@ pub fn error_response(err: &ApiError) -> Response {
         body["errors"] = json!(err.errors);
     }
     let mut resp =
-        Response::from_data("application/json", body.to_string()).with_status_code(err.status);
+        Response::from_data("application/json", body.to_string()).with_status_code(err.status());
     if let Some(secs) = err.retry_after {
         resp.headers
             .push(("Retry-After".into(), secs.to_string().into()));

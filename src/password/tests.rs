@@ -160,7 +160,7 @@ fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 fn is_overloaded(r: &Result<String, ApiError>) -> bool {
-    matches!(r, Err(e) if e.status == 503 && e.code == "overloaded" && e.retry_after.is_some())
+    matches!(r, Err(e) if e.status() == 503 && e.code == "overloaded" && e.retry_after.is_some())
 }
 
 /// max=1, queue=1, three hashes at once: one runs, one waits, one is refused with 503. The
@@ -243,7 +243,7 @@ fn policy(reject_common: bool) -> PasswordConfig {
 
 fn refused(r: Result<(), ApiError>) -> String {
     let e = r.expect_err("should be refused");
-    assert_eq!((e.status, e.code), (400, "weak_password"));
+    assert_eq!((e.status(), e.code.as_str()), (400, "weak_password"));
     assert_eq!(e.errors.len(), 1);
     assert_eq!(e.errors[0].field, "newPassword");
     e.errors[0].message.clone()

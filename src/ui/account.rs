@@ -109,9 +109,9 @@ fn act(
     };
     match f(p, &user) {
         Ok(extra) => page(p, 200, extra),
-        Err(e) if e.status < 500 => {
+        Err(e) if e.status() < 500 => {
             let msg = p.error_text(&e);
-            let mut resp = page(p, e.status, json!({ "error": msg }))?;
+            let mut resp = page(p, e.status(), json!({ "error": msg }))?;
             super::carry_headers(&mut resp, &e);
             Ok(resp)
         }

@@ -15,7 +15,7 @@ use crate::crypto;
 use crate::db::browser_sessions::{self, BrowserSession};
 use crate::db::orgs::{self, Org};
 use crate::db::users::{self, User};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::http::input;
 use hmac::{Hmac, Mac};
 use rouille::{Request, Response};
@@ -142,12 +142,9 @@ pub fn dispatch(state: &AppState, ctx: &mut Ctx, req: &Request) -> Option<ApiRes
         if allowed.is_empty() {
             return None;
         }
-        return Some(Err(ApiError::new(
-            405,
-            "method_not_allowed",
-            format!("{method} is not allowed here"),
-        )
-        .with_header("Allow", allowed.join(", "))));
+        return Some(Err(ApiError::of(ErrorCode::MethodNotAllowed)
+            .with_message(format!("{method} is not allowed here"))
+            .with_header("Allow", allowed.join(", "))));
     };
     ctx.route = route;
     let ctx: &Ctx = ctx;
@@ -162,7 +159,7 @@ pub fn dispatch(state: &AppState, ctx: &mut Ctx, req: &Request) -> Option<ApiRes
     let mut resp = match result {
         Ok(r) => r,
         Err(e) => {
-            if e.status >= 500 {
+            if e.status() >= 500 {
                 state.log.error(
                     "page error",
                     &[
@@ -312,13 +309,11 @@ impl<'a> Page<'a> {
             && !o.eq_ignore_ascii_case(&own)
             && o != "null"
         {
-            return Err(ApiError::new(403, "csrf_failed", "Cross-origin form post"));
+            return Err(ApiError::of(ErrorCode::CsrfFailed).with_message("Cross-origin form post"));
         }
         let sent = self.field("csrf");
         if self.new_seed || !crypto::ct_eq(sent.as_bytes(), self.csrf().as_bytes()) {
-            return Err(ApiError::new(
-                403,
-                "csrf_failed",
+            return Err(ApiError::of(ErrorCode::CsrfFailed).with_message(
                 "The form expired or came from elsewhere; reload the page and try again",
             ));
         }
@@ -338,11 +333,8 @@ impl<'a> Page<'a> {
             .get(..33)
             .is_some_and(|p| p.eq_ignore_ascii_case(b"application/x-www-form-urlencoded"))
         {
-            return Err(ApiError::new(
-                415,
-                "unsupported_media_type",
-                "Forms are sent as application/x-www-form-urlencoded",
-            ));
+            return Err(ApiError::of(ErrorCode::UnsupportedMediaType)
+                .with_message("Forms are sent as application/x-www-form-urlencoded"));
         }
         let bytes = input::body_bytes(self.req, self.state.config.server.max_body_bytes)?;
         for (k, v) in url::form_urlencoded::parse(&bytes) {
@@ -456,27 +448,27 @@ impl<'a> Page<'a> {
     }
 
     fn error_page(&self, e: &ApiError) -> Response {
-        let heading = match e.status {
+        let heading = match e.status() {
             403 => self.t("msg.heading_forbidden"),
             404 => self.t("msg.heading_not_found"),
             429 => self.t("msg.heading_slow_down"),
             s if s >= 500 => self.t("msg.heading_broken"),
             _ => self.t("msg.heading_problem"),
         };
-        let message = if e.status >= 500 {
+        let message = if e.status() >= 500 {
             self.t("msg.internal_error")
         } else {
             self.error_text(e)
         };
         let mut resp = self
             .render(
-                e.status,
+                e.status(),
                 "error.html",
                 None,
-                json!({ "status": e.status, "heading": heading, "message": message }),
+                json!({ "status": e.status(), "heading": heading, "message": message }),
             )
             .unwrap_or_else(|_| {
-                Response::text(format!("{} {}", e.status, e.message)).with_status_code(e.status)
+                Response::text(format!("{} {}", e.status(), e.message)).with_status_code(e.status())
             });
         carry_headers(&mut resp, e);
         resp

@@ -86,9 +86,9 @@ pub fn login(p: &mut Page<'_>) -> ApiResult<Response> {
     let checked = auth::check_password(p.state, p.ctx, p.req, org.as_ref(), &email, &password);
     let (user, rehash) = match checked {
         Ok(u) => u,
-        Err(e) if e.status < 500 => {
+        Err(e) if e.status() < 500 => {
             let msg = p.error_text(&e);
-            let mut resp = login_page(p, e.status, org.as_ref(), &email, Some(msg), None)?;
+            let mut resp = login_page(p, e.status(), org.as_ref(), &email, Some(msg), None)?;
             super::carry_headers(&mut resp, &e);
             return Ok(resp);
         }
@@ -129,9 +129,9 @@ pub fn login_magic_link(p: &mut Page<'_>) -> ApiResult<Response> {
             None,
             Some(p.t("msg.magic_link_sent")),
         ),
-        Err(e) if e.status < 500 => {
+        Err(e) if e.status() < 500 => {
             let msg = p.error_text(&e);
-            login_page(p, e.status, org.as_ref(), &email, Some(msg), None)
+            login_page(p, e.status(), org.as_ref(), &email, Some(msg), None)
         }
         Err(e) => Err(e),
     }
@@ -173,7 +173,7 @@ pub fn second_factor(p: &mut Page<'_>) -> ApiResult<Response> {
     let code = p.field("code");
     let ok = match two_factor::check_sign_in_code(p.state, p.ctx, &user.id, &code) {
         Ok(ok) => ok,
-        Err(e) if e.status == 429 => {
+        Err(e) if e.status() == 429 => {
             let msg = p.error_text(&e);
             return p.render(429, "login_2fa.html", org.as_ref(), json!({ "error": msg }));
         }
@@ -409,11 +409,11 @@ pub fn setup_2fa(p: &mut Page<'_>) -> ApiResult<Response> {
                 json!({ "codes": codes, "continue_url": "/login/continue" }),
             )
         }
-        Err(e) if e.status < 500 => {
+        Err(e) if e.status() < 500 => {
             let msg = p.error_text(&e);
             let en = two_factor::begin_enrolment(p.state, p.ctx, &user, &org.name)?;
             p.render(
-                e.status,
+                e.status(),
                 "setup_2fa.html",
                 Some(&org),
                 json!({ "error": msg, "secret": en.secret, "otpauth_url": en.otpauth_url, "qr_svg": en.qr_svg, "action": "/login/setup-2fa" }),
@@ -481,10 +481,10 @@ pub fn signup(p: &mut Page<'_>) -> ApiResult<Response> {
             // The org requires 2FA: enrol first.
             continue_sign_in(p, Some(org.slug.clone()), Some(String::new()))
         }
-        Err(e) if e.status < 500 => {
+        Err(e) if e.status() < 500 => {
             let msg = p.error_text(&e);
             p.render(
-                e.status,
+                e.status(),
                 "signup.html",
                 Some(&org),
                 json!({ "error": msg, "name": name, "email": email }),
@@ -516,10 +516,10 @@ pub fn forgot(p: &mut Page<'_>) -> ApiResult<Response> {
             "msg.reset_sent",
             Some(("/login", "common.back_to_login")),
         ),
-        Err(e) if e.status < 500 => {
+        Err(e) if e.status() < 500 => {
             let msg = p.error_text(&e);
             p.render(
-                e.status,
+                e.status(),
                 "forgot_password.html",
                 org.as_ref(),
                 json!({ "error": msg, "email": email }),
@@ -568,10 +568,10 @@ pub fn reset(p: &mut Page<'_>) -> ApiResult<Response> {
             "msg.invalid_token",
             Some(("/login", "common.back_to_login")),
         ),
-        Err(e) if e.status < 500 => {
+        Err(e) if e.status() < 500 => {
             let msg = p.error_text(&e);
             p.render(
-                e.status,
+                e.status(),
                 "reset_password.html",
                 None,
                 json!({ "error": msg, "token": token }),
@@ -598,16 +598,16 @@ pub fn magic_link(p: &mut Page<'_>) -> ApiResult<Response> {
             p.start_browser_session(&user, &amr, false)?;
             continue_sign_in(p, Some(org.slug.clone()), Some(String::new()))
         }
-        Err(e) if e.status < 500 && e.code == "invalid_token" => p.message(
+        Err(e) if e.status() < 500 && e.code == "invalid_token" => p.message(
             400,
             None,
             "msg.heading_link_invalid",
             "msg.invalid_token",
             Some(("/login", "common.back_to_login")),
         ),
-        Err(e) if e.status < 500 => {
+        Err(e) if e.status() < 500 => {
             let msg = p.error_text(&e);
-            Err(ApiError::new(e.status, e.code, msg))
+            Err(ApiError::of(e.code).with_message(msg))
         }
         Err(e) => Err(e),
     }
@@ -676,12 +676,12 @@ pub fn verify_email(p: &mut Page<'_>) -> ApiResult<Response> {
             }
         });
         if let Err(e) = proven {
-            if e.status >= 500 {
+            if e.status() >= 500 {
                 return Err(e);
             }
             let msg = p.error_text(&e);
             let mut resp = p.render(
-                e.status,
+                e.status(),
                 "verify_email.html",
                 Some(&org),
                 json!({
@@ -705,7 +705,7 @@ pub fn verify_email(p: &mut Page<'_>) -> ApiResult<Response> {
                 Some((&after, "common.continue")),
             )
         }
-        Err(e) if e.status < 500 => p.message(
+        Err(e) if e.status() < 500 => p.message(
             400,
             None,
             "msg.heading_link_invalid",
@@ -726,7 +726,7 @@ fn invitation_page(
 ) -> ApiResult<Response> {
     let (inv, org) = match invites::invitation(p.state, p.req, token, p.ctx.now) {
         Ok(x) => x,
-        Err(e) if e.status < 500 => {
+        Err(e) if e.status() < 500 => {
             return p.message(
                 400,
                 None,
@@ -775,7 +775,7 @@ pub fn invitation(p: &mut Page<'_>) -> ApiResult<Response> {
     let token = p.field("token");
     let (inv, org) = match invites::invitation(p.state, p.req, &token, p.ctx.now) {
         Ok(x) => x,
-        Err(e) if e.status < 500 => {
+        Err(e) if e.status() < 500 => {
             return p.message(
                 400,
                 None,
@@ -796,9 +796,9 @@ pub fn invitation(p: &mut Page<'_>) -> ApiResult<Response> {
                     p.start_browser_session(&user, &["pwd".to_string()], false)?;
                     continue_sign_in(p, Some(org.slug.clone()), Some(String::new()))
                 }
-                Err(e) if e.status < 500 => {
+                Err(e) if e.status() < 500 => {
                     let msg = p.error_text(&e);
-                    invitation_page(p, e.status, &token, Some(msg))
+                    invitation_page(p, e.status(), &token, Some(msg))
                 }
                 Err(e) => Err(e),
             }
@@ -811,9 +811,9 @@ pub fn invitation(p: &mut Page<'_>) -> ApiResult<Response> {
             let user = signed.user.clone();
             match invites::join_as(p.state, p.ctx, p.req, &token, &user) {
                 Ok((org, _)) => continue_sign_in(p, Some(org.slug.clone()), Some(String::new())),
-                Err(e) if e.status < 500 => {
+                Err(e) if e.status() < 500 => {
                     let msg = p.error_text(&e);
-                    invitation_page(p, e.status, &token, Some(msg))
+                    invitation_page(p, e.status(), &token, Some(msg))
                 }
                 Err(e) => Err(e),
             }
@@ -984,9 +984,9 @@ pub fn setup(p: &mut Page<'_>) -> ApiResult<Response> {
             p.start_browser_session(&user, &["pwd".to_string()], false)?;
             continue_sign_in(p, Some(org.slug), Some(String::new()))
         }
-        Err(e) if e.status < 500 => {
+        Err(e) if e.status() < 500 => {
             let msg = p.error_text(&e);
-            again(p, e.status, msg)
+            again(p, e.status(), msg)
         }
         Err(e) => Err(e),
     }
