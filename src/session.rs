@@ -158,7 +158,7 @@ pub fn prepare_refresh(conn: &Connection, token: &str, now: i64) -> ApiResult<Pr
         return Err(invalid());
     }
     let membership = membership
-        .filter(|m| m.status == "active")
+        .filter(crate::api::guard::is_active)
         .ok_or_else(invalid)?;
     let org = orgs::find_by_id(conn, &session.org_id)?.ok_or_else(invalid)?;
     Ok(Prepared {

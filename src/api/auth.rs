@@ -429,16 +429,13 @@ pub fn email_verification_required() -> ApiError {
     ApiError::of(ErrorCode::EmailVerificationRequired)
 }
 
-/// The user's active membership in `org`: 403 `not_a_member` / `membership_inactive`.
+/// The user's active membership in `org`, by [`guard::active_membership`]: 403 `not_a_member` /
+/// `membership_inactive`.
 pub fn active_membership(state: &AppState, org: &Org, user: &User) -> ApiResult<Membership> {
-    let membership = state
+    let found = state
         .db
-        .read(|c| users::find_membership(c, &org.id, &user.id))?
-        .ok_or_else(|| ApiError::of(ErrorCode::NotAMember))?;
-    if membership.status != "active" {
-        return Err(ApiError::of(ErrorCode::MembershipInactive));
-    }
-    Ok(membership)
+        .read(|c| users::find_membership(c, &org.id, &user.id))?;
+    guard::active_membership(found)
 }
 
 /// The first factor: the per-IP limit, the lockouts, then the password of the account behind

@@ -110,7 +110,7 @@ fn member_by_email(
         return Ok(None);
     };
     let m = users::find_membership(conn, &org.id, &user.id)?;
-    Ok(m.filter(|m| !active_only || m.status == "active")
+    Ok(m.filter(|m| !active_only || guard::is_active(m))
         .map(|_| user))
 }
 
@@ -140,7 +140,7 @@ fn org_for(conn: &Connection, named: Option<&Org>, email: &str) -> ApiResult<Opt
         return Ok(None);
     };
     for (m, org) in users::memberships_of(conn, &user.id)? {
-        if m.status == "active" {
+        if guard::is_active(&m) {
             return Ok(Some(org));
         }
     }
@@ -538,11 +538,7 @@ pub fn spend_magic_link(
 ) -> ApiResult<(Org, User, crate::db::users::Membership)> {
     let (org, user, membership) = state.db.write(|tx| {
         let (t, org, mut user) = token_of(tx, req, token, "magic_link", ctx.now)?;
-        let m = users::find_membership(tx, &org.id, &user.id)?
-            .ok_or_else(|| ApiError::of(ErrorCode::NotAMember))?;
-        if m.status != "active" {
-            return Err(ApiError::of(ErrorCode::MembershipInactive));
-        }
+        let m = guard::active_membership(users::find_membership(tx, &org.id, &user.id)?)?;
         if !email_tokens::use_token(tx, &t.token_hash, ctx.now)? {
             return Err(ApiError::invalid_token(
                 "Invalid, expired or already used token",

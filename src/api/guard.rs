@@ -89,6 +89,22 @@ pub fn access_token(req: &Request) -> Option<(&str, bool)> {
         .map(|t| (t, true))
 }
 
+/// Whether a membership lets its user in: the one test every gate below uses.
+pub fn is_active(m: &Membership) -> bool {
+    m.status == "active"
+}
+
+/// The one membership rule of every way into an org (an access token, a login, a magic link,
+/// switching orgs; `/public/authenticate` reports the same code as its reason): the membership
+/// exists and is active, else 403 `not_a_member` / `membership_inactive`.
+pub fn active_membership(found: Option<Membership>) -> ApiResult<Membership> {
+    match found {
+        None => Err(ApiError::of(ErrorCode::NotAMember)),
+        Some(m) if !is_active(&m) => Err(ApiError::of(ErrorCode::MembershipInactive)),
+        Some(m) => Ok(m),
+    }
+}
+
 /// Requires a valid access token for the org of `X-Org-Slug`, a live session, an active
 /// membership, and — for cookie-authenticated state changes — passing the CSRF rule.
 pub fn user(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<UserCtx> {
@@ -104,10 +120,7 @@ pub fn user(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<UserCtx> {
         .filter(|(s, u, _)| s.user_id == claims.sub && s.is_live(ctx.now) && u.status == "active");
     let (session, user, membership) =
         found.ok_or_else(|| ApiError::unauthenticated("Session has ended"))?;
-    let membership = membership.ok_or_else(|| ApiError::of(ErrorCode::NotAMember))?;
-    if membership.status != "active" {
-        return Err(ApiError::of(ErrorCode::MembershipInactive));
-    }
+    let membership = active_membership(membership)?;
     Ok(UserCtx {
         org,
         user,

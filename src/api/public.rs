@@ -4,7 +4,7 @@
 //! Every answer carries the key's `X-RateLimit-*` headers; see [`run`].
 
 use crate::api::api_keys::{self, KEY_PREFIX};
-use crate::api::{Ctx, audit, auth, invites, public_invite, views};
+use crate::api::{Ctx, audit, auth, guard, invites, public_invite, views};
 use crate::app::AppState;
 use crate::clock::rfc3339;
 use crate::crypto;
@@ -216,12 +216,10 @@ fn check_token(state: &AppState, ctx: &Ctx, org: &Org, token: &str) -> ApiResult
     if user.status != "active" {
         return Ok(not_valid("user_inactive"));
     }
-    let Some(membership) = membership else {
-        return Ok(not_valid("not_a_member"));
+    let membership = match guard::active_membership(membership) {
+        Ok(m) => m,
+        Err(e) => return Ok(not_valid(e.code.as_str())),
     };
-    if membership.status != "active" {
-        return Ok(not_valid("membership_inactive"));
-    }
     Ok(json!({
         "valid": true,
         "user": views::user(&user),

@@ -135,7 +135,7 @@ fn load_partial(
     let user = user.filter(|u| u.status == "active").ok_or_else(bad)?;
     // A login that accepts an invitation has no membership yet: it is made at the end.
     let membership = match membership {
-        Some(m) if m.status == "active" && partial.invitation_id.is_none() => Some(m),
+        Some(m) if guard::is_active(&m) && partial.invitation_id.is_none() => Some(m),
         None if partial.invitation_id.is_some() => None,
         _ => return Err(bad()),
     };

@@ -3,7 +3,7 @@
 //! org), through the same functions as `/api/v1/auth/*`.
 
 use super::{Page, Signed};
-use crate::api::{account as api_account, two_factor};
+use crate::api::{account as api_account, guard, two_factor};
 use crate::clock::rfc3339;
 use crate::db::sessions;
 use crate::db::two_factor as tf;
@@ -75,7 +75,7 @@ fn page(p: &Page<'_>, status: u16, extra: Value) -> ApiResult<Response> {
         .collect();
     let orgs: Vec<Value> = orgs
         .iter()
-        .filter(|(m, _)| m.status == "active")
+        .filter(|(m, _)| guard::is_active(m))
         .map(|(m, o)| json!({ "name": o.name, "slug": o.slug, "role": m.role }))
         .collect();
     let mut ctx = json!({

@@ -4,7 +4,7 @@
 //! enumeration and takeover are the API's own.
 
 use super::{Page, templates};
-use crate::api::{auth, email_flows, invites, two_factor};
+use crate::api::{auth, email_flows, guard, invites, two_factor};
 use crate::crypto;
 use crate::db;
 use crate::db::browser_sessions;
@@ -242,7 +242,7 @@ pub(super) fn continue_sign_in(
         .db
         .read(|c| users::memberships_of(c, &user.id))?
         .into_iter()
-        .filter(|(m, _)| m.status == "active")
+        .filter(|(m, _)| guard::is_active(m))
         .collect();
     let target = if !org_slug.is_empty() {
         match active.iter().find(|(_, o)| o.slug == org_slug) {
@@ -334,7 +334,7 @@ pub fn select_org_form(p: &mut Page<'_>) -> ApiResult<Response> {
         .db
         .read(|c| users::memberships_of(c, &uid))?
         .into_iter()
-        .filter(|(m, _)| m.status == "active")
+        .filter(|(m, _)| guard::is_active(m))
         .map(|(_, o)| json!({ "slug": o.slug, "name": o.name, "logo_url": o.logo_url }))
         .collect();
     p.render(200, "select_org.html", None, json!({ "orgs": orgs }))
