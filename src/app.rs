@@ -326,7 +326,13 @@ pub fn handle(state: &AppState, req: &Request) -> Response {
     }
     let (mut resp, error) = match result {
         Ok(r) => (r, None),
-        Err(e) => (error_response(&e), Some(e)),
+        Err(e) => {
+            let mut resp = error_response(&e);
+            if e.clear_cookies {
+                crate::http::cookies::clear_all(&mut resp, &state.config);
+            }
+            (resp, Some(e))
+        }
     };
     set_header(&mut resp, "X-Request-Id", ctx.request_id.clone());
     if req.raw_url().starts_with("/api/v1") {

@@ -198,6 +198,9 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
     /// Extra response headers (e.g. `Allow` on 405).
     pub headers: Vec<(String, String)>,
+    /// The response also clears the API's session cookies (a refresh or logout that cannot go
+    /// on); `app::handle` honours it, where the response is built.
+    pub clear_cookies: bool,
     /// Private: logged, never sent.
     pub detail: Option<String>,
 }
@@ -211,6 +214,7 @@ impl ApiError {
             errors: Vec::new(),
             retry_after: None,
             headers: Vec::new(),
+            clear_cookies: false,
             detail: None,
         }
     }
@@ -233,6 +237,12 @@ impl ApiError {
 
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
         self.headers.push((name.to_string(), value.into()));
+        self
+    }
+
+    /// The answer also clears the session cookies (see [`ApiError::clear_cookies`]).
+    pub fn clearing_cookies(mut self) -> Self {
+        self.clear_cookies = true;
         self
     }
 

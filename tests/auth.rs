@@ -414,6 +414,8 @@ fn refresh_by_cookie_needs_csrf_proof_and_failure_clears_cookies() {
     );
     let r = s.send("POST", "/api/v1/auth/refresh", &[("Cookie", &cookie)], None);
     r.assert_error(403, "csrf_failed");
+    // Refused for CSRF, not for its token: the cookies stay.
+    assert!(r.set_cookie("refresh_token").is_none());
     let r = s.send(
         "POST",
         "/api/v1/auth/refresh",
@@ -435,8 +437,9 @@ fn refresh_by_cookie_needs_csrf_proof_and_failure_clears_cookies() {
     for name in ["access_token", "refresh_token", "csrf_token"] {
         assert!(r.set_cookie(name).unwrap().contains("Max-Age=0"), "{name}");
     }
-    s.send("POST", "/api/v1/auth/refresh", &[], None)
-        .assert_error(401, "invalid_token");
+    let r = s.send("POST", "/api/v1/auth/refresh", &[], None);
+    r.assert_error(401, "invalid_token");
+    assert!(r.set_cookie("refresh_token").unwrap().contains("Max-Age=0"));
 }
 
 fn forge(

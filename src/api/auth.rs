@@ -645,39 +645,26 @@ fn refresh_token_of(
     }
 }
 
-fn with_cleared_cookies(state: &AppState, err: ApiError) -> Response {
-    let mut resp = respond::error_response(&err);
-    cookies::clear_all(&mut resp, &state.config);
-    resp
-}
-
 pub fn refresh(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     let body: RefreshRequest = input::json_or_default(req, state.config.server.max_body_bytes)?;
     let Some(token) = refresh_token_of(state, req, body.refresh_token)? else {
-        return Ok(with_cleared_cookies(
-            state,
-            ApiError::of(ErrorCode::InvalidRefreshToken)
-                .with_message("A refresh token is required"),
-        ));
+        return Err(ApiError::of(ErrorCode::InvalidRefreshToken)
+            .with_message("A refresh token is required")
+            .clearing_cookies());
     };
     if token.len() > 512 {
-        return Ok(with_cleared_cookies(
-            state,
-            ApiError::of(ErrorCode::InvalidRefreshToken).with_message("Invalid refresh token"),
-        ));
+        return Err(ApiError::of(ErrorCode::InvalidRefreshToken)
+            .with_message("Invalid refresh token")
+            .clearing_cookies());
     }
     let header_org = match req.header("X-Org-Slug") {
         Some(_) => Some(guard::org(state, req)?),
         None => None,
     };
-    let prepared = match state
+    let prepared = state
         .db
         .read(|c| session::prepare_refresh(c, &token, ctx.now))
-    {
-        Ok(p) => p,
-        Err(e) if e.status() == 401 => return Ok(with_cleared_cookies(state, e)),
-        Err(e) => return Err(e),
-    };
+        .map_err(clear_on_401)?;
     if let Some(org) = &header_org
         && prepared.org.id != org.id
     {
@@ -716,17 +703,23 @@ pub fn refresh(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response
         }
         Ok::<_, ApiError>(out)
     });
-    match outcome {
-        Ok(Refreshed::Ok(r)) => {
+    match outcome.map_err(clear_on_401)? {
+        Refreshed::Ok(r) => {
             let issued = r.issue(state, ctx.now)?;
             Ok(tokens_response(state, 200, &issued, &r.user, &r.membership))
         }
-        Ok(Refreshed::Reused { .. }) => Ok(with_cleared_cookies(
-            state,
-            ApiError::of(ErrorCode::RefreshTokenReused),
-        )),
-        Err(e) if e.status() == 401 => Ok(with_cleared_cookies(state, e)),
-        Err(e) => Err(e),
+        Refreshed::Reused { .. } => {
+            Err(ApiError::of(ErrorCode::RefreshTokenReused).clearing_cookies())
+        }
+    }
+}
+
+/// A refresh refused for its token (401) also ends the client's cookie session.
+fn clear_on_401(e: ApiError) -> ApiError {
+    if e.status() == 401 {
+        e.clearing_cookies()
+    } else {
+        e
     }
 }
 
