@@ -64,6 +64,41 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every variant, in catalogue order (for tests and docs; add new variants here too).
+    pub const ALL: [ErrorCode; 31] = [
+        ErrorCode::InvalidRequest,
+        ErrorCode::InvalidEmail,
+        ErrorCode::WeakPassword,
+        ErrorCode::InvalidToken,
+        ErrorCode::Unauthenticated,
+        ErrorCode::InvalidCredentials,
+        ErrorCode::InvalidCode,
+        ErrorCode::TokenExpired,
+        ErrorCode::RefreshTokenReused,
+        ErrorCode::InvalidApiKey,
+        ErrorCode::InvalidRefreshToken,
+        ErrorCode::Forbidden,
+        ErrorCode::NotAMember,
+        ErrorCode::MembershipInactive,
+        ErrorCode::CsrfFailed,
+        ErrorCode::OrgMismatch,
+        ErrorCode::EmailNotAllowed,
+        ErrorCode::NotFound,
+        ErrorCode::OrgNotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::AlreadyExists,
+        ErrorCode::AlreadyMember,
+        ErrorCode::InvitationPending,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::TwoFactorSetupRequired,
+        ErrorCode::EmailVerificationRequired,
+        ErrorCode::RateLimited,
+        ErrorCode::InternalError,
+        ErrorCode::Overloaded,
+        ErrorCode::NotReady,
+    ];
+
     /// The HTTP status this code is always answered with.
     pub const fn status(self) -> u16 {
         use ErrorCode::*;
@@ -343,3 +378,112 @@ impl From<crate::db::DbError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// API.md §1, verbatim: HTTP status → codes.
+    const CONTRACT: &[(u16, &[&str])] = &[
+        (
+            400,
+            &[
+                "invalid_request",
+                "invalid_email",
+                "weak_password",
+                "invalid_token",
+            ],
+        ),
+        (
+            401,
+            &[
+                "unauthenticated",
+                "invalid_credentials",
+                "invalid_code",
+                "token_expired",
+                "refresh_token_reused",
+                "invalid_api_key",
+            ],
+        ),
+        (
+            403,
+            &[
+                "forbidden",
+                "not_a_member",
+                "membership_inactive",
+                "csrf_failed",
+                "org_mismatch",
+                "email_not_allowed",
+            ],
+        ),
+        (404, &["not_found", "org_not_found"]),
+        (
+            409,
+            &["already_exists", "already_member", "invitation_pending"],
+        ),
+        (413, &["payload_too_large"]),
+        (415, &["unsupported_media_type"]),
+        (
+            422,
+            &["two_factor_setup_required", "email_verification_required"],
+        ),
+        (429, &["rate_limited"]),
+        (500, &["internal_error"]),
+        (503, &["overloaded"]),
+    ];
+
+    #[test]
+    fn every_contract_code_is_in_the_catalogue_with_its_status() {
+        for (status, codes) in CONTRACT {
+            for code in *codes {
+                assert!(
+                    ErrorCode::ALL
+                        .iter()
+                        .any(|c| c.as_str() == *code && c.status() == *status),
+                    "{status} {code}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn each_variant_is_one_status_and_code() {
+        let mut seen = std::collections::HashSet::new();
+        for c in ErrorCode::ALL {
+            assert!(seen.insert((c.status(), c.as_str())), "{c:?} twice");
+            assert!(!c.default_message().is_empty(), "{c:?}");
+            assert!(
+                c.as_str()
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{c:?}"
+            );
+        }
+        // Only invalid_token is answered with two statuses (400, and 401 for refresh).
+        let statuses = |code: &str| ErrorCode::ALL.iter().filter(|c| c.as_str() == code).count();
+        for c in ErrorCode::ALL {
+            let n = statuses(c.as_str());
+            assert!(n == 1 || c.as_str() == "invalid_token", "{c:?}");
+        }
+    }
+
+    #[test]
+    fn an_error_takes_status_code_and_default_message_from_its_variant() {
+        let e = ApiError::of(ErrorCode::NotAMember);
+        assert_eq!((e.status(), e.code.as_str()), (403, "not_a_member"));
+        assert_eq!(e.message, "Not a member of this organization");
+        assert!(e.code == "not_a_member" && !e.clear_cookies);
+        let e = ApiError::of(ErrorCode::InvalidRefreshToken)
+            .with_message("x")
+            .clearing_cookies();
+        assert_eq!(
+            (e.status(), e.code.as_str(), e.message.as_str()),
+            (401, "invalid_token", "x")
+        );
+        assert!(e.clear_cookies);
+        assert_eq!(
+            serde_json::json!(e.code),
+            serde_json::json!("invalid_token")
+        );
+    }
+}
