@@ -180,6 +180,22 @@ pub struct Quota {
     pub exceeded: Option<RetryAfter>,
 }
 
+/// The client a per-IP limit counts: an IPv4 address as is, an IPv6 address by its /64 (one
+/// subscriber's network: a single host can pick any address in it, so counting each /128
+/// alone would give it unlimited budgets). An IPv4-mapped IPv6 address counts as its IPv4.
+pub fn client_key(ip: &std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
 /// How long to wait, in whole seconds (at least 1).
 pub type RetryAfter = u64;
 
@@ -471,6 +487,18 @@ mod tests {
         l.fail("a@x", 5, 900_000, 900_000, 900_020);
         l.clear("a@x");
         assert!(l.locked("a@x", 900_020).is_ok());
+    }
+
+    #[test]
+    fn ipv6_clients_count_by_their_64() {
+        let a: std::net::IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: std::net::IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().unwrap();
+        let c: std::net::IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(client_key(&a), client_key(&b));
+        assert_ne!(client_key(&a), client_key(&c));
+        let m: std::net::IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(client_key(&m), "192.0.2.7");
+        assert_eq!(client_key(&"192.0.2.7".parse().unwrap()), "192.0.2.7");
     }
 
     #[test]

@@ -1389,3 +1389,23 @@ fn a_switch_is_audited_without_the_org_it_came_from() {
     assert!(trail.contains("user.switch_org"));
     assert!(!trail.contains(&beta_id), "{trail}");
 }
+
+/// One IPv6 host can pick any address of its /64: the per-IP counters count the /64.
+#[test]
+fn an_ipv6_64_is_one_client_for_the_per_ip_limits() {
+    let mut s = server("");
+    s.org("acme", json!({}));
+    s.user("ann@x.test", Some(("acme", "member")));
+    for i in 0..5 {
+        let ip = format!("2001:db8:7:7::{:x}", i + 1);
+        login_from(&s, "acme", "ann@x.test", "wrong password!", &ip)
+            .assert_error(401, "invalid_credentials");
+    }
+    login_from(&s, "acme", "ann@x.test", PASSWORD, "2001:db8:7:7:ffff::99")
+        .assert_error(429, "rate_limited");
+    // Another network is another client.
+    assert_eq!(
+        login_from(&s, "acme", "ann@x.test", PASSWORD, "2001:db8:7:8::1").status,
+        200
+    );
+}

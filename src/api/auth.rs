@@ -14,7 +14,7 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::events;
 use crate::http::{cookies, input, respond};
 use crate::password;
-use crate::ratelimit::{Attempt, Budget};
+use crate::ratelimit::{Attempt, Budget, client_key};
 use crate::session::{self, Issued, Origin, Refreshed};
 use crate::validate;
 use rouille::{Request, Response};
@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 fn limit_ip(state: &AppState, ctx: &Ctx, action: &str) -> ApiResult<()> {
-    let key = format!("{action}:ip:{}", ctx.ip);
+    let key = format!("{action}:ip:{}", client_key(&ctx.ip));
     state
         .limiter
         .hit(
@@ -283,7 +283,7 @@ pub fn login(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> 
 /// `account_max_failures` from all IPs.
 fn login_keys(email: &str, ip: &std::net::IpAddr) -> (String, String) {
     let account = format!("login:{email}");
-    let pair = format!("{account}|ip:{ip}");
+    let pair = format!("{account}|ip:{}", client_key(ip));
     (account, pair)
 }
 

@@ -32,7 +32,7 @@ fn limit(state: &AppState, ctx: &Ctx, action: &str, email: &str) -> ApiResult<()
     state
         .limiter
         .hit(
-            &format!("{action}:ip:{}", ctx.ip),
+            &format!("{action}:ip:{}", crate::ratelimit::client_key(&ctx.ip)),
             sec.email_ip_per_hour,
             hour,
             ctx.now,

@@ -83,7 +83,7 @@ fn run(
     let auth = api_key(state, req, ctx.now);
     let bucket = match &auth {
         Ok(k) => format!("public:key:{}", k.key.id),
-        Err(_) => format!("public:ip:{}", ctx.ip),
+        Err(_) => format!("public:ip:{}", crate::ratelimit::client_key(&ctx.ip)),
     };
     let quota = state.limiter.quota(
         &bucket,
