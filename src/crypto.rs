@@ -6,16 +6,19 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
-use rand::RngCore;
+use rand::TryRng;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// `n` bytes from the operating system's CSPRNG.
+/// `n` bytes from the operating system's CSPRNG. Panics if the OS cannot supply them (as
+/// rand 0.8's `OsRng::fill_bytes` did): a token must never be made from anything weaker.
 pub fn random_bytes(n: usize) -> Vec<u8> {
     let mut v = vec![0u8; n];
-    rand::rngs::OsRng.fill_bytes(&mut v);
+    rand::rngs::SysRng
+        .try_fill_bytes(&mut v)
+        .expect("the operating system's random number generator failed");
     v
 }
 

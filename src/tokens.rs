@@ -231,7 +231,8 @@ impl SigningKey {
 
     /// Loads a key from [`SigningKey::private_bytes`]. The public key is always recomputed
     /// from the private key (Ed25519 from the seed), never trusted from the input. RS256 also
-    /// accepts PKCS#1 DER; its key is consistency-checked and must be at least 2048 bits.
+    /// accepts PKCS#1 DER; its key is consistency-checked, with a 2048–4096-bit modulus and
+    /// exponent 65537 (jwt-simple 0.15 refuses others).
     pub fn from_private_bytes(alg: Algorithm, bytes: &[u8]) -> Result<SigningKey, TokenError> {
         let key = match alg {
             Algorithm::EdDSA => {
@@ -319,8 +320,9 @@ fn strip_leading_zeros(b: &[u8]) -> &[u8] {
 
 impl VerifyingKey {
     /// Rebuilds a key from a public JWK as produced by [`SigningKey::public_jwk`]. Accepted:
-    /// OKP/Ed25519, EC/P-256 and RSA (at least 2048 bits). `alg`, `use` and `kid` are optional,
-    /// but when present must be the key type's algorithm, `"sig"`, and the RFC 7638 thumbprint.
+    /// OKP/Ed25519, EC/P-256 and RSA (2048–4096 bits, e = 65537). `alg`, `use` and `kid` are
+    /// optional, but when present must be the key type's algorithm, `"sig"`, and the RFC 7638
+    /// thumbprint.
     /// A JWK carrying private members (`d`, `p`, …) is refused, so a private key is never
     /// mistaken for a public one. The JWK later published is rebuilt, not copied.
     pub fn from_jwk(jwk: &Value) -> Result<VerifyingKey, TokenError> {

@@ -4,6 +4,9 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use ureq::http::Uri;
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::NextTimeout;
 
 /// Why an address may not be a webhook target, or `None` when it may.
 pub fn forbidden_reason(ip: IpAddr) -> Option<&'static str> {
@@ -116,14 +119,36 @@ pub fn resolve_checked(netloc: &str, allow_private: bool) -> io::Result<Vec<Sock
     }
 }
 
-/// The ureq resolver that applies [`resolve_checked`].
+/// The ureq resolver that applies [`resolve_checked`]. ureq's connector connects to exactly
+/// the addresses it returns (no proxy is configured, so the target is always resolved here).
+#[derive(Debug)]
 pub struct GuardedResolver {
     pub allow_private: bool,
 }
 
-impl ureq::Resolver for GuardedResolver {
-    fn resolve(&self, netloc: &str) -> io::Result<Vec<SocketAddr>> {
-        resolve_checked(netloc, self.allow_private)
+impl Resolver for GuardedResolver {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        _config: &ureq::config::Config,
+        _timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let netloc = match (uri.scheme(), uri.authority()) {
+            (Some(scheme), Some(authority)) => DefaultResolver::host_and_port(scheme, authority),
+            _ => None,
+        }
+        .ok_or_else(|| ureq::Error::BadUri("no host or port".into()))?;
+        let mut out = self.empty();
+        for addr in resolve_checked(&netloc, self.allow_private)? {
+            // ureq keeps at most 16 addresses; the rest are dropped, as its own resolver does.
+            if out.try_push(addr).is_err() {
+                break;
+            }
+        }
+        if out.is_empty() {
+            return Err(ureq::Error::HostNotFound);
+        }
+        Ok(out)
     }
 }
 

@@ -65,15 +65,26 @@ const DRAIN_LIMIT: u64 = 64 * 1024;
 
 impl Sender {
     pub fn new(cfg: &WebhooksConfig) -> Sender {
-        let agent = ureq::AgentBuilder::new()
-            .timeout(cfg.timeout)
-            .redirects(0)
+        let config = ureq::Agent::config_builder()
+            // One budget for resolving, connecting, TLS, sending and reading the answer.
+            .timeout_global(Some(cfg.timeout))
+            // A 3xx is answered as it is (a failed attempt), never followed.
+            .max_redirects(0)
+            // Every status comes back as a response: 410 and the others are told apart below.
+            .http_status_as_error(false)
+            // ureq 3 reads HTTP(S)_PROXY from the environment by default; a proxy would
+            // resolve the name itself and bypass the SSRF guard in the resolver.
+            .proxy(None)
             .user_agent(USER_AGENT)
             .max_idle_connections_per_host(4)
-            .resolver(GuardedResolver {
-                allow_private: cfg.allow_private_addresses,
-            })
             .build();
+        let agent = ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::default(),
+            GuardedResolver {
+                allow_private: cfg.allow_private_addresses,
+            },
+        );
         Sender {
             agent,
             timeout_secs: cfg.timeout.as_secs().max(1),
@@ -84,78 +95,66 @@ impl Sender {
         let result = self
             .agent
             .post(d.url)
-            .set("Content-Type", "application/json")
-            .set("User-Agent", USER_AGENT)
-            .set("X-Webhook-Signature", &signature_hex(d.secret, d.body))
-            .set("X-Webhook-Event", d.event)
-            .set("X-Delivery-Id", d.delivery_id)
-            .set("webhook-id", d.delivery_id)
-            .set("webhook-timestamp", &d.timestamp.to_string())
-            .set(
+            .header("Content-Type", "application/json")
+            .header("User-Agent", USER_AGENT)
+            .header("X-Webhook-Signature", &signature_hex(d.secret, d.body))
+            .header("X-Webhook-Event", d.event)
+            .header("X-Delivery-Id", d.delivery_id)
+            .header("webhook-id", d.delivery_id)
+            .header("webhook-timestamp", &d.timestamp.to_string())
+            .header(
                 "webhook-signature",
                 &signature_standard(d.secret, d.delivery_id, d.timestamp, d.body),
             )
-            .send_bytes(d.body);
+            .send(d.body);
         match result {
             Ok(resp) => {
-                let code = resp.status();
+                let code = resp.status().as_u16();
                 drain(resp);
-                if (200..300).contains(&code) {
-                    Outcome::Delivered { code }
-                } else {
-                    Outcome::Failed {
+                match code {
+                    200..=299 => Outcome::Delivered { code },
+                    410 => Outcome::Gone,
+                    300..=399 => Outcome::Failed {
                         code: Some(code),
                         error: format!("HTTP {code} (redirects are not followed)"),
-                    }
+                    },
+                    _ => Outcome::Failed {
+                        code: Some(code),
+                        error: format!("HTTP {code}"),
+                    },
                 }
             }
-            Err(ureq::Error::Status(410, resp)) => {
-                drain(resp);
-                Outcome::Gone
-            }
-            Err(ureq::Error::Status(code, resp)) => {
-                drain(resp);
-                Outcome::Failed {
-                    code: Some(code),
-                    error: format!("HTTP {code}"),
-                }
-            }
-            Err(ureq::Error::Transport(t)) => Outcome::Failed {
+            Err(e) => Outcome::Failed {
                 code: None,
-                error: self.describe(&t),
+                error: self.describe(&e),
             },
         }
     }
 
     /// A transport error in a few words, without the URL.
-    fn describe(&self, t: &ureq::Transport) -> String {
-        let io = std::error::Error::source(t).and_then(|s| s.downcast_ref::<std::io::Error>());
-        if let Some(e) = io {
-            match e.kind() {
-                std::io::ErrorKind::PermissionDenied => return e.to_string(),
-                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
-                    return format!("timed out (webhooks.timeout {}s)", self.timeout_secs);
-                }
-                _ => {}
-            }
+    fn describe(&self, e: &ureq::Error) -> String {
+        let timed_out = || format!("timed out (webhooks.timeout {}s)", self.timeout_secs);
+        match e {
+            ureq::Error::Io(io) => match io.kind() {
+                // The SSRF guard's refusal: its message names the address and the setting.
+                std::io::ErrorKind::PermissionDenied => io.to_string(),
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => timed_out(),
+                _ => format!("connection failed: {io}"),
+            },
+            ureq::Error::Timeout(_) => timed_out(),
+            // These two quote the URL.
+            ureq::Error::BadUri(_) => "invalid URL".to_string(),
+            ureq::Error::RequireHttpsOnly(_) => "https required".to_string(),
+            // The others carry no URL (ureq's messages may name the host, never the path
+            // or query).
+            other => other.to_string(),
         }
-        let mut s = t.kind().to_string();
-        if let Some(m) = t.message() {
-            // ureq's own messages may quote the host name but not the path or query.
-            s.push_str(": ");
-            s.push_str(m);
-        }
-        if let Some(e) = io {
-            s.push_str(": ");
-            s.push_str(&e.to_string());
-        }
-        s
     }
 }
 
-fn drain(resp: ureq::Response) {
+fn drain(resp: ureq::http::Response<ureq::Body>) {
     let _ = std::io::copy(
-        &mut resp.into_reader().take(DRAIN_LIMIT),
+        &mut resp.into_body().into_reader().take(DRAIN_LIMIT),
         &mut std::io::sink(),
     );
 }
@@ -175,6 +174,151 @@ mod tests {
             br#"{"test": 2432232314}"#,
         );
         assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    fn cfg(allow_private: bool) -> WebhooksConfig {
+        WebhooksConfig {
+            timeout: std::time::Duration::from_secs(2),
+            retry_schedule: vec![],
+            allow_http: true,
+            allow_private_addresses: allow_private,
+            retention: std::time::Duration::from_secs(1),
+        }
+    }
+
+    fn deliver(sender: &Sender, url: &str) -> Outcome {
+        sender.send(&Delivery {
+            url,
+            secret: "whsec_AAAA",
+            delivery_id: "del_1",
+            event: "webhook.test",
+            body: b"{}",
+            timestamp: 1,
+        })
+    }
+
+    /// A listener that answers every request on it with `answer`, counting connections.
+    fn answering(answer: String) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::io::Write;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let seen = std::sync::Arc::new(AtomicUsize::new(0));
+        let count = seen.clone();
+        std::thread::spawn(move || {
+            for mut c in l.incoming().flatten() {
+                count.fetch_add(1, Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match c.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = c.write_all(answer.as_bytes());
+            }
+        });
+        (port, seen)
+    }
+
+    #[test]
+    fn the_client_uses_no_proxy_and_follows_no_redirect() {
+        // ureq 3 picks a proxy up from the environment unless told not to; a proxy would
+        // resolve webhook hosts itself, past the SSRF guard.
+        let sender = Sender::new(&cfg(false));
+        assert!(sender.agent.config().proxy().is_none());
+        assert_eq!(sender.agent.config().max_redirects(), 0);
+        assert!(!sender.agent.config().http_status_as_error());
+    }
+
+    #[test]
+    fn a_redirect_is_a_failure_and_is_not_followed() {
+        use std::sync::atomic::Ordering;
+        let (target, reached) = answering("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".into());
+        let (port, _) = answering(format!(
+            "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:{target}/x\r\n\
+             Content-Length: 0\r\n\r\n"
+        ));
+        let out = deliver(
+            &Sender::new(&cfg(true)),
+            &format!("http://127.0.0.1:{port}/hook"),
+        );
+        assert_eq!(
+            out,
+            Outcome::Failed {
+                code: Some(307),
+                error: "HTTP 307 (redirects are not followed)".into()
+            }
+        );
+        assert_eq!(reached.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn statuses_map_to_outcomes() {
+        for (status, want) in [
+            ("204 No Content", Outcome::Delivered { code: 204 }),
+            ("410 Gone", Outcome::Gone),
+            (
+                "503 Service Unavailable",
+                Outcome::Failed {
+                    code: Some(503),
+                    error: "HTTP 503".into(),
+                },
+            ),
+        ] {
+            let (port, _) = answering(format!(
+                "HTTP/1.1 {status}\r\nContent-Length: 5\r\n\r\nhello"
+            ));
+            let out = deliver(
+                &Sender::new(&cfg(true)),
+                &format!("http://127.0.0.1:{port}/"),
+            );
+            assert_eq!(out, want, "{status}");
+        }
+    }
+
+    #[test]
+    fn a_receiver_that_never_answers_times_out_within_the_budget() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let held: Vec<_> = l.incoming().take(1).collect();
+            std::thread::sleep(std::time::Duration::from_secs(5));
+            drop(held);
+        });
+        let mut c = cfg(true);
+        c.timeout = std::time::Duration::from_secs(1);
+        let start = std::time::Instant::now();
+        let out = deliver(&Sender::new(&c), &format!("http://127.0.0.1:{port}/"));
+        assert_eq!(
+            out,
+            Outcome::Failed {
+                code: None,
+                error: "timed out (webhooks.timeout 1s)".into()
+            }
+        );
+        assert!(start.elapsed() < std::time::Duration::from_secs(3));
+    }
+
+    #[test]
+    fn a_name_that_resolves_to_loopback_is_refused_before_any_connection() {
+        use std::sync::atomic::Ordering;
+        let (port, seen) = answering("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".into());
+        let url = format!("http://localhost:{port}/hook?token=secret-in-url");
+        match deliver(&Sender::new(&cfg(false)), &url) {
+            Outcome::Failed { code: None, error } => {
+                assert!(error.contains("refused to connect"), "{error}");
+                assert!(error.contains("loopback"), "{error}");
+                assert!(!error.contains("secret-in-url"), "{error}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(seen.load(Ordering::SeqCst), 0, "nothing reached loopback");
+        // Allowed, the same name connects (to the address the resolver returned).
+        let out = deliver(&Sender::new(&cfg(true)), &url);
+        assert_eq!(out, Outcome::Delivered { code: 200 });
+        assert_eq!(seen.load(Ordering::SeqCst), 1);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use super::{Notifier, open_secret, sweep};
 use crate::app::AppState;
 use crate::db::outbox::{self as store, Attempt, Claimed, KIND_EMAIL, KIND_WEBHOOK};
 use crate::db::webhooks::{self, Endpoint};
-use rand::Rng;
+use rand::RngExt;
 use serde_json::json;
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::Ordering;
@@ -562,7 +562,7 @@ fn jittered(delay: Duration) -> i64 {
     if spread == 0 {
         return ms;
     }
-    ms + rand::thread_rng().gen_range(-spread..=spread)
+    ms + rand::rng().random_range(-spread..=spread)
 }
 
 fn clip(s: String) -> String {
