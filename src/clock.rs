@@ -68,6 +68,28 @@ pub fn rfc3339(ms: Millis) -> String {
     )
 }
 
+/// IMF-fixdate (RFC 9110 §5.6.7, the HTTP `Date` format), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`,
+/// for a time in milliseconds since the epoch.
+pub(crate) fn http_date(ms: Millis) -> String {
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    // 1970-01-01 was a Thursday.
+    let weekday = WEEKDAYS[days.rem_euclid(7) as usize];
+    let month = MONTHS[(m - 1) as usize];
+    format!(
+        "{weekday}, {d:02} {month} {y:04} {:02}:{:02}:{:02} GMT",
+        sod / 3600,
+        (sod % 3600) / 60,
+        sod % 60
+    )
+}
+
 /// Parses an RFC 3339 timestamp (`Z` or `±hh:mm` offset, optional fraction) to milliseconds.
 /// Refuses dates that do not exist (`2027-02-30`, `2026-04-31`, February 29 outside leap
 /// years) and offsets beyond ±23:59.
@@ -176,6 +198,19 @@ mod tests {
         assert_eq!(parse_rfc3339("2026-11-23T10:30:00Z"), Some(t - 123));
         assert_eq!(parse_rfc3339("2026-13-23T10:30:00Z"), None);
         assert_eq!(parse_rfc3339("garbage"), None);
+    }
+
+    #[test]
+    fn http_date_formats_imf_fixdate() {
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(http_date(784_111_777_000), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(http_date(784_111_777_999), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(http_date(951_782_400_000), "Tue, 29 Feb 2000 00:00:00 GMT"); // leap day
+        assert_eq!(
+            http_date(1_795_429_800_123),
+            "Mon, 23 Nov 2026 10:30:00 GMT"
+        );
+        assert_eq!(http_date(-1), "Wed, 31 Dec 1969 23:59:59 GMT");
     }
 
     #[test]

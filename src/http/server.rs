@@ -63,7 +63,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use polling::{Event, Poller};
 
@@ -440,7 +440,7 @@ fn error_response_bytes(status: u16, code: &str, message: &str) -> Vec<u8> {
     format!(
         "HTTP/1.1 {status} {}\r\nDate: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nX-Request-Id: {}\r\nConnection: close\r\n\r\n{body}",
         reason_phrase(status),
-        http_date(now()),
+        http_date_now(),
         body.len(),
         layer_request_id()
     )
@@ -1315,7 +1315,7 @@ fn write_response(
         write!(w, "{name}: {value}\r\n")?;
     }
     if !has_date {
-        write!(w, "Date: {}\r\n", http_date(now()))?;
+        write!(w, "Date: {}\r\n", http_date_now())?;
     }
     if let Some(upgrade) = upgrade {
         w.write_all(b"Connection: Upgrade\r\n\r\n")?;
@@ -1432,51 +1432,16 @@ fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
-/// IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
-/// The wall clock for the `Date` header (read through the clock module, like all time).
-fn now() -> SystemTime {
+/// The `Date` header value: the wall clock (read through the clock module, like all time) as
+/// an IMF-fixdate.
+fn http_date_now() -> String {
     use crate::clock::Clock;
-    UNIX_EPOCH + Duration::from_millis(crate::clock::SystemClock.now_ms().max(0) as u64)
-}
-
-fn http_date(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let month_name = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ][(month - 1) as usize];
-    format!(
-        "{weekday}, {day:02} {month_name} {year} {:02}:{:02}:{:02} GMT",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    crate::clock::http_date(crate::clock::SystemClock.now_ms().max(0))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn http_date_formats_imf_fixdate() {
-        assert_eq!(http_date(UNIX_EPOCH), "Thu, 01 Jan 1970 00:00:00 GMT");
-        let t = UNIX_EPOCH + Duration::from_secs(784_111_777);
-        assert_eq!(http_date(t), "Sun, 06 Nov 1994 08:49:37 GMT");
-        let t = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
-        assert_eq!(http_date(t), "Tue, 29 Feb 2000 00:00:00 GMT");
-    }
 
     fn opts(max_body: u64) -> ServerOptions {
         ServerOptions {
