@@ -1,0 +1,262 @@
+//! The poller thread: owns the listener and every parked connection (idle, mid-request or
+//! lingering), each with one deadline; hands readable connections to the worker queue.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Receiver;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use polling::Event;
+
+use super::read::ReqState;
+use super::write::{HttpError, overloaded_bytes};
+use super::{Conn, ConnGuard, Ctx, Phase};
+
+pub(super) const LISTENER_KEY: usize = 0;
+/// Connections accepted per listener wake-up before other events get a turn.
+const ACCEPT_BATCH: usize = 128;
+/// Back-off after an accept error such as EMFILE, so the poller does not spin.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+/// Longest poller sleep (deadlines are also checked on every wake-up).
+const MAX_POLL_WAIT: Duration = Duration::from_secs(1);
+
+pub(super) struct PollerLoop {
+    ctx: Arc<Ctx>,
+    listener: Option<TcpListener>,
+    listener_paused_until: Option<Instant>,
+    parked: HashMap<usize, Conn>,
+    deadlines: BTreeSet<(Instant, usize)>,
+    next_key: usize,
+    back_rx: Receiver<Conn>,
+}
+
+impl PollerLoop {
+    pub(super) fn new(ctx: Arc<Ctx>, listener: TcpListener, back_rx: Receiver<Conn>) -> Self {
+        PollerLoop {
+            ctx,
+            listener: Some(listener),
+            listener_paused_until: None,
+            parked: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            next_key: LISTENER_KEY,
+            back_rx,
+        }
+    }
+
+    pub(super) fn run(mut self) {
+        let mut events = Vec::new();
+        while !self.ctx.stopping() {
+            let timeout = self.next_timeout(Instant::now());
+            events.clear();
+            if let Err(e) = self.ctx.poller.wait(&mut events, Some(timeout))
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                // Should not happen; avoid a hot loop if it does.
+                thread::sleep(Duration::from_millis(10));
+            }
+            if self.ctx.stopping() {
+                break;
+            }
+            for ev in &events {
+                if ev.key == LISTENER_KEY {
+                    self.accept();
+                } else {
+                    self.on_readable(ev.key);
+                }
+            }
+            while let Ok(conn) = self.back_rx.try_recv() {
+                self.park(conn);
+            }
+            let now = Instant::now();
+            self.expire(now);
+            if self.listener_paused_until.is_some_and(|t| t <= now) {
+                self.listener_paused_until = None;
+                self.rearm_listener();
+            }
+        }
+        self.close_all();
+    }
+
+    fn next_timeout(&self, now: Instant) -> Duration {
+        let mut next = now + MAX_POLL_WAIT;
+        if let Some(&(t, _)) = self.deadlines.first() {
+            next = next.min(t);
+        }
+        if let Some(t) = self.listener_paused_until {
+            next = next.min(t);
+        }
+        next.saturating_duration_since(now)
+    }
+
+    fn rearm_listener(&self) {
+        if let Some(l) = &self.listener {
+            let _ = self.ctx.poller.modify(l, Event::readable(LISTENER_KEY));
+        }
+    }
+
+    fn accept(&mut self) {
+        let mut accepted = Vec::new();
+        let mut paused = false;
+        if let Some(listener) = &self.listener {
+            for _ in 0..ACCEPT_BATCH {
+                match listener.accept() {
+                    Ok(pair) => accepted.push(pair),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::Interrupted
+                                | io::ErrorKind::ConnectionAborted
+                                | io::ErrorKind::ConnectionReset
+                        ) => {}
+                    Err(_) => {
+                        // EMFILE/ENFILE/ENOBUFS...: back off instead of spinning.
+                        paused = true;
+                        break;
+                    }
+                }
+            }
+        }
+        for (stream, peer) in accepted {
+            self.admit(stream, peer);
+        }
+        if paused {
+            self.listener_paused_until = Some(Instant::now() + ACCEPT_PAUSE);
+        } else {
+            self.rearm_listener();
+        }
+    }
+
+    fn admit(&mut self, stream: TcpStream, peer: SocketAddr) {
+        if stream.set_nonblocking(true).is_err() {
+            return;
+        }
+        if self.ctx.open.load(Ordering::SeqCst) >= self.ctx.opts.max_connections {
+            reject_overloaded(stream);
+            return;
+        }
+        let _ = stream.set_nodelay(true);
+        // Bounds each blocking write of a response (stall limit), set once per connection.
+        if stream
+            .set_write_timeout(Some(self.ctx.opts.read_timeout))
+            .is_err()
+        {
+            return;
+        }
+        let conn = Conn {
+            stream,
+            peer,
+            buf: Vec::new(),
+            state: ReqState::fresh(),
+            phase: Phase::Idle,
+            deadline: Instant::now() + self.ctx.opts.idle_timeout,
+            queued_at: Instant::now(),
+            _guard: ConnGuard::new(&self.ctx.open),
+        };
+        self.park(conn);
+    }
+
+    fn alloc_key(&mut self) -> usize {
+        loop {
+            self.next_key = self.next_key.wrapping_add(1);
+            let k = self.next_key;
+            if k != LISTENER_KEY && k != usize::MAX && !self.parked.contains_key(&k) {
+                return k;
+            }
+        }
+    }
+
+    /// Registers `conn` for readability with its deadline. Dropping it on failure closes it.
+    fn park(&mut self, conn: Conn) {
+        if self.ctx.stopping() {
+            return;
+        }
+        let key = self.alloc_key();
+        if self
+            .ctx
+            .poller
+            .add(&conn.stream, Event::readable(key))
+            .is_err()
+        {
+            return;
+        }
+        self.deadlines.insert((conn.deadline, key));
+        self.parked.insert(key, conn);
+    }
+
+    fn unpark(&mut self, key: usize) -> Option<Conn> {
+        let conn = self.parked.remove(&key)?;
+        self.deadlines.remove(&(conn.deadline, key));
+        let _ = self.ctx.poller.delete(&conn.stream);
+        Some(conn)
+    }
+
+    fn on_readable(&mut self, key: usize) {
+        let Some(conn) = self.unpark(key) else {
+            return;
+        };
+        if conn.phase == Phase::Lingering {
+            self.drain(conn);
+        } else {
+            self.ctx.queue.push(conn);
+        }
+    }
+
+    /// Discards input of a lingering connection; closes it at EOF or error.
+    fn drain(&mut self, conn: Conn) {
+        let mut scratch = [0u8; 8192];
+        for _ in 0..32 {
+            match (&conn.stream).read(&mut scratch) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
+        }
+        self.park(conn);
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while let Some(&(t, key)) = self.deadlines.first() {
+            if t > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            let Some(conn) = self.parked.remove(&key) else {
+                continue;
+            };
+            let _ = self.ctx.poller.delete(&conn.stream);
+            if conn.phase == Phase::Reading {
+                // Best effort: the socket is non-blocking and the answer is small.
+                let _ = (&conn.stream).write(&HttpError::Timeout.response_bytes());
+                let _ = conn.stream.shutdown(Shutdown::Write);
+            }
+        }
+    }
+
+    fn close_all(&mut self) {
+        if let Some(l) = self.listener.take() {
+            let _ = self.ctx.poller.delete(&l);
+        }
+        for (_, conn) in self.parked.drain() {
+            let _ = self.ctx.poller.delete(&conn.stream);
+        }
+        self.deadlines.clear();
+        while self.back_rx.try_recv().is_ok() {}
+    }
+}
+
+/// Answers 503 from the acceptor without involving a worker, then closes.
+fn reject_overloaded(stream: TcpStream) {
+    // Consume whatever request bytes already arrived so that closing does not reset the
+    // connection before the client can read the answer.
+    let mut scratch = [0u8; 4096];
+    let _ = (&stream).read(&mut scratch);
+    let _ = (&stream).write(&overloaded_bytes());
+    let _ = stream.shutdown(Shutdown::Write);
+}
