@@ -182,6 +182,13 @@ pub fn set_auth_methods(
     Ok(())
 }
 
+/// Ids of the org sessions made from browser session `bs_id`, revoked ones included.
+pub fn org_sessions(conn: &Connection, bs_id: &str) -> rusqlite::Result<Vec<String>> {
+    conn.prepare("SELECT id FROM sessions WHERE browser_session_id = ?1")?
+        .query_map([bs_id], |r| r.get(0))?
+        .collect()
+}
+
 /// The browser session an org session was made from, if any.
 pub fn of_session(conn: &Connection, session_id: &str) -> rusqlite::Result<Option<String>> {
     conn.query_row(

@@ -175,6 +175,12 @@ pub fn backlog(conn: &Connection) -> rusqlite::Result<(i64, Option<i64>)> {
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
 }
 
+/// Rows with `status` (`succeeded`, `failed`); a metrics gauge.
+pub fn count_with_status(conn: &Connection, status: &str) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT COUNT(*) FROM outbox WHERE status = ?1")?
+        .query_row([status], |r| r.get(0))
+}
+
 /// An outbox row as the operator sees it (never the email body).
 #[derive(Debug, Clone)]
 pub struct Item {

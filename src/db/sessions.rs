@@ -109,6 +109,15 @@ pub fn list_live_for_user(
     rows.collect()
 }
 
+/// Sessions neither revoked nor expired (idle or absolute) at `now`; a metrics gauge.
+pub fn count_live(conn: &Connection, now: i64) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL AND idle_expires_at > ?1 AND expires_at > ?1",
+        [now],
+        |r| r.get(0),
+    )
+}
+
 /// Revokes one session; true if it was live.
 pub fn revoke(conn: &Connection, id: &str, reason: &str, now: i64) -> rusqlite::Result<bool> {
     let n = conn.execute(
