@@ -1,6 +1,7 @@
 //! An org's members: listing with filters, role/metadata/status changes, removal. Every query
 //! takes the org id first.
 
+use crate::db::Result;
 use crate::db::users::{self, Membership, User};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -26,7 +27,7 @@ pub fn list(
     f: &ListFilter<'_>,
     after: Option<(i64, &str)>,
     limit: i64,
-) -> rusqlite::Result<Vec<(Membership, User)>> {
+) -> Result<Vec<(Membership, User)>> {
     let (at, id) = after.unwrap_or((i64::MAX, "~"));
     let mut st = conn.prepare_cached(
         "SELECT m.id, m.user_id FROM memberships m JOIN users u ON u.id = m.user_id
@@ -56,15 +57,15 @@ pub fn list(
 }
 
 /// Active owners of the org.
-pub fn active_owner_count(conn: &Connection, org_id: &str) -> rusqlite::Result<i64> {
-    conn.query_row(
+pub fn active_owner_count(conn: &Connection, org_id: &str) -> Result<i64> {
+    Ok(conn.query_row(
         "SELECT COUNT(*) FROM memberships WHERE org_id = ?1 AND role = 'owner' AND status = 'active'",
         [org_id],
         |r| r.get(0),
-    )
+    )?)
 }
 
-pub fn update(conn: &Connection, org_id: &str, m: &Membership, now: i64) -> rusqlite::Result<()> {
+pub fn update(conn: &Connection, org_id: &str, m: &Membership, now: i64) -> Result<()> {
     conn.execute(
         "UPDATE memberships SET role = ?3, status = ?4, metadata = ?5, updated_at = ?6
          WHERE org_id = ?1 AND id = ?2",
@@ -73,7 +74,7 @@ pub fn update(conn: &Connection, org_id: &str, m: &Membership, now: i64) -> rusq
     Ok(())
 }
 
-pub fn delete(conn: &Connection, org_id: &str, user_id: &str) -> rusqlite::Result<bool> {
+pub fn delete(conn: &Connection, org_id: &str, user_id: &str) -> Result<bool> {
     let n = conn.execute(
         "DELETE FROM memberships WHERE org_id = ?1 AND user_id = ?2",
         params![org_id, user_id],
@@ -82,11 +83,7 @@ pub fn delete(conn: &Connection, org_id: &str, user_id: &str) -> rusqlite::Resul
 }
 
 /// The membership of the user with this email in the org, if any.
-pub fn find_by_email(
-    conn: &Connection,
-    org_id: &str,
-    email: &str,
-) -> rusqlite::Result<Option<Membership>> {
+pub fn find_by_email(conn: &Connection, org_id: &str, email: &str) -> Result<Option<Membership>> {
     let user_id: Option<String> = conn
         .query_row("SELECT id FROM users WHERE email = ?1", [email], |r| {
             r.get(0)

@@ -1,5 +1,6 @@
 //! Organizations (tenants). Deleted orgs are kept (soft delete) and never returned.
 
+use crate::db::Result;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 
@@ -63,7 +64,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Org> {
     })
 }
 
-pub fn insert(conn: &Connection, org: &Org) -> rusqlite::Result<()> {
+pub fn insert(conn: &Connection, org: &Org) -> Result<()> {
     conn.execute(
         "INSERT INTO orgs (id, slug, name, plan, status, app_url, logo_url, settings, created_at, updated_at,
                            app_url_by_operator)
@@ -85,28 +86,26 @@ pub fn insert(conn: &Connection, org: &Org) -> rusqlite::Result<()> {
     Ok(())
 }
 
-pub fn find_by_slug(conn: &Connection, slug: &str) -> rusqlite::Result<Option<Org>> {
-    conn.prepare_cached(&format!(
-        "SELECT {COLS} FROM orgs WHERE slug = ?1 AND deleted_at IS NULL"
-    ))?
-    .query_row([slug], from_row)
-    .optional()
+pub fn find_by_slug(conn: &Connection, slug: &str) -> Result<Option<Org>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COLS} FROM orgs WHERE slug = ?1 AND deleted_at IS NULL"
+        ))?
+        .query_row([slug], from_row)
+        .optional()?)
 }
 
-pub fn find_by_id(conn: &Connection, id: &str) -> rusqlite::Result<Option<Org>> {
-    conn.prepare_cached(&format!(
-        "SELECT {COLS} FROM orgs WHERE id = ?1 AND deleted_at IS NULL"
-    ))?
-    .query_row([id], from_row)
-    .optional()
+pub fn find_by_id(conn: &Connection, id: &str) -> Result<Option<Org>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COLS} FROM orgs WHERE id = ?1 AND deleted_at IS NULL"
+        ))?
+        .query_row([id], from_row)
+        .optional()?)
 }
 
 /// Live orgs, newest first, after the (created_at, id) cursor position if given.
-pub fn list(
-    conn: &Connection,
-    after: Option<(i64, &str)>,
-    limit: i64,
-) -> rusqlite::Result<Vec<Org>> {
+pub fn list(conn: &Connection, after: Option<(i64, &str)>, limit: i64) -> Result<Vec<Org>> {
     // "~" sorts after every id character, so the first page starts at the newest row.
     let (at, id) = after.unwrap_or((i64::MAX, "~"));
     let mut st = conn.prepare_cached(&format!(
@@ -115,10 +114,10 @@ pub fn list(
          ORDER BY created_at DESC, id DESC LIMIT ?3"
     ))?;
     let rows = st.query_map(params![at, id, limit], from_row)?;
-    rows.collect()
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-pub fn update(conn: &Connection, org: &Org) -> rusqlite::Result<()> {
+pub fn update(conn: &Connection, org: &Org) -> Result<()> {
     conn.execute(
         "UPDATE orgs SET name = ?2, plan = ?3, status = ?4, app_url = ?5, logo_url = ?6,
                 settings = ?7, updated_at = ?8, app_url_by_operator = ?9
@@ -139,7 +138,7 @@ pub fn update(conn: &Connection, org: &Org) -> rusqlite::Result<()> {
 }
 
 /// Marks the org deleted and revokes every live session in it.
-pub fn soft_delete(conn: &Connection, org_id: &str, now: i64) -> rusqlite::Result<()> {
+pub fn soft_delete(conn: &Connection, org_id: &str, now: i64) -> Result<()> {
     conn.execute(
         "UPDATE orgs SET deleted_at = ?2, updated_at = ?2 WHERE id = ?1 AND deleted_at IS NULL",
         params![org_id, now],
