@@ -166,6 +166,9 @@ pub fn sign_up(
         "password",
         password_text,
     )?;
+    // An early answer before the hash; not what decides a race. Two sign-ups for one address
+    // both pass it, and the UNIQUE email of `users` refuses the second insert (a Conflict,
+    // mapped below). A second backend needs that constraint, not a lock.
     if state
         .db
         .read(|c| users::find_by_email(c, &email))?

@@ -136,6 +136,10 @@ pub fn create(
     delivery: Delivery,
     now: i64,
 ) -> ApiResult<(Invitation, String)> {
+    // Check-then-insert: no constraint forbids a second pending invitation for one address (or
+    // an invitation for a member), so these checks hold only because SQLite admits one writer
+    // at a time and `tx` is a `BEGIN IMMEDIATE` transaction. A backend with concurrent writers
+    // must lock here (the org row, or a unique index on pending (org_id, email)).
     if members::find_by_email(tx, &org.id, email)?.is_some() {
         return Err(
             ApiError::of(ErrorCode::AlreadyMember).with_message("This person is already a member")
@@ -446,6 +450,8 @@ pub fn accept_new(
     let hash = state.hasher.hash(p)?;
     state.db.write(|tx| {
         let (inv, org) = by_token(tx, req, token, ctx.now)?;
+        // Inside the write transaction (one writer at a time); the UNIQUE email of `users` would
+        // refuse a racing insert anyway.
         if users::find_by_email(tx, &inv.email)?.is_some() {
             // Someone made the account meanwhile: it must prove itself like any other.
             return Err(ApiError::unauthenticated(

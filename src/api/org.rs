@@ -199,6 +199,11 @@ fn only_owner_may(me: &UserCtx, what: &str) -> ApiResult<()> {
 }
 
 /// Refuses a change that would leave the org without an active owner.
+///
+/// Count-then-change is safe only because SQLite admits one writer at a time (`Db::write`
+/// takes the write lock up front): two admins demoting the last two owners at once run one
+/// after the other, and the second sees one owner. A backend with concurrent writers must lock
+/// the org's owner memberships (`SELECT … FOR UPDATE`) or serialize these transactions.
 fn keep_an_owner(tx: &Tx, org_id: &str, m: &Membership, what: &str) -> ApiResult<()> {
     if m.role == "owner" && m.status == "active" && members::active_owner_count(tx, org_id)? <= 1 {
         return Err(ApiError::forbidden(format!(
