@@ -2,7 +2,7 @@
 //! takes the org id first.
 
 use crate::db::Result;
-use crate::db::users::{self, Membership, User};
+use crate::db::users::{self, COLS, M_COLS, M_COLS_LEN, Membership, User, membership_at, user_at};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub struct ListFilter<'a> {
@@ -29,31 +29,20 @@ pub fn list(
     limit: i64,
 ) -> Result<Vec<(Membership, User)>> {
     let (at, id) = after.unwrap_or((i64::MAX, "~"));
-    let mut st = conn.prepare_cached(
-        "SELECT m.id, m.user_id FROM memberships m JOIN users u ON u.id = m.user_id
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {M_COLS}, {COLS} FROM memberships m JOIN users u ON u.id = m.user_id
          WHERE m.org_id = ?1
            AND (?2 IS NULL OR m.status = ?2)
            AND (?3 IS NULL OR m.role = ?3)
            AND (?4 IS NULL OR u.email LIKE ?4 ESCAPE '\\' OR u.name LIKE ?4 ESCAPE '\\')
            AND (m.joined_at < ?5 OR (m.joined_at = ?5 AND m.id < ?6))
-         ORDER BY m.joined_at DESC, m.id DESC LIMIT ?7",
+         ORDER BY m.joined_at DESC, m.id DESC LIMIT ?7"
+    ))?;
+    let rows = st.query_map(
+        params![org_id, f.status, f.role, f.q.map(like), at, id, limit],
+        |r| Ok((membership_at(r, 0)?, user_at(r, M_COLS_LEN)?)),
     )?;
-    let ids: Vec<(String, String)> = st
-        .query_map(
-            params![org_id, f.status, f.role, f.q.map(like), at, id, limit],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut out = Vec::with_capacity(ids.len());
-    for (_, user_id) in ids {
-        if let (Some(m), Some(u)) = (
-            users::find_membership(conn, org_id, &user_id)?,
-            users::find_by_id(conn, &user_id)?,
-        ) {
-            out.push((m, u));
-        }
-    }
-    Ok(out)
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Active owners of the org.

@@ -47,20 +47,29 @@ const COLS: &str =
     "id, slug, name, plan, status, app_url, logo_url, settings, created_at, updated_at,
                     app_url_by_operator";
 
+/// `COLS` of the table aliased `o`, for joins; read with [`org_at`].
+pub(crate) const O_COLS: &str = "o.id, o.slug, o.name, o.plan, o.status, o.app_url, o.logo_url, \
+     o.settings, o.created_at, o.updated_at, o.app_url_by_operator";
+
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Org> {
-    let settings: String = r.get(7)?;
+    org_at(r, 0)
+}
+
+/// An org read from columns `COLS` (or `O_COLS`) starting at index `o`.
+pub(crate) fn org_at(r: &Row<'_>, o: usize) -> rusqlite::Result<Org> {
+    let settings: String = r.get(o + 7)?;
     Ok(Org {
-        id: r.get(0)?,
-        slug: r.get(1)?,
-        name: r.get(2)?,
-        plan: r.get(3)?,
-        status: r.get(4)?,
-        app_url: r.get(5)?,
-        logo_url: r.get(6)?,
+        id: r.get(o)?,
+        slug: r.get(o + 1)?,
+        name: r.get(o + 2)?,
+        plan: r.get(o + 3)?,
+        status: r.get(o + 4)?,
+        app_url: r.get(o + 5)?,
+        logo_url: r.get(o + 6)?,
         settings: serde_json::from_str(&settings).unwrap_or_default(),
-        created_at: r.get(8)?,
-        updated_at: r.get(9)?,
-        app_url_by_operator: r.get(10)?,
+        created_at: r.get(o + 8)?,
+        updated_at: r.get(o + 9)?,
+        app_url_by_operator: r.get(o + 10)?,
     })
 }
 

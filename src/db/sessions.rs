@@ -291,12 +291,12 @@ pub fn with_user(
         users::COLS
     ))?
         .query_row(params![org_id, id], |r| {
-            let m: Option<String> = r.get(26)?;
+            let m: Option<String> = r.get(11 + users::COLS_LEN)?;
             Ok((
                 session_at(r, 0)?,
                 users::user_at(r, 11)?,
                 match m {
-                    Some(_) => Some(users::membership_at(r, 26)?),
+                    Some(_) => Some(users::membership_at(r, 11 + users::COLS_LEN)?),
                     None => None,
                 },
             ))

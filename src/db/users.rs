@@ -50,6 +50,9 @@ pub(crate) const COLS: &str = "u.id, u.email, u.email_verified, u.password_hash,
      EXISTS (SELECT 1 FROM totp_secrets t WHERE t.user_id = u.id AND t.enabled_at IS NOT NULL), \
      u.created_at, u.updated_at, u.last_login_at";
 
+/// How many columns `COLS` has: where the next table's columns start in a join.
+pub(crate) const COLS_LEN: usize = 15;
+
 fn from_row(r: &Row<'_>) -> rusqlite::Result<User> {
     user_at(r, 0)
 }
@@ -168,11 +171,17 @@ pub struct Membership {
     pub joined_at: i64,
 }
 
+/// A membership's columns, the table aliased `m`; read with [`membership_at`].
+pub(crate) const M_COLS: &str =
+    "m.id, m.org_id, m.user_id, m.role, m.status, m.metadata, m.joined_at";
+/// How many columns `M_COLS` has.
+pub(crate) const M_COLS_LEN: usize = 7;
+
 fn membership_from_row(r: &Row<'_>) -> rusqlite::Result<Membership> {
     membership_at(r, 0)
 }
 
-/// A membership read from its 7 columns starting at index `o`.
+/// A membership read from columns `M_COLS` starting at index `o`.
 pub(crate) fn membership_at(r: &Row<'_>, o: usize) -> rusqlite::Result<Membership> {
     let meta: String = r.get(o + 5)?;
     Ok(Membership {
@@ -264,25 +273,15 @@ pub fn memberships_of(
     conn: &Connection,
     user_id: &str,
 ) -> Result<Vec<(Membership, crate::db::orgs::Org)>> {
-    let mut st = conn.prepare_cached(
-        "SELECT m.id FROM memberships m JOIN orgs o ON o.id = m.org_id
-         WHERE m.user_id = ?1 AND o.deleted_at IS NULL ORDER BY m.joined_at, m.id",
-    )?;
-    let ids: Vec<String> = st
-        .query_map([user_id], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut out = Vec::new();
-    for id in ids {
-        let m = conn
-            .prepare_cached(
-                "SELECT id, org_id, user_id, role, status, metadata, joined_at FROM memberships WHERE id = ?1",
-            )?
-            .query_row([&id], membership_from_row)?;
-        if let Some(org) = crate::db::orgs::find_by_id(conn, &m.org_id)? {
-            out.push((m, org));
-        }
-    }
-    Ok(out)
+    use crate::db::orgs::{O_COLS, org_at};
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {M_COLS}, {O_COLS} FROM memberships m JOIN orgs o ON o.id = m.org_id
+         WHERE m.user_id = ?1 AND o.deleted_at IS NULL ORDER BY m.joined_at, m.id"
+    ))?;
+    let rows = st.query_map([user_id], |r| {
+        Ok((membership_at(r, 0)?, org_at(r, M_COLS_LEN)?))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 pub fn set_email_verified(conn: &Connection, id: &str, now: i64) -> Result<()> {
@@ -349,4 +348,16 @@ pub fn list_members(
         Ok((m, from_row(r)?))
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Joins read the next table's columns at `COLS_LEN` / `M_COLS_LEN`: keep them true.
+    #[test]
+    fn column_counts_match_the_column_lists() {
+        assert_eq!(COLS.split(',').count(), COLS_LEN);
+        assert_eq!(M_COLS.split(',').count(), M_COLS_LEN);
+    }
 }
