@@ -31,6 +31,9 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Session> {
     session_at(r, 0)
 }
 
+/// How many columns `COLS` has (the session's part of a joined row).
+const COLS_LEN: usize = 11;
+
 /// A session read from `COLS` starting at index `o`.
 pub(crate) fn session_at(r: &Row<'_>, o: usize) -> rusqlite::Result<Session> {
     let amr: String = r.get(o + 3)?;
@@ -283,23 +286,33 @@ pub fn with_user(
         .prepare_cached(&format!(
         "SELECT s.id, s.org_id, s.user_id, s.auth_methods, s.ip_address, s.user_agent, s.created_at,
                 s.last_seen_at, s.idle_expires_at, s.expires_at, s.revoked_at,
-                {},
-                m.id, m.org_id, m.user_id, m.role, m.status, m.metadata, m.joined_at
+                {}, {}
          FROM sessions s JOIN users u ON u.id = s.user_id
          LEFT JOIN memberships m ON m.org_id = s.org_id AND m.user_id = s.user_id
          WHERE s.org_id = ?1 AND s.id = ?2",
-        users::COLS
+        users::COLS,
+        users::M_COLS
     ))?
         .query_row(params![org_id, id], |r| {
-            let m: Option<String> = r.get(11 + users::COLS_LEN)?;
+            let m: Option<String> = r.get(COLS_LEN + users::COLS_LEN)?;
             Ok((
                 session_at(r, 0)?,
-                users::user_at(r, 11)?,
+                users::user_at(r, COLS_LEN)?,
                 match m {
-                    Some(_) => Some(users::membership_at(r, 11 + users::COLS_LEN)?),
+                    Some(_) => Some(users::membership_at(r, COLS_LEN + users::COLS_LEN)?),
                     None => None,
                 },
             ))
         })
         .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn column_count_matches_the_column_list() {
+        assert_eq!(COLS.split(',').count(), COLS_LEN);
+    }
 }
