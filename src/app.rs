@@ -6,7 +6,7 @@ use crate::api;
 use crate::clock::SharedClock;
 use crate::config::{Config, ConfigSource, Secret};
 use crate::crypto;
-use crate::db::{Db, DbError, meta};
+use crate::db::{self, Db, meta};
 use crate::error::ApiError;
 use crate::http::respond::{self, error_response, set_header};
 use crate::http::server::{self, ServerHandle, ServerOptions};
@@ -70,7 +70,7 @@ impl AppState {
 
 #[derive(Debug)]
 pub enum StartError {
-    Db(DbError),
+    Db(db::Error),
     Keys(KeyError),
     Io(String),
 }
@@ -87,8 +87,8 @@ impl std::fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-impl From<DbError> for StartError {
-    fn from(e: DbError) -> Self {
+impl From<db::Error> for StartError {
+    fn from(e: db::Error) -> Self {
         StartError::Db(e)
     }
 }
@@ -113,9 +113,7 @@ pub fn resolve_secret(config: &Config, db: &Db) -> Result<Secret, StartError> {
         return Ok(s.clone());
     }
     let generated = crypto::random_hex(32);
-    let stored = db
-        .write(|tx| meta::get_or_insert(tx, "dev_secret_key", &generated))
-        .map_err(DbError::from)?;
+    let stored = db.write(|tx| meta::get_or_insert(tx, "dev_secret_key", &generated))?;
     Ok(Secret::new(stored))
 }
 
@@ -158,7 +156,7 @@ impl App {
         );
         let cursor_key = crypto::derive_key(secret.expose(), "cursor");
         let mail_key = crate::outbox::MailKey::derive(secret.expose());
-        let resealed = crate::outbox::seal_plain_emails(&db, &mail_key).map_err(DbError::from)?;
+        let resealed = crate::outbox::seal_plain_emails(&db, &mail_key)?;
         if resealed > 0 {
             log.info(
                 "plain-text emails of an older version sealed or redacted",

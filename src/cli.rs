@@ -118,7 +118,7 @@ pub fn org_create(path: Option<&Path>, slug: &str, name: &str) -> CliResult {
         updated_at: now,
     };
     db.write(|tx| orgs::insert(tx, &org)).map_err(|e| {
-        if db::is_unique_violation(&e) {
+        if e.is_conflict() {
             format!("an organization with slug '{slug}' exists")
         } else {
             e.to_string()
@@ -163,7 +163,7 @@ pub fn user_create(
     };
     let membership = db.write(|tx| -> Result<Option<users::Membership>, Box<dyn Error>> {
         users::insert(tx, &user).map_err(|e| {
-            if db::is_unique_violation(&e) {
+            if e.is_conflict() {
                 "a user with this email already exists".to_string()
             } else {
                 e.to_string()

@@ -365,15 +365,15 @@ impl fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
-impl From<rusqlite::Error> for ApiError {
-    fn from(e: rusqlite::Error) -> Self {
-        ApiError::internal(format!("sqlite: {e}"))
-    }
-}
-
-impl From<crate::db::DbError> for ApiError {
-    fn from(e: crate::db::DbError) -> Self {
-        ApiError::internal(e.to_string())
+/// A storage error the handler did not map (a conflict it expects becomes a 409 where it is
+/// caught, with `is_conflict`) is a 500; the cause goes to the log only.
+impl From<crate::db::Error> for ApiError {
+    fn from(e: crate::db::Error) -> Self {
+        use crate::db::Error;
+        match e {
+            Error::Conflict(e) | Error::Sqlite(e) => ApiError::internal(format!("sqlite: {e}")),
+            e => ApiError::internal(e.to_string()),
+        }
     }
 }
 

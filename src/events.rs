@@ -3,8 +3,8 @@
 //! (or not at all). Delivery is the outbox worker's job.
 
 use crate::db::orgs::Org;
+use crate::db::{self, Tx};
 use crate::outbox::MailKey;
-use rusqlite::Connection;
 use serde_json::{Value, json};
 use std::cell::Cell;
 
@@ -36,13 +36,7 @@ pub fn take_queued() -> bool {
 
 /// Records `event` with its AuthWorx-shaped body and queues a delivery to every subscribed
 /// webhook endpoint of the org (the outbox); returns the event id (`evt_…`).
-pub fn emit(
-    tx: &Connection,
-    org: Option<&Org>,
-    event: &str,
-    data: Value,
-    now: i64,
-) -> rusqlite::Result<String> {
+pub fn emit(tx: &Tx, org: Option<&Org>, event: &str, data: Value, now: i64) -> db::Result<String> {
     let id = crate::outbox::emit(
         tx,
         org.map(|o| (o.id.as_str(), o.slug.as_str())),
@@ -77,14 +71,9 @@ impl Email {
 /// Queues `mail` in the outbox, sealed (no token it carries is readable in the database);
 /// returns its id. Runs inside [`with_mail_key`] (the request pipeline); elsewhere it fails
 /// rather than store the message in the clear.
-pub fn email(
-    tx: &Connection,
-    org_id: Option<&str>,
-    mail: &Email,
-    now: i64,
-) -> rusqlite::Result<String> {
+pub fn email(tx: &Tx, org_id: Option<&str>, mail: &Email, now: i64) -> db::Result<String> {
     let key = MAIL_KEY.with(Cell::get).ok_or_else(|| {
-        rusqlite::Error::ToSqlConversionFailure(
+        db::Error::Invalid(
             "no outbox mail key in scope: queue emails inside events::with_mail_key".into(),
         )
     })?;
@@ -112,13 +101,7 @@ pub fn html_escape(s: &str) -> String {
 }
 
 /// `emit` for callers that know only the org's id (the org may be gone: then nothing is sent).
-pub fn emit_in(
-    tx: &Connection,
-    org_id: &str,
-    event: &str,
-    data: Value,
-    now: i64,
-) -> rusqlite::Result<()> {
+pub fn emit_in(tx: &Tx, org_id: &str, event: &str, data: Value, now: i64) -> db::Result<()> {
     if let Some(org) = crate::db::orgs::find_by_id(tx, org_id)? {
         emit(tx, Some(&org), event, data, now)?;
     }
@@ -132,12 +115,12 @@ pub fn who(id: &str, email: &str) -> Value {
 
 /// Announces revoked sessions (`session.revoked`), each in its own org.
 pub fn sessions_revoked(
-    tx: &Connection,
+    tx: &Tx,
     revoked: &[(String, String)],
     user: Value,
     reason: &str,
     now: i64,
-) -> rusqlite::Result<()> {
+) -> db::Result<()> {
     for (sid, org_id) in revoked {
         emit_in(
             tx,

@@ -5,7 +5,7 @@
 
 use crate::config::Algorithm;
 use crate::crypto;
-use crate::db::{Db, DbError, signing_keys};
+use crate::db::{self, Db, signing_keys};
 use crate::tokens::{self, AccessClaims, Expiry, SigningKey, TokenError, VerifyingKey};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -64,7 +64,7 @@ impl VerifiedCache {
 
 #[derive(Debug)]
 pub enum KeyError {
-    Db(DbError),
+    Db(db::Error),
     /// A stored private key could not be opened: the secret key changed, or the row was edited.
     Unseal(String),
     Key(String),
@@ -85,15 +85,9 @@ impl std::fmt::Display for KeyError {
 
 impl std::error::Error for KeyError {}
 
-impl From<DbError> for KeyError {
-    fn from(e: DbError) -> Self {
+impl From<db::Error> for KeyError {
+    fn from(e: db::Error) -> Self {
         KeyError::Db(e)
-    }
-}
-
-impl From<rusqlite::Error> for KeyError {
-    fn from(e: rusqlite::Error) -> Self {
-        KeyError::Db(DbError::Sqlite(e))
     }
 }
 

@@ -18,7 +18,7 @@
 //! pass runs a second later, between checkpoints.
 
 use crate::app::AppState;
-use crate::db::{self, DbError};
+use crate::db;
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
@@ -289,7 +289,7 @@ const TABLES: [Table; 7] = [
 ];
 
 /// One pass at `now`: every table in batches, until done or `budget` is spent.
-pub fn sweep(state: &AppState, now: i64, budget: Duration) -> Result<Swept, DbError> {
+pub fn sweep(state: &AppState, now: i64, budget: Duration) -> Result<Swept, db::Error> {
     let started = Instant::now();
     let ms = |d: Duration| d.as_millis().min(i64::MAX as u128) as i64;
     let audit_before = now.saturating_sub(ms(state.config.audit.retention));

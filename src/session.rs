@@ -3,13 +3,13 @@
 
 use crate::app::AppState;
 use crate::crypto;
+use crate::db::Tx;
 use crate::db::orgs::Org;
 use crate::db::sessions::{self, Session};
 use crate::db::users::{self, Membership, User};
 use crate::db::{self, orgs};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::tokens::AccessClaims;
-use rusqlite::Connection;
 
 /// What a successful login, refresh or switch hands the client.
 pub struct Issued {
@@ -66,7 +66,7 @@ fn seal_key(state: &AppState) -> [u8; 32] {
 /// Starts a session inside the caller's transaction.
 #[allow(clippy::too_many_arguments)]
 pub fn start(
-    tx: &Connection,
+    tx: &Tx,
     state: &AppState,
     user: &User,
     org: &Org,
@@ -150,7 +150,7 @@ fn invalid() -> ApiError {
 }
 
 /// Looks up a refresh token and its live session, active user, active membership and org.
-pub fn prepare_refresh(conn: &Connection, token: &str, now: i64) -> ApiResult<Prepared> {
+pub fn prepare_refresh(conn: &Tx, token: &str, now: i64) -> ApiResult<Prepared> {
     let row = sessions::find_refresh(conn, &crypto::token_hash(token))?.ok_or_else(invalid)?;
     let (session, user, membership) =
         sessions::with_user(conn, &row.org_id, &row.session_id)?.ok_or_else(invalid)?;
@@ -173,11 +173,7 @@ pub fn prepare_refresh(conn: &Connection, token: &str, now: i64) -> ApiResult<Pr
 /// The live session behind a current (never rotated) refresh token, with its active user
 /// and org, without rotating it: the proof of a session for switching orgs. 401
 /// `invalid_token` for anything else.
-pub fn current_by_refresh(
-    conn: &Connection,
-    token: &str,
-    now: i64,
-) -> ApiResult<(Session, User, Org)> {
+pub fn current_by_refresh(conn: &Tx, token: &str, now: i64) -> ApiResult<(Session, User, Org)> {
     if token.len() > 512 {
         return Err(invalid());
     }
@@ -192,7 +188,7 @@ pub fn current_by_refresh(
 /// a conditional update, so of concurrent refreshes of one token exactly one rotates; the
 /// others find it rotated within the grace window and get the same successor. A session
 /// revoked between the read and the lock is caught by the conditional `touch_live`.
-pub fn refresh(tx: &Connection, state: &AppState, p: Prepared, now: i64) -> ApiResult<Refreshed> {
+pub fn refresh(tx: &Tx, state: &AppState, p: Prepared, now: i64) -> ApiResult<Refreshed> {
     let grace = ms(state.config.tokens.refresh_grace);
     let key = seal_key(state);
     let Prepared {

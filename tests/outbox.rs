@@ -191,7 +191,7 @@ fn a_rolled_back_transaction_sends_nothing_and_only_subscribers_get_events() {
 
     let st = s.state();
     let mut rolled_back = String::new();
-    let r: Result<(), rusqlite::Error> = st.db.write(|tx| {
+    let r: Result<(), latchkey::db::Error> = st.db.write(|tx| {
         rolled_back = outbox::emit(
             tx,
             Some((&org.0, &org.1)),
@@ -199,7 +199,7 @@ fn a_rolled_back_transaction_sends_nothing_and_only_subscribers_get_events() {
             json!({}),
             st.now(),
         )?;
-        Err(rusqlite::Error::QueryReturnedNoRows)
+        Err(latchkey::db::Error::Invalid("roll back".into()))
     });
     assert!(r.is_err());
     st.outbox.notify();
@@ -218,11 +218,11 @@ fn a_rolled_back_transaction_sends_nothing_and_only_subscribers_get_events() {
     let n: i64 = st
         .db
         .read(|c| {
-            c.query_row(
+            Ok::<_, latchkey::db::Error>(c.query_row(
                 "SELECT COUNT(*) FROM events WHERE id = ?1",
                 [&rolled_back],
                 |r| r.get(0),
-            )
+            )?)
         })
         .unwrap();
     assert_eq!(n, 0, "the rolled-back event was never recorded");
@@ -623,7 +623,7 @@ fn a_delivery_claimed_by_a_worker_that_died_is_retried_after_its_lease() {
         .write(|tx| {
             outbox::emit(tx, Some((&org.0, &org.1)), "org.updated", json!({}), now)?;
             let c = store::claim_next(tx, Some(&wh), now, now + 40_000)?.unwrap();
-            Ok::<_, rusqlite::Error>(c.id)
+            Ok::<_, latchkey::db::Error>(c.id)
         })
         .unwrap();
     drop(db);
@@ -687,7 +687,10 @@ fn the_sweep_deletes_finished_items_and_events_past_retention() {
     });
     s.stop();
     let db = latchkey::db::Db::open(&s.db_path(), Duration::from_secs(5)).unwrap();
-    let count = |sql: &str| -> i64 { db.read(|c| c.query_row(sql, [], |r| r.get(0))).unwrap() };
+    let count = |sql: &str| -> i64 {
+        db.read(|c| Ok::<_, latchkey::db::Error>(c.query_row(sql, [], |r| r.get(0))?))
+            .unwrap()
+    };
     // A pending email of the same age stays.
     let now = latchkey::clock::Clock::now_ms(&*s.clock);
     let key = outbox::MailKey::derive(common::SECRET);

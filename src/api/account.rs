@@ -240,7 +240,7 @@ pub fn revoke_session(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<R
 /// sessions that browser made) with it. Audited in the revoked session's own org, so another
 /// org's ids never appear in the caller's org.
 pub fn revoke_own_session(
-    tx: &rusqlite::Connection,
+    tx: &crate::db::Tx,
     ctx: &Ctx,
     req: &Request,
     user: &User,

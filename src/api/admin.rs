@@ -4,10 +4,10 @@
 use crate::api::{Ctx, guard, views};
 use crate::app::AppState;
 use crate::cursor;
+use crate::db;
 use crate::db::audit::{self, Entry};
 use crate::db::orgs::{self, Org, OrgSettings, SignupMode};
 use crate::db::users::{self, Membership, SortField, User};
-use crate::db::{self, is_unique_violation};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::http::input::{self, nullable, query_int};
 use crate::http::respond;
@@ -87,14 +87,14 @@ impl SettingsPatch {
 }
 
 fn audit_admin(
-    tx: &rusqlite::Connection,
+    tx: &db::Tx,
     admin: &guard::AdminCtx,
     ctx: &Ctx,
     req: &Request,
     action: &str,
     (org_id, target_type, target_id): (Option<&str>, &str, &str),
     metadata: serde_json::Value,
-) -> rusqlite::Result<()> {
+) -> db::Result<()> {
     let ip = ctx.ip.to_string();
     let ua = input::user_agent(req);
     audit::insert(
@@ -194,7 +194,7 @@ pub fn create_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
     };
     let owner = state.db.write(|tx| {
         orgs::insert(tx, &org).map_err(|e| {
-            if is_unique_violation(&e) {
+            if e.is_conflict() {
                 ApiError::already_exists(format!("An organization with slug '{}' exists", org.slug))
             } else {
                 e.into()
@@ -442,7 +442,7 @@ pub fn create_user(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Resp
     };
     state.db.write(|tx| {
         users::insert(tx, &user).map_err(|e| {
-            if is_unique_violation(&e) {
+            if e.is_conflict() {
                 ApiError::already_exists("A user with this email already exists")
             } else {
                 e.into()

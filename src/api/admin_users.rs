@@ -2,8 +2,8 @@
 
 use crate::api::{Ctx, audit, guard, views};
 use crate::app::AppState;
+use crate::db::Tx;
 use crate::db::audit::Entry;
-use crate::db::is_unique_violation;
 use crate::db::members;
 use crate::db::sessions;
 use crate::db::users::{self, User};
@@ -14,11 +14,10 @@ use crate::http::respond;
 use crate::password;
 use crate::validate;
 use rouille::{Request, Response};
-use rusqlite::Connection;
 use serde::Deserialize;
 use serde_json::json;
 
-fn find(conn: &Connection, id: &str) -> ApiResult<User> {
+fn find(conn: &Tx, id: &str) -> ApiResult<User> {
     users::find_by_id(conn, id)?.ok_or_else(|| ApiError::not_found("User not found"))
 }
 
@@ -127,7 +126,7 @@ pub fn update(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
         }
         u.updated_at = ctx.now;
         users::update_admin(tx, &u).map_err(|e| {
-            if is_unique_violation(&e) {
+            if e.is_conflict() {
                 ApiError::already_exists("A user with this email already exists")
             } else {
                 e.into()

@@ -78,7 +78,7 @@ impl KeyUsage {
 
     /// Writes every pending use in one transaction (outside the map's lock). On failure the
     /// uses go back into the map for the next flush.
-    pub fn flush(&self, db: &Db) -> Result<usize, rusqlite::Error> {
+    pub fn flush(&self, db: &Db) -> Result<usize, db::Error> {
         let taken = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
         if taken.is_empty() {
             return Ok(0);

@@ -5,10 +5,10 @@
 use crate::api::{Ctx, audit, guard, views};
 use crate::app::AppState;
 use crate::crypto;
+use crate::db;
 use crate::db::audit::Entry;
 use crate::db::orgs::{self, Org, SignupMode};
 use crate::db::users::{self, Membership, User};
-use crate::db::{self, is_unique_violation};
 use crate::db::{sessions, two_factor};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::events;
@@ -166,6 +166,9 @@ pub fn sign_up(
         "password",
         password_text,
     )?;
+    // An early answer before the hash; not what decides a race. Two sign-ups for one address
+    // both pass it, and the UNIQUE email of `users` refuses the second insert (a Conflict,
+    // mapped below). A second backend needs that constraint, not a lock.
     if state
         .db
         .read(|c| users::find_by_email(c, &email))?
@@ -198,7 +201,7 @@ pub fn sign_up(
     let enrol_first = !prove_first && org.settings.require_2fa;
     let issued = state.db.write(|tx| {
         users::insert(tx, &user).map_err(|e| {
-            if is_unique_violation(&e) {
+            if e.is_conflict() {
                 ApiError::already_exists("An account with this email already exists")
             } else {
                 e.into()
@@ -585,7 +588,7 @@ pub fn partial_response(
 /// Starts the session of a completed login (all factors done) and audits it.
 #[allow(clippy::too_many_arguments)]
 pub fn finish_login_session(
-    tx: &rusqlite::Connection,
+    tx: &db::Tx,
     state: &AppState,
     ctx: &Ctx,
     req: &Request,

@@ -6,6 +6,7 @@ use crate::api::auth::{entry, finish_login};
 use crate::api::{Ctx, audit, guard, links, views};
 use crate::app::AppState;
 use crate::crypto;
+use crate::db::Tx;
 use crate::db::email_tokens::{self, EmailToken};
 use crate::db::orgs::{self, Org};
 use crate::db::users::{self, User};
@@ -16,7 +17,6 @@ use crate::http::{input, respond};
 use crate::password;
 use crate::validate;
 use rouille::{Request, Response};
-use rusqlite::Connection;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -73,7 +73,7 @@ fn mail(state: &AppState, to: &str, org: &Org, kind: &str, url: &str) -> Email {
 /// Issues a token of `purpose` for the user and queues its email, inside `tx`.
 #[allow(clippy::too_many_arguments)]
 fn send_token(
-    tx: &Connection,
+    tx: &Tx,
     org: &Org,
     user: &User,
     purpose: &str,
@@ -81,7 +81,7 @@ fn send_token(
     url_of: impl Fn(&str) -> String,
     compose: impl Fn(&str) -> Email,
     now: i64,
-) -> rusqlite::Result<()> {
+) -> crate::db::Result<()> {
     let token = crypto::random_token(32);
     email_tokens::insert(
         tx,
@@ -101,7 +101,7 @@ fn send_token(
 /// The user behind an email who belongs to the org (any membership status for reset and
 /// verification; magic links need an active one), if any.
 fn member_by_email(
-    conn: &Connection,
+    conn: &Tx,
     org: &Org,
     email: &str,
     active_only: bool,
@@ -132,7 +132,7 @@ pub fn forgot_password(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<
 
 /// The org an account-wide email flow runs in: the one named, else (a hosted page that names
 /// none) the first org the account is an active member of.
-fn org_for(conn: &Connection, named: Option<&Org>, email: &str) -> ApiResult<Option<Org>> {
+fn org_for(conn: &Tx, named: Option<&Org>, email: &str) -> ApiResult<Option<Org>> {
     if let Some(o) = named {
         return Ok(Some(o.clone()));
     }
@@ -192,7 +192,7 @@ pub fn send_reset(
 /// The usable token of `purpose` and its org; 400 `invalid_token` otherwise, 403 when an
 /// `X-Org-Slug` names another org.
 fn token_of(
-    conn: &Connection,
+    conn: &Tx,
     req: &Request,
     token: &str,
     purpose: &str,
@@ -223,7 +223,7 @@ fn token_of(
 /// The mailbox's owner takes over an account whose address was never verified (a reset or a
 /// magic link): whatever second factor its creator enrolled is removed, and it is audited.
 fn claim_unverified(
-    tx: &Connection,
+    tx: &Tx,
     ctx: &Ctx,
     req: &Request,
     org: &Org,
@@ -384,12 +384,12 @@ pub fn verify_email_send(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResul
 /// Issues a verification token for `user` and queues its email, inside `tx`. The link goes
 /// to the deployment's own page (`/verify-email`), never to an org's host.
 pub fn queue_verification(
-    tx: &Connection,
+    tx: &Tx,
     state: &AppState,
     org: &Org,
     user: &User,
     now: i64,
-) -> rusqlite::Result<()> {
+) -> crate::db::Result<()> {
     let link = format!(
         "{}/verify-email",
         state.config.email_link_base().trim_end_matches('/')

@@ -6,6 +6,7 @@ use crate::api::guard::{self, UserCtx};
 use crate::api::{Ctx, audit, links, views};
 use crate::app::AppState;
 use crate::crypto;
+use crate::db::Tx;
 use crate::db::audit::Entry;
 use crate::db::invitations::{self, Invitation};
 use crate::db::orgs::{self, Org};
@@ -18,13 +19,12 @@ use crate::http::respond;
 use crate::password;
 use crate::validate;
 use rouille::{Request, Response};
-use rusqlite::Connection;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 const DAY_MS: i64 = 86_400_000;
 
-pub fn invite_view(conn: &Connection, inv: &Invitation, now: i64) -> rusqlite::Result<Value> {
+pub fn invite_view(conn: &Tx, inv: &Invitation, now: i64) -> db::Result<Value> {
     let by = match &inv.invited_by {
         Some(id) => users::find_by_id(conn, id)?.map(|u| json!({ "id": u.id, "email": u.email })),
         None => None,
@@ -126,7 +126,7 @@ pub fn answer(state: &AppState, view: Value, token: &str, delivery: Delivery) ->
 /// token).
 #[allow(clippy::too_many_arguments)]
 pub fn create(
-    tx: &Connection,
+    tx: &Tx,
     state: &AppState,
     org: &Org,
     inviter: Option<&User>,
@@ -136,6 +136,10 @@ pub fn create(
     delivery: Delivery,
     now: i64,
 ) -> ApiResult<(Invitation, String)> {
+    // Check-then-insert: no constraint forbids a second pending invitation for one address (or
+    // an invitation for a member), so these checks hold only because SQLite admits one writer
+    // at a time and `tx` is a `BEGIN IMMEDIATE` transaction. A backend with concurrent writers
+    // must lock here (the org row, or a unique index on pending (org_id, email)).
     if members::find_by_email(tx, &org.id, email)?.is_some() {
         return Err(
             ApiError::of(ErrorCode::AlreadyMember).with_message("This person is already a member")
@@ -258,7 +262,7 @@ pub fn list(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
         let rows = invitations::list(c, &me.org.id, st.as_deref(), ctx.now, limit)?;
         rows.iter()
             .map(|i| invite_view(c, i, ctx.now))
-            .collect::<rusqlite::Result<Vec<_>>>()
+            .collect::<db::Result<Vec<_>>>()
     })?;
     Ok(respond::ok(json!({ "invites": views })))
 }
@@ -331,12 +335,7 @@ pub fn resend(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
 
 /// The open invitation behind a token, and its org; 400 `invalid_token` otherwise. An
 /// `X-Org-Slug` naming another org → 403 `org_mismatch`.
-fn by_token(
-    conn: &Connection,
-    req: &Request,
-    token: &str,
-    now: i64,
-) -> ApiResult<(Invitation, Org)> {
+fn by_token(conn: &Tx, req: &Request, token: &str, now: i64) -> ApiResult<(Invitation, Org)> {
     let bad = || ApiError::invalid_token("Invalid, expired or already used invitation");
     if token.is_empty() || token.len() > 512 {
         return Err(bad());
@@ -451,6 +450,8 @@ pub fn accept_new(
     let hash = state.hasher.hash(p)?;
     state.db.write(|tx| {
         let (inv, org) = by_token(tx, req, token, ctx.now)?;
+        // Inside the write transaction (one writer at a time); the UNIQUE email of `users` would
+        // refuse a racing insert anyway.
         if users::find_by_email(tx, &inv.email)?.is_some() {
             // Someone made the account meanwhile: it must prove itself like any other.
             return Err(ApiError::unauthenticated(
@@ -558,7 +559,7 @@ fn accept_existing(
 /// accepted, `member.joined` is emitted and audited. 409 when already a member. An emailed
 /// invitation accepted by the account it names also proves the address.
 fn join(
-    tx: &Connection,
+    tx: &Tx,
     ctx: &Ctx,
     req: &Request,
     inv: &Invitation,
@@ -615,7 +616,7 @@ fn join(
 /// partial token carried the invitation): the membership, inside `tx`. 400 `invalid_token`
 /// when the invitation was revoked, expired or used meanwhile.
 pub fn join_after_login(
-    tx: &Connection,
+    tx: &Tx,
     ctx: &Ctx,
     req: &Request,
     invitation_id: &str,

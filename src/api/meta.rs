@@ -62,18 +62,10 @@ pub fn openid_configuration(state: &AppState, _: &Ctx, _: &Request) -> ApiResult
 pub fn metrics(state: &AppState, ctx: &Ctx, _: &Request) -> ApiResult<Response> {
     let now = ctx.now;
     let (active_sessions, pending, oldest, succeeded, failed) = state.db.read(|c| {
-        let active: i64 = c.query_row(
-            "SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL AND idle_expires_at > ?1 AND expires_at > ?1",
-            [now],
-            |r| r.get(0),
-        )?;
-        let (pending, oldest): (i64, Option<i64>) = c.query_row(
-            "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE status = 'pending'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        let succeeded: i64 = c.query_row("SELECT COUNT(*) FROM outbox WHERE status = 'succeeded'", [], |r| r.get(0))?;
-        let failed: i64 = c.query_row("SELECT COUNT(*) FROM outbox WHERE status = 'failed'", [], |r| r.get(0))?;
+        let active = crate::db::sessions::count_live(c, now)?;
+        let (pending, oldest) = crate::db::outbox::backlog(c)?;
+        let succeeded = crate::db::outbox::count_with_status(c, "succeeded")?;
+        let failed = crate::db::outbox::count_with_status(c, "failed")?;
         Ok::<_, ApiError>((active, pending, oldest, succeeded, failed))
     })?;
     let (hash_running, hash_waiting) = state.hasher.depth();

@@ -324,11 +324,11 @@ pub fn dispatch(state: &AppState, ctx: &mut Ctx, req: &Request) -> ApiResult<Res
 
 /// Writes an audit entry stamped with the request's client IP and user agent.
 pub fn audit(
-    tx: &rusqlite::Connection,
+    tx: &crate::db::Tx,
     ctx: &Ctx,
     req: &Request,
     entry: crate::db::audit::Entry<'_>,
-) -> rusqlite::Result<()> {
+) -> crate::db::Result<()> {
     let ip = ctx.ip.to_string();
     let ua = ctx.user_agent(req);
     let mut e = entry;

@@ -7,6 +7,7 @@ use crate::api::guard::{self, UserCtx};
 use crate::api::{Ctx, audit, links, views};
 use crate::app::AppState;
 use crate::cursor;
+use crate::db::Tx;
 use crate::db::audit::Entry;
 use crate::db::members::{self, ListFilter};
 use crate::db::orgs;
@@ -18,7 +19,6 @@ use crate::http::input::{self, nullable, query_int};
 use crate::http::respond;
 use crate::validate;
 use rouille::{Request, Response};
-use rusqlite::Connection;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -176,7 +176,7 @@ pub fn list_members(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Res
 }
 
 /// The member `userId` of the caller's org, or 404 (never another org's data).
-fn target(conn: &Connection, me: &UserCtx, user_id: &str) -> ApiResult<(Membership, User)> {
+fn target(conn: &Tx, me: &UserCtx, user_id: &str) -> ApiResult<(Membership, User)> {
     let m = users::find_membership(conn, &me.org.id, user_id)?
         .ok_or_else(|| ApiError::not_found("Member not found"))?;
     let u =
@@ -199,7 +199,12 @@ fn only_owner_may(me: &UserCtx, what: &str) -> ApiResult<()> {
 }
 
 /// Refuses a change that would leave the org without an active owner.
-fn keep_an_owner(tx: &Connection, org_id: &str, m: &Membership, what: &str) -> ApiResult<()> {
+///
+/// Count-then-change is safe only because SQLite admits one writer at a time (`Db::write`
+/// takes the write lock up front): two admins demoting the last two owners at once run one
+/// after the other, and the second sees one owner. A backend with concurrent writers must lock
+/// the org's owner memberships (`SELECT … FOR UPDATE`) or serialize these transactions.
+fn keep_an_owner(tx: &Tx, org_id: &str, m: &Membership, what: &str) -> ApiResult<()> {
     if m.role == "owner" && m.status == "active" && members::active_owner_count(tx, org_id)? <= 1 {
         return Err(ApiError::forbidden(format!(
             "The last owner cannot be {what}"
@@ -284,7 +289,7 @@ pub fn update_member(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Re
 }
 
 /// Revokes the member's sessions in this org and announces each one.
-fn end_sessions(tx: &Connection, me: &UserCtx, u: &User, reason: &str, now: i64) -> ApiResult<()> {
+fn end_sessions(tx: &Tx, me: &UserCtx, u: &User, reason: &str, now: i64) -> ApiResult<()> {
     for sid in sessions::revoke_in_org(tx, &me.org.id, &u.id, reason, now)? {
         events::emit(
             tx,

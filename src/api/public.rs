@@ -13,7 +13,7 @@ use crate::db::api_keys::{self as keys_db, ApiKey};
 use crate::db::audit::Entry;
 use crate::db::orgs::{self, Org};
 use crate::db::users::{self, Membership, User};
-use crate::db::{self, is_unique_violation, sessions};
+use crate::db::{self, sessions};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::events;
 use crate::http::input::{self, query_int};
@@ -367,7 +367,7 @@ pub fn create_user(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Resp
         };
         state.db.write(|tx| {
             users::insert(tx, &user).map_err(|e| {
-                if is_unique_violation(&e) {
+                if e.is_conflict() {
                     exists_elsewhere()
                 } else {
                     e.into()

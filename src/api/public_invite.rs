@@ -23,7 +23,7 @@ pub struct Inviter<'a> {
 /// when the app delivers the invitation).
 #[allow(clippy::too_many_arguments)]
 pub fn create(
-    tx: &rusqlite::Connection,
+    tx: &crate::db::Tx,
     state: &AppState,
     org: &Org,
     email: &str,

@@ -5,6 +5,7 @@ use crate::api::auth::{entry, finish_login_session, tokens_json};
 use crate::api::{Ctx, audit, guard, invites};
 use crate::app::AppState;
 use crate::crypto;
+use crate::db::Tx;
 use crate::db::orgs::Org;
 use crate::db::two_factor::{self as tf, Partial};
 use crate::db::users::{self, Membership, User};
@@ -14,7 +15,6 @@ use crate::http::{cookies, input, respond};
 use crate::ratelimit::{Attempt, Budget};
 use crate::totp;
 use rouille::{Request, Response};
-use rusqlite::Connection;
 use serde::Deserialize;
 use serde_json::json;
 use std::cell::RefCell;
@@ -145,7 +145,7 @@ fn load_partial(
 /// The membership a completed second factor signs into, inside `tx`: the loaded one, or the
 /// one made now by the invitation the partial token carries.
 fn membership_at_end(
-    tx: &Connection,
+    tx: &Tx,
     ctx: &Ctx,
     req: &Request,
     partial: &Partial,
@@ -243,7 +243,7 @@ pub struct CodeRequest {
     partial_token: Option<String>,
 }
 
-fn new_backup_codes(tx: &Connection, user_id: &str, now: i64) -> rusqlite::Result<Vec<String>> {
+fn new_backup_codes(tx: &Tx, user_id: &str, now: i64) -> crate::db::Result<Vec<String>> {
     let codes = totp::new_backup_codes();
     let hashes: Vec<String> = codes.iter().map(|c| totp::backup_code_hash(c)).collect();
     tf::replace_backup_codes(tx, user_id, &hashes, now)?;
@@ -347,13 +347,7 @@ fn user_entry<'a>(
 }
 
 /// Checks a TOTP code (replay-guarded) or an unused backup code inside `tx`.
-fn check_code(
-    tx: &Connection,
-    state: &AppState,
-    user_id: &str,
-    code: &str,
-    now: i64,
-) -> ApiResult<bool> {
+fn check_code(tx: &Tx, state: &AppState, user_id: &str, code: &str, now: i64) -> ApiResult<bool> {
     let Some(row) = tf::totp(tx, user_id)?.filter(|t| t.enabled_at.is_some()) else {
         return Ok(false);
     };

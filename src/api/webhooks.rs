@@ -6,6 +6,7 @@ use crate::api::{Ctx, audit};
 use crate::app::AppState;
 use crate::clock::rfc3339;
 use crate::cursor;
+use crate::db::Tx;
 use crate::db::audit::Entry;
 use crate::db::outbox::{self as store, ListFilter};
 use crate::db::webhooks::{self, Endpoint};
@@ -14,7 +15,6 @@ use crate::http::input::{self, nullable, query_int};
 use crate::http::respond;
 use crate::outbox;
 use rouille::{Request, Response};
-use rusqlite::Connection;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -86,7 +86,7 @@ fn description(d: &str) -> ApiResult<String> {
     Ok(t.to_string())
 }
 
-fn find(conn: &Connection, me: &UserCtx, id: &str) -> ApiResult<Endpoint> {
+fn find(conn: &Tx, me: &UserCtx, id: &str) -> ApiResult<Endpoint> {
     webhooks::get(conn, &me.org.id, id)?.ok_or_else(|| ApiError::not_found("Webhook not found"))
 }
 

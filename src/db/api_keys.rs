@@ -1,6 +1,7 @@
 //! Org API keys (`pk_live_…`), stored only as SHA-256 hashes. Every query names the org first,
 //! except the lookup by hash, which is how a request finds its org in the first place.
 
+use crate::db::Result;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 #[derive(Debug, Clone)]
@@ -45,7 +46,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<ApiKey> {
     })
 }
 
-pub fn insert(conn: &Connection, k: &ApiKey) -> rusqlite::Result<()> {
+pub fn insert(conn: &Connection, k: &ApiKey) -> Result<()> {
     conn.execute(
         "INSERT INTO api_keys (id, org_id, name, key_hash, prefix, scopes, created_by, created_at,
                                expires_at, revoked_at, last_used_at)
@@ -68,34 +69,36 @@ pub fn insert(conn: &Connection, k: &ApiKey) -> rusqlite::Result<()> {
 }
 
 /// Every key of the org (revoked and expired ones too), newest first.
-pub fn list(conn: &Connection, org_id: &str) -> rusqlite::Result<Vec<ApiKey>> {
+pub fn list(conn: &Connection, org_id: &str) -> Result<Vec<ApiKey>> {
     let mut st = conn.prepare_cached(&format!(
         "SELECT {COLS} FROM api_keys WHERE org_id = ?1 ORDER BY created_at DESC, id DESC LIMIT 1000"
     ))?;
     let rows = st.query_map([org_id], from_row)?;
-    rows.collect()
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// One key of the org by id.
-pub fn find(conn: &Connection, org_id: &str, id: &str) -> rusqlite::Result<Option<ApiKey>> {
-    conn.prepare_cached(&format!(
-        "SELECT {COLS} FROM api_keys WHERE org_id = ?1 AND id = ?2"
-    ))?
-    .query_row(params![org_id, id], from_row)
-    .optional()
+pub fn find(conn: &Connection, org_id: &str, id: &str) -> Result<Option<ApiKey>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COLS} FROM api_keys WHERE org_id = ?1 AND id = ?2"
+        ))?
+        .query_row(params![org_id, id], from_row)
+        .optional()?)
 }
 
 /// The unrevoked key with this hash (the caller checks expiry against its clock).
-pub fn find_live_by_hash(conn: &Connection, key_hash: &str) -> rusqlite::Result<Option<ApiKey>> {
-    conn.prepare_cached(&format!(
-        "SELECT {COLS} FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL"
-    ))?
-    .query_row([key_hash], from_row)
-    .optional()
+pub fn find_live_by_hash(conn: &Connection, key_hash: &str) -> Result<Option<ApiKey>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COLS} FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL"
+        ))?
+        .query_row([key_hash], from_row)
+        .optional()?)
 }
 
 /// Revokes one key of the org; true if it was unrevoked.
-pub fn revoke(conn: &Connection, org_id: &str, id: &str, now: i64) -> rusqlite::Result<bool> {
+pub fn revoke(conn: &Connection, org_id: &str, id: &str, now: i64) -> Result<bool> {
     let n = conn.execute(
         "UPDATE api_keys SET revoked_at = ?3 WHERE org_id = ?1 AND id = ?2 AND revoked_at IS NULL",
         params![org_id, id, now],
@@ -104,7 +107,7 @@ pub fn revoke(conn: &Connection, org_id: &str, id: &str, now: i64) -> rusqlite::
 }
 
 /// Records last uses gathered in memory: `(org_id, key_id, at)`. Never moves a time back.
-pub fn touch_last_used(conn: &Connection, uses: &[(String, String, i64)]) -> rusqlite::Result<()> {
+pub fn touch_last_used(conn: &Connection, uses: &[(String, String, i64)]) -> Result<()> {
     let mut st = conn.prepare_cached(
         "UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?3)
          WHERE org_id = ?1 AND id = ?2",

@@ -1,5 +1,6 @@
 //! The audit log: one row per security-relevant action.
 
+use crate::db::Result;
 use rusqlite::{Connection, params};
 
 pub struct Entry<'a> {
@@ -44,7 +45,7 @@ impl<'a> Entry<'a> {
     }
 }
 
-pub fn insert(conn: &Connection, id: &str, e: &Entry<'_>, now: i64) -> rusqlite::Result<()> {
+pub fn insert(conn: &Connection, id: &str, e: &Entry<'_>, now: i64) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO audit_log (id, org_id, actor_type, actor_id, action, target_type, target_id,
                                 ip_address, user_agent, metadata, created_at)
@@ -97,7 +98,7 @@ pub fn list(
     f: &Filter<'_>,
     after: Option<(i64, &str)>,
     limit: i64,
-) -> rusqlite::Result<Vec<Row>> {
+) -> Result<Vec<Row>> {
     let (at, id) = after.unwrap_or((i64::MAX, "~"));
     let mut st = conn.prepare_cached(
         "SELECT id, org_id, actor_type, actor_id, action, target_type, target_id, ip_address,
@@ -129,14 +130,15 @@ pub fn list(
             })
         },
     )?;
-    rows.collect()
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Deletes up to `limit` entries older than `before`; returns how many.
-pub fn sweep(conn: &Connection, before: i64, limit: i64) -> rusqlite::Result<usize> {
-    conn.prepare_cached(
-        "DELETE FROM audit_log WHERE id IN (
+pub fn sweep(conn: &Connection, before: i64, limit: i64) -> Result<usize> {
+    Ok(conn
+        .prepare_cached(
+            "DELETE FROM audit_log WHERE id IN (
              SELECT id FROM audit_log WHERE created_at < ?1 LIMIT ?2)",
-    )?
-    .execute(params![before, limit])
+        )?
+        .execute(params![before, limit])?)
 }

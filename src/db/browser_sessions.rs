@@ -2,6 +2,7 @@
 //! `pending_2fa`, "their password checked out and the second factor is due"). The cookie's
 //! value is stored only as its hash. Org sessions made from one carry its id.
 
+use crate::db::Result;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 #[derive(Debug, Clone)]
@@ -56,7 +57,7 @@ pub fn insert(
     user_agent: Option<&str>,
     now: i64,
     expires_at: i64,
-) -> rusqlite::Result<()> {
+) -> Result<()> {
     conn.execute(
         "INSERT INTO browser_sessions (id, token_hash, user_id, state, auth_methods, auth_time,
                                        ip_address, user_agent, created_at, last_seen_at, expires_at)
@@ -76,15 +77,13 @@ pub fn insert(
     Ok(())
 }
 
-pub fn find_by_token(
-    conn: &Connection,
-    token_hash: &str,
-) -> rusqlite::Result<Option<BrowserSession>> {
-    conn.prepare_cached(&format!(
-        "SELECT {COLS} FROM browser_sessions WHERE token_hash = ?1"
-    ))?
-    .query_row([token_hash], from_row)
-    .optional()
+pub fn find_by_token(conn: &Connection, token_hash: &str) -> Result<Option<BrowserSession>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COLS} FROM browser_sessions WHERE token_hash = ?1"
+        ))?
+        .query_row([token_hash], from_row)
+        .optional()?)
 }
 
 /// The second factor passed: the session is signed in, with `amr` and a new deadline.
@@ -94,7 +93,7 @@ pub fn activate(
     amr: &[String],
     now: i64,
     expires_at: i64,
-) -> rusqlite::Result<bool> {
+) -> Result<bool> {
     let n = conn.execute(
         "UPDATE browser_sessions SET state = 'active', auth_methods = ?2, auth_time = ?3,
                 last_seen_at = ?3, expires_at = ?4
@@ -110,22 +109,17 @@ pub fn activate(
 }
 
 /// Counts a wrong code on a pending session; returns the new count.
-pub fn fail_code(conn: &Connection, id: &str) -> rusqlite::Result<i64> {
-    conn.query_row(
+pub fn fail_code(conn: &Connection, id: &str) -> Result<i64> {
+    Ok(conn.query_row(
         "UPDATE browser_sessions SET failed_codes = failed_codes + 1 WHERE id = ?1
          RETURNING failed_codes",
         [id],
         |r| r.get(0),
-    )
+    )?)
 }
 
 /// Ends a browser session and every org session made from it; returns those sessions' ids.
-pub fn revoke(
-    conn: &Connection,
-    id: &str,
-    reason: &str,
-    now: i64,
-) -> rusqlite::Result<Vec<String>> {
+pub fn revoke(conn: &Connection, id: &str, reason: &str, now: i64) -> Result<Vec<String>> {
     conn.execute(
         "UPDATE browser_sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
         params![id, now],
@@ -135,7 +129,7 @@ pub fn revoke(
          WHERE browser_session_id = ?1 AND revoked_at IS NULL RETURNING id",
     )?;
     let rows = st.query_map(params![id, now, reason], |r| r.get(0))?;
-    rows.collect()
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Ends every browser session of a user (a password change or reset, a claimed email).
@@ -144,16 +138,16 @@ pub fn revoke_all_for_user(
     user_id: &str,
     except: Option<&str>,
     now: i64,
-) -> rusqlite::Result<usize> {
-    conn.execute(
+) -> Result<usize> {
+    Ok(conn.execute(
         "UPDATE browser_sessions SET revoked_at = ?2
          WHERE user_id = ?1 AND revoked_at IS NULL AND (?3 IS NULL OR id != ?3)",
         params![user_id, now, except],
-    )
+    )?)
 }
 
 /// Marks an org session as made from browser session `bs_id`.
-pub fn link_session(conn: &Connection, session_id: &str, bs_id: &str) -> rusqlite::Result<()> {
+pub fn link_session(conn: &Connection, session_id: &str, bs_id: &str) -> Result<()> {
     conn.execute(
         "UPDATE sessions SET browser_session_id = ?2 WHERE id = ?1",
         params![session_id, bs_id],
@@ -168,7 +162,7 @@ pub fn set_auth_methods(
     amr: &[String],
     now: i64,
     expires_at: i64,
-) -> rusqlite::Result<()> {
+) -> Result<()> {
     conn.execute(
         "UPDATE browser_sessions SET auth_methods = ?2, last_seen_at = ?3, expires_at = ?4
          WHERE id = ?1 AND revoked_at IS NULL",
@@ -182,24 +176,34 @@ pub fn set_auth_methods(
     Ok(())
 }
 
+/// Ids of the org sessions made from browser session `bs_id`, revoked ones included.
+pub fn org_sessions(conn: &Connection, bs_id: &str) -> Result<Vec<String>> {
+    Ok(conn
+        .prepare("SELECT id FROM sessions WHERE browser_session_id = ?1")?
+        .query_map([bs_id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
 /// The browser session an org session was made from, if any.
-pub fn of_session(conn: &Connection, session_id: &str) -> rusqlite::Result<Option<String>> {
-    conn.query_row(
-        "SELECT browser_session_id FROM sessions WHERE id = ?1",
-        [session_id],
-        |r| r.get(0),
-    )
-    .optional()
-    .map(Option::flatten)
+pub fn of_session(conn: &Connection, session_id: &str) -> Result<Option<String>> {
+    Ok(conn
+        .query_row(
+            "SELECT browser_session_id FROM sessions WHERE id = ?1",
+            [session_id],
+            |r| r.get(0),
+        )
+        .optional()
+        .map(Option::flatten)?)
 }
 
 /// Deletes up to `limit` browser sessions that ended (expired or revoked) before `before`;
 /// the org sessions made from them keep their own lifetimes. Returns how many.
-pub fn sweep_ended(conn: &Connection, before: i64, limit: i64) -> rusqlite::Result<usize> {
-    conn.prepare_cached(
-        "DELETE FROM browser_sessions WHERE id IN (
+pub fn sweep_ended(conn: &Connection, before: i64, limit: i64) -> Result<usize> {
+    Ok(conn
+        .prepare_cached(
+            "DELETE FROM browser_sessions WHERE id IN (
              SELECT id FROM browser_sessions
              WHERE expires_at < ?1 OR (revoked_at IS NOT NULL AND revoked_at < ?1) LIMIT ?2)",
-    )?
-    .execute(params![before, limit])
+        )?
+        .execute(params![before, limit])?)
 }

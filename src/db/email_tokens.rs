@@ -1,6 +1,7 @@
 //! One-time tokens sent by email (password reset, email verification, magic link), stored
 //! only as hashes, single use.
 
+use crate::db::Result;
 use rusqlite::{Connection, OptionalExtension, params};
 
 #[derive(Debug, Clone)]
@@ -24,7 +25,7 @@ pub fn insert(
     email: &str,
     now: i64,
     expires_at: i64,
-) -> rusqlite::Result<()> {
+) -> Result<()> {
     conn.execute(
         "INSERT INTO email_tokens (token_hash, purpose, user_id, org_id, email, created_at, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -39,8 +40,8 @@ pub fn find_usable(
     token_hash: &str,
     purpose: &str,
     now: i64,
-) -> rusqlite::Result<Option<EmailToken>> {
-    conn.prepare_cached(
+) -> Result<Option<EmailToken>> {
+    Ok(conn.prepare_cached(
         "SELECT token_hash, purpose, user_id, org_id, email, expires_at, used_at FROM email_tokens
          WHERE token_hash = ?1 AND purpose = ?2 AND used_at IS NULL AND expires_at > ?3",
     )?
@@ -55,11 +56,11 @@ pub fn find_usable(
             used_at: r.get(6)?,
         })
     })
-    .optional()
+    .optional()?)
 }
 
 /// Marks it used; false if it was already (a concurrent use won).
-pub fn use_token(conn: &Connection, token_hash: &str, now: i64) -> rusqlite::Result<bool> {
+pub fn use_token(conn: &Connection, token_hash: &str, now: i64) -> Result<bool> {
     let n = conn.execute(
         "UPDATE email_tokens SET used_at = ?2 WHERE token_hash = ?1 AND used_at IS NULL",
         params![token_hash, now],
@@ -68,7 +69,7 @@ pub fn use_token(conn: &Connection, token_hash: &str, now: i64) -> rusqlite::Res
 }
 
 /// Kills every other unused token of this purpose for the user (after a reset, say).
-pub fn burn_all(conn: &Connection, user_id: &str, purpose: &str, now: i64) -> rusqlite::Result<()> {
+pub fn burn_all(conn: &Connection, user_id: &str, purpose: &str, now: i64) -> Result<()> {
     conn.execute(
         "UPDATE email_tokens SET used_at = ?3 WHERE user_id = ?1 AND purpose = ?2 AND used_at IS NULL",
         params![user_id, purpose, now],
@@ -77,10 +78,11 @@ pub fn burn_all(conn: &Connection, user_id: &str, purpose: &str, now: i64) -> ru
 }
 
 /// Deletes up to `limit` tokens that expired before `before` (used or not); returns how many.
-pub fn sweep_expired(conn: &Connection, before: i64, limit: i64) -> rusqlite::Result<usize> {
-    conn.prepare_cached(
-        "DELETE FROM email_tokens WHERE token_hash IN (
+pub fn sweep_expired(conn: &Connection, before: i64, limit: i64) -> Result<usize> {
+    Ok(conn
+        .prepare_cached(
+            "DELETE FROM email_tokens WHERE token_hash IN (
              SELECT token_hash FROM email_tokens WHERE expires_at < ?1 LIMIT ?2)",
-    )?
-    .execute(params![before, limit])
+        )?
+        .execute(params![before, limit])?)
 }

@@ -1,5 +1,6 @@
 //! Invitations to join an org, by single-use token (stored only as a hash).
 
+use crate::db::Result;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 #[derive(Debug, Clone)]
@@ -51,7 +52,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Invitation> {
     })
 }
 
-pub fn insert(conn: &Connection, inv: &Invitation, token_hash: &str) -> rusqlite::Result<()> {
+pub fn insert(conn: &Connection, inv: &Invitation, token_hash: &str) -> Result<()> {
     conn.execute(
         "INSERT INTO invitations (id, org_id, email, role, token_hash, state, invited_by, created_at, expires_at,
                                   delivery)
@@ -71,20 +72,22 @@ pub fn insert(conn: &Connection, inv: &Invitation, token_hash: &str) -> rusqlite
     Ok(())
 }
 
-pub fn find(conn: &Connection, org_id: &str, id: &str) -> rusqlite::Result<Option<Invitation>> {
-    conn.prepare_cached(&format!(
-        "SELECT {COLS} FROM invitations WHERE org_id = ?1 AND id = ?2"
-    ))?
-    .query_row(params![org_id, id], from_row)
-    .optional()
+pub fn find(conn: &Connection, org_id: &str, id: &str) -> Result<Option<Invitation>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COLS} FROM invitations WHERE org_id = ?1 AND id = ?2"
+        ))?
+        .query_row(params![org_id, id], from_row)
+        .optional()?)
 }
 
-pub fn find_by_token(conn: &Connection, token_hash: &str) -> rusqlite::Result<Option<Invitation>> {
-    conn.prepare_cached(&format!(
-        "SELECT {COLS} FROM invitations WHERE token_hash = ?1"
-    ))?
-    .query_row([token_hash], from_row)
-    .optional()
+pub fn find_by_token(conn: &Connection, token_hash: &str) -> Result<Option<Invitation>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COLS} FROM invitations WHERE token_hash = ?1"
+        ))?
+        .query_row([token_hash], from_row)
+        .optional()?)
 }
 
 /// An open (pending, unexpired) invitation for this email in the org.
@@ -93,13 +96,14 @@ pub fn find_open_for_email(
     org_id: &str,
     email: &str,
     now: i64,
-) -> rusqlite::Result<Option<Invitation>> {
-    conn.prepare_cached(&format!(
-        "SELECT {COLS} FROM invitations WHERE org_id = ?1 AND email = ?2
+) -> Result<Option<Invitation>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COLS} FROM invitations WHERE org_id = ?1 AND email = ?2
            AND state = 'pending' AND expires_at > ?3 LIMIT 1"
-    ))?
-    .query_row(params![org_id, email, now], from_row)
-    .optional()
+        ))?
+        .query_row(params![org_id, email, now], from_row)
+        .optional()?)
 }
 
 /// The org's invitations, newest first; `state` filters on the effective state.
@@ -109,7 +113,7 @@ pub fn list(
     state: Option<&str>,
     now: i64,
     limit: i64,
-) -> rusqlite::Result<Vec<Invitation>> {
+) -> Result<Vec<Invitation>> {
     let mut st = conn.prepare_cached(&format!(
         "SELECT {COLS} FROM invitations WHERE org_id = ?1
            AND (?2 IS NULL
@@ -119,15 +123,11 @@ pub fn list(
          ORDER BY created_at DESC, id DESC LIMIT ?4"
     ))?;
     let rows = st.query_map(params![org_id, state, now, limit], from_row)?;
-    rows.collect()
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Open invitations addressed to `email`, across orgs (live orgs only).
-pub fn open_for_email(
-    conn: &Connection,
-    email: &str,
-    now: i64,
-) -> rusqlite::Result<Vec<Invitation>> {
+pub fn open_for_email(conn: &Connection, email: &str, now: i64) -> Result<Vec<Invitation>> {
     let mut st = conn.prepare_cached(
         "SELECT i.id, i.org_id, i.email, i.role, i.state, i.invited_by, i.created_at, i.expires_at, i.responded_at,
                 i.delivery
@@ -136,7 +136,7 @@ pub fn open_for_email(
          ORDER BY i.created_at DESC LIMIT 100",
     )?;
     let rows = st.query_map(params![email, now], from_row)?;
-    rows.collect()
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Moves a pending invitation to `state`; true if it was pending.
@@ -147,7 +147,7 @@ pub fn respond(
     state: &str,
     accepted_by: Option<&str>,
     now: i64,
-) -> rusqlite::Result<bool> {
+) -> Result<bool> {
     let n = conn.execute(
         "UPDATE invitations SET state = ?3, responded_at = ?4, accepted_by = ?5
          WHERE org_id = ?1 AND id = ?2 AND state = 'pending'",
@@ -163,7 +163,7 @@ pub fn renew(
     id: &str,
     token_hash: &str,
     expires_at: i64,
-) -> rusqlite::Result<bool> {
+) -> Result<bool> {
     let n = conn.execute(
         "UPDATE invitations SET token_hash = ?3, expires_at = ?4
          WHERE org_id = ?1 AND id = ?2 AND state = 'pending'",
@@ -180,9 +180,9 @@ const CLOSED: &str =
 
 /// Deletes up to `limit` invitations that closed before `before` (expired, accepted,
 /// declined or revoked); returns how many.
-pub fn sweep_closed(conn: &Connection, before: i64, limit: i64) -> rusqlite::Result<usize> {
-    conn.prepare_cached(&format!(
+pub fn sweep_closed(conn: &Connection, before: i64, limit: i64) -> Result<usize> {
+    Ok(conn.prepare_cached(&format!(
         "DELETE FROM invitations WHERE id IN (SELECT id FROM invitations WHERE {CLOSED} < ?1 LIMIT ?2)"
     ))?
-    .execute(params![before, limit])
+    .execute(params![before, limit])?)
 }

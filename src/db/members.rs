@@ -1,7 +1,8 @@
 //! An org's members: listing with filters, role/metadata/status changes, removal. Every query
 //! takes the org id first.
 
-use crate::db::users::{self, Membership, User};
+use crate::db::Result;
+use crate::db::users::{self, COLS, M_COLS, M_COLS_LEN, Membership, User, membership_at, user_at};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub struct ListFilter<'a> {
@@ -26,45 +27,34 @@ pub fn list(
     f: &ListFilter<'_>,
     after: Option<(i64, &str)>,
     limit: i64,
-) -> rusqlite::Result<Vec<(Membership, User)>> {
+) -> Result<Vec<(Membership, User)>> {
     let (at, id) = after.unwrap_or((i64::MAX, "~"));
-    let mut st = conn.prepare_cached(
-        "SELECT m.id, m.user_id FROM memberships m JOIN users u ON u.id = m.user_id
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {M_COLS}, {COLS} FROM memberships m JOIN users u ON u.id = m.user_id
          WHERE m.org_id = ?1
            AND (?2 IS NULL OR m.status = ?2)
            AND (?3 IS NULL OR m.role = ?3)
            AND (?4 IS NULL OR u.email LIKE ?4 ESCAPE '\\' OR u.name LIKE ?4 ESCAPE '\\')
            AND (m.joined_at < ?5 OR (m.joined_at = ?5 AND m.id < ?6))
-         ORDER BY m.joined_at DESC, m.id DESC LIMIT ?7",
+         ORDER BY m.joined_at DESC, m.id DESC LIMIT ?7"
+    ))?;
+    let rows = st.query_map(
+        params![org_id, f.status, f.role, f.q.map(like), at, id, limit],
+        |r| Ok((membership_at(r, 0)?, user_at(r, M_COLS_LEN)?)),
     )?;
-    let ids: Vec<(String, String)> = st
-        .query_map(
-            params![org_id, f.status, f.role, f.q.map(like), at, id, limit],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut out = Vec::with_capacity(ids.len());
-    for (_, user_id) in ids {
-        if let (Some(m), Some(u)) = (
-            users::find_membership(conn, org_id, &user_id)?,
-            users::find_by_id(conn, &user_id)?,
-        ) {
-            out.push((m, u));
-        }
-    }
-    Ok(out)
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Active owners of the org.
-pub fn active_owner_count(conn: &Connection, org_id: &str) -> rusqlite::Result<i64> {
-    conn.query_row(
+pub fn active_owner_count(conn: &Connection, org_id: &str) -> Result<i64> {
+    Ok(conn.query_row(
         "SELECT COUNT(*) FROM memberships WHERE org_id = ?1 AND role = 'owner' AND status = 'active'",
         [org_id],
         |r| r.get(0),
-    )
+    )?)
 }
 
-pub fn update(conn: &Connection, org_id: &str, m: &Membership, now: i64) -> rusqlite::Result<()> {
+pub fn update(conn: &Connection, org_id: &str, m: &Membership, now: i64) -> Result<()> {
     conn.execute(
         "UPDATE memberships SET role = ?3, status = ?4, metadata = ?5, updated_at = ?6
          WHERE org_id = ?1 AND id = ?2",
@@ -73,7 +63,7 @@ pub fn update(conn: &Connection, org_id: &str, m: &Membership, now: i64) -> rusq
     Ok(())
 }
 
-pub fn delete(conn: &Connection, org_id: &str, user_id: &str) -> rusqlite::Result<bool> {
+pub fn delete(conn: &Connection, org_id: &str, user_id: &str) -> Result<bool> {
     let n = conn.execute(
         "DELETE FROM memberships WHERE org_id = ?1 AND user_id = ?2",
         params![org_id, user_id],
@@ -82,11 +72,7 @@ pub fn delete(conn: &Connection, org_id: &str, user_id: &str) -> rusqlite::Resul
 }
 
 /// The membership of the user with this email in the org, if any.
-pub fn find_by_email(
-    conn: &Connection,
-    org_id: &str,
-    email: &str,
-) -> rusqlite::Result<Option<Membership>> {
+pub fn find_by_email(conn: &Connection, org_id: &str, email: &str) -> Result<Option<Membership>> {
     let user_id: Option<String> = conn
         .query_row("SELECT id FROM users WHERE email = ?1", [email], |r| {
             r.get(0)

@@ -1,6 +1,8 @@
 //! SQLite storage: connections with their pragmas, a small connection pool, read and write
 //! transactions (`BEGIN IMMEDIATE`), schema migrations with a snapshot first, and backups.
-//! SQL lives only under `db/`.
+//! SQL lives only under `db/`, and so does the driver: callers get a [`Tx`] in the closures of
+//! [`Db::read`] / [`Db::write`], pass it to functions here, and see failures as [`Error`]
+//! (a unique-constraint refusal as [`Error::Conflict`]).
 
 pub mod admin_keys;
 pub mod api_keys;
@@ -18,7 +20,7 @@ pub mod two_factor;
 pub mod users;
 pub mod webhooks;
 
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -39,8 +41,16 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this binary writes and understands.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
+/// The handle a closure of [`Db::read`] or [`Db::write`] gets (inside `write`, the open
+/// transaction). Only `db/` runs statements on it; everything else passes it on.
+pub type Tx = Connection;
+
+/// What the storage layer reports. Nothing outside `db/` sees the driver's error type.
 #[derive(Debug)]
-pub enum DbError {
+pub enum Error {
+    /// A UNIQUE or primary-key constraint refused the write: such a row exists.
+    Conflict(rusqlite::Error),
+    /// Anything else the database reported.
     Sqlite(rusqlite::Error),
     /// The database was written by a newer Latchkey.
     TooNew {
@@ -48,31 +58,45 @@ pub enum DbError {
         supported: i64,
     },
     Io(String),
+    /// A value could not be stored (a caller's precondition, such as a missing key).
+    Invalid(String),
 }
 
-impl fmt::Display for DbError {
+impl Error {
+    /// True when a UNIQUE or primary-key constraint refused the write.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Conflict(_))
+    }
+}
+
+impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DbError::Sqlite(e) => write!(f, "database error: {e}"),
-            DbError::TooNew { found, supported } => write!(
+            Error::Conflict(e) | Error::Sqlite(e) => write!(f, "database error: {e}"),
+            Error::TooNew { found, supported } => write!(
                 f,
                 "the database has schema version {found}, newer than this binary supports ({supported}); \
                  run a newer latchkey or restore a backup"
             ),
-            DbError::Io(e) => write!(f, "{e}"),
+            Error::Io(e) | Error::Invalid(e) => write!(f, "{e}"),
         }
     }
 }
 
-impl std::error::Error for DbError {}
+impl std::error::Error for Error {}
 
-impl From<rusqlite::Error> for DbError {
+impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
-        DbError::Sqlite(e)
+        if is_unique_violation(&e) {
+            Error::Conflict(e)
+        } else {
+            Error::Sqlite(e)
+        }
     }
 }
 
-pub type DbResult<T> = Result<T, DbError>;
+/// The storage layer's result; `E` defaults to [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Creates `path` (which must not exist) readable and writable by its owner only (0600),
 /// whatever the umask: files holding secrets — the config `init` writes, the database, its
@@ -149,13 +173,13 @@ const MAX_IDLE: usize = 32;
 
 impl Db {
     /// Opens the database, creating the file if needed. Does not migrate.
-    pub fn open(path: &Path, busy_timeout: Duration) -> DbResult<Db> {
+    pub fn open(path: &Path, busy_timeout: Duration) -> Result<Db> {
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
             && !dir.exists()
         {
             std::fs::create_dir_all(dir)
-                .map_err(|e| DbError::Io(format!("cannot create {}: {e}", dir.display())))?;
+                .map_err(|e| Error::Io(format!("cannot create {}: {e}", dir.display())))?;
         }
         // Create the file owner-only before SQLite opens it: SQLite gives its -wal and -shm
         // files the database file's mode. A database that exists keeps the mode it has.
@@ -163,10 +187,7 @@ impl Db {
             Ok(_) => true,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
             Err(e) => {
-                return Err(DbError::Io(format!(
-                    "cannot create {}: {e}",
-                    path.display()
-                )));
+                return Err(Error::Io(format!("cannot create {}: {e}", path.display())));
             }
         };
         let conn = open_connection(path, busy_timeout)?;
@@ -175,7 +196,7 @@ impl Db {
                 let side = with_suffix(path, side);
                 if let Ok(f) = std::fs::File::open(&side) {
                     set_owner_only(&f).map_err(|e| {
-                        DbError::Io(format!("cannot restrict {}: {e}", side.display()))
+                        Error::Io(format!("cannot restrict {}: {e}", side.display()))
                     })?;
                 }
             }
@@ -207,27 +228,23 @@ impl Db {
     }
 
     /// Runs `f` on a pooled connection (reads, or single statements).
-    pub fn read<T, E: From<rusqlite::Error>>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T, E>,
-    ) -> Result<T, E> {
-        let conn = self.take()?;
+    pub fn read<T, E: From<Error>>(&self, f: impl FnOnce(&Tx) -> Result<T, E>) -> Result<T, E> {
+        let conn = self.take().map_err(Error::from)?;
         let out = f(&conn);
         self.give_back(conn);
         out
     }
 
     /// Runs `f` inside a `BEGIN IMMEDIATE` transaction; commits on `Ok`, rolls back on `Err`.
-    pub fn write<T, E: From<rusqlite::Error>>(
-        &self,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
-    ) -> Result<T, E> {
-        let mut conn = self.take()?;
+    pub fn write<T, E: From<Error>>(&self, f: impl FnOnce(&Tx) -> Result<T, E>) -> Result<T, E> {
+        let mut conn = self.take().map_err(Error::from)?;
         let out = (|| {
             let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(Error::from)?;
             let v = f(&tx)?;
-            tx.commit()?;
+            tx.commit().map_err(Error::from)?;
             Ok(v)
         })();
         self.give_back(conn);
@@ -235,17 +252,17 @@ impl Db {
     }
 
     /// The schema version recorded in the file.
-    pub fn version(&self) -> DbResult<i64> {
+    pub fn version(&self) -> Result<i64> {
         self.read(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
     }
 
     /// Brings the database to [`SCHEMA_VERSION`]. Before changing a database that already
     /// holds data it writes a snapshot beside the file; returns the snapshot's path if any.
     /// A database newer than this binary is refused untouched.
-    pub fn migrate(&self, now_ms: i64) -> DbResult<Option<PathBuf>> {
+    pub fn migrate(&self, now_ms: i64) -> Result<Option<PathBuf>> {
         let found = self.version()?;
         if found > SCHEMA_VERSION {
-            return Err(DbError::TooNew {
+            return Err(Error::TooNew {
                 found,
                 supported: SCHEMA_VERSION,
             });
@@ -254,11 +271,11 @@ impl Db {
             return Ok(None);
         }
         let has_tables: bool = self.read(|c| {
-            c.query_row(
+            Ok::<_, Error>(c.query_row(
                 "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table')",
                 [],
                 |r| r.get(0),
-            )
+            )?)
         })?;
         let snapshot = if has_tables {
             let snap = self.snapshot_path(found, now_ms);
@@ -268,7 +285,7 @@ impl Db {
             None
         };
         let mut conn = self.take()?;
-        let result = (|| -> DbResult<()> {
+        let result = (|| -> Result<()> {
             for (i, step) in MIGRATIONS.iter().enumerate().skip(found as usize) {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 tx.execute_batch(step)?;
@@ -293,34 +310,34 @@ impl Db {
 
     /// Writes a consistent copy of the live database to `dest` (refuses to overwrite), readable
     /// by its owner only.
-    pub fn backup_to(&self, dest: &Path) -> DbResult<()> {
+    pub fn backup_to(&self, dest: &Path) -> Result<()> {
         let dest_str = dest
             .to_str()
-            .ok_or_else(|| DbError::Io("backup path is not valid UTF-8".into()))?;
+            .ok_or_else(|| Error::Io("backup path is not valid UTF-8".into()))?;
         // `VACUUM INTO` fills an empty file and keeps its mode, so create it 0600 first.
         create_owner_only(dest).map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
-                DbError::Io(format!(
+                Error::Io(format!(
                     "{} already exists; refusing to overwrite it",
                     dest.display()
                 ))
             } else {
-                DbError::Io(format!("cannot create {}: {e}", dest.display()))
+                Error::Io(format!("cannot create {}: {e}", dest.display()))
             }
         })?;
-        let result = self.read(|c| c.execute("VACUUM INTO ?1", [dest_str]).map(|_| ()));
+        let result = self.read(|c| Ok::<_, Error>(c.execute("VACUUM INTO ?1", [dest_str])?));
         if result.is_err() {
             let _ = std::fs::remove_file(dest);
         }
-        Ok(result?)
+        result.map(|_| ())
     }
 
     /// Copies committed WAL pages into the database file without blocking readers or
     /// writers (`PASSIVE`); called every second by the server's maintenance thread.
-    pub fn checkpoint(&self) -> DbResult<()> {
+    pub fn checkpoint(&self) -> Result<()> {
         self.read(|c| {
             c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                .map_err(DbError::from)
+                .map_err(Error::from)
         })
     }
 
@@ -328,14 +345,14 @@ impl Db {
     /// of `meta` and commits, so the file, its WAL and the write lock all work. Not an
     /// integrity check: `PRAGMA quick_check` reads the whole file (seconds on a large
     /// database), too slow for a probe that runs every few seconds.
-    pub fn ready(&self) -> DbResult<()> {
+    pub fn ready(&self) -> Result<()> {
         self.write(|tx| {
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES ('ready_probe', '1')
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 [],
             )?;
-            Ok::<_, DbError>(())
+            Ok::<_, Error>(())
         })
     }
 }
@@ -352,8 +369,8 @@ pub fn new_id(prefix: &str, now_ms: i64) -> String {
     format!("{prefix}_{}", ulid::Ulid(next))
 }
 
-/// True when a rusqlite error is a UNIQUE constraint violation.
-pub fn is_unique_violation(e: &rusqlite::Error) -> bool {
+/// True when a driver error is a UNIQUE (or primary-key) constraint violation.
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(
         e,
         rusqlite::Error::SqliteFailure(f, _)

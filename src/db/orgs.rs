@@ -1,5 +1,6 @@
 //! Organizations (tenants). Deleted orgs are kept (soft delete) and never returned.
 
+use crate::db::Result;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 
@@ -46,24 +47,33 @@ const COLS: &str =
     "id, slug, name, plan, status, app_url, logo_url, settings, created_at, updated_at,
                     app_url_by_operator";
 
+/// `COLS` of the table aliased `o`, for joins; read with [`org_at`].
+pub(crate) const O_COLS: &str = "o.id, o.slug, o.name, o.plan, o.status, o.app_url, o.logo_url, \
+     o.settings, o.created_at, o.updated_at, o.app_url_by_operator";
+
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Org> {
-    let settings: String = r.get(7)?;
+    org_at(r, 0)
+}
+
+/// An org read from columns `COLS` (or `O_COLS`) starting at index `o`.
+pub(crate) fn org_at(r: &Row<'_>, o: usize) -> rusqlite::Result<Org> {
+    let settings: String = r.get(o + 7)?;
     Ok(Org {
-        id: r.get(0)?,
-        slug: r.get(1)?,
-        name: r.get(2)?,
-        plan: r.get(3)?,
-        status: r.get(4)?,
-        app_url: r.get(5)?,
-        logo_url: r.get(6)?,
+        id: r.get(o)?,
+        slug: r.get(o + 1)?,
+        name: r.get(o + 2)?,
+        plan: r.get(o + 3)?,
+        status: r.get(o + 4)?,
+        app_url: r.get(o + 5)?,
+        logo_url: r.get(o + 6)?,
         settings: serde_json::from_str(&settings).unwrap_or_default(),
-        created_at: r.get(8)?,
-        updated_at: r.get(9)?,
-        app_url_by_operator: r.get(10)?,
+        created_at: r.get(o + 8)?,
+        updated_at: r.get(o + 9)?,
+        app_url_by_operator: r.get(o + 10)?,
     })
 }
 
-pub fn insert(conn: &Connection, org: &Org) -> rusqlite::Result<()> {
+pub fn insert(conn: &Connection, org: &Org) -> Result<()> {
     conn.execute(
         "INSERT INTO orgs (id, slug, name, plan, status, app_url, logo_url, settings, created_at, updated_at,
                            app_url_by_operator)
@@ -85,28 +95,26 @@ pub fn insert(conn: &Connection, org: &Org) -> rusqlite::Result<()> {
     Ok(())
 }
 
-pub fn find_by_slug(conn: &Connection, slug: &str) -> rusqlite::Result<Option<Org>> {
-    conn.prepare_cached(&format!(
-        "SELECT {COLS} FROM orgs WHERE slug = ?1 AND deleted_at IS NULL"
-    ))?
-    .query_row([slug], from_row)
-    .optional()
+pub fn find_by_slug(conn: &Connection, slug: &str) -> Result<Option<Org>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COLS} FROM orgs WHERE slug = ?1 AND deleted_at IS NULL"
+        ))?
+        .query_row([slug], from_row)
+        .optional()?)
 }
 
-pub fn find_by_id(conn: &Connection, id: &str) -> rusqlite::Result<Option<Org>> {
-    conn.prepare_cached(&format!(
-        "SELECT {COLS} FROM orgs WHERE id = ?1 AND deleted_at IS NULL"
-    ))?
-    .query_row([id], from_row)
-    .optional()
+pub fn find_by_id(conn: &Connection, id: &str) -> Result<Option<Org>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COLS} FROM orgs WHERE id = ?1 AND deleted_at IS NULL"
+        ))?
+        .query_row([id], from_row)
+        .optional()?)
 }
 
 /// Live orgs, newest first, after the (created_at, id) cursor position if given.
-pub fn list(
-    conn: &Connection,
-    after: Option<(i64, &str)>,
-    limit: i64,
-) -> rusqlite::Result<Vec<Org>> {
+pub fn list(conn: &Connection, after: Option<(i64, &str)>, limit: i64) -> Result<Vec<Org>> {
     // "~" sorts after every id character, so the first page starts at the newest row.
     let (at, id) = after.unwrap_or((i64::MAX, "~"));
     let mut st = conn.prepare_cached(&format!(
@@ -115,10 +123,10 @@ pub fn list(
          ORDER BY created_at DESC, id DESC LIMIT ?3"
     ))?;
     let rows = st.query_map(params![at, id, limit], from_row)?;
-    rows.collect()
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-pub fn update(conn: &Connection, org: &Org) -> rusqlite::Result<()> {
+pub fn update(conn: &Connection, org: &Org) -> Result<()> {
     conn.execute(
         "UPDATE orgs SET name = ?2, plan = ?3, status = ?4, app_url = ?5, logo_url = ?6,
                 settings = ?7, updated_at = ?8, app_url_by_operator = ?9
@@ -139,7 +147,7 @@ pub fn update(conn: &Connection, org: &Org) -> rusqlite::Result<()> {
 }
 
 /// Marks the org deleted and revokes every live session in it.
-pub fn soft_delete(conn: &Connection, org_id: &str, now: i64) -> rusqlite::Result<()> {
+pub fn soft_delete(conn: &Connection, org_id: &str, now: i64) -> Result<()> {
     conn.execute(
         "UPDATE orgs SET deleted_at = ?2, updated_at = ?2 WHERE id = ?1 AND deleted_at IS NULL",
         params![org_id, now],

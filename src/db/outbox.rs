@@ -2,6 +2,7 @@
 //! transaction of their cause; the worker claims due rows with a lease (a future
 //! `next_attempt_at`), so a delivery in flight when the process dies is simply due again later.
 
+use crate::db::Result;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 pub const KIND_WEBHOOK: &str = "webhook";
@@ -14,7 +15,7 @@ pub fn insert_event(
     event: &str,
     payload: &str,
     now: i64,
-) -> rusqlite::Result<()> {
+) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO events (id, org_id, event, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
@@ -32,7 +33,7 @@ pub struct NewRow<'a> {
     pub payload: &'a str,
 }
 
-pub fn insert(conn: &Connection, r: &NewRow<'_>, now: i64) -> rusqlite::Result<()> {
+pub fn insert(conn: &Connection, r: &NewRow<'_>, now: i64) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO outbox (id, kind, org_id, event_id, endpoint_id, payload, status, attempts,
                              next_attempt_at, created_at)
@@ -51,24 +52,21 @@ pub fn insert(conn: &Connection, r: &NewRow<'_>, now: i64) -> rusqlite::Result<(
 }
 
 /// Lanes with due rows, most overdue first: `Some(endpoint id)` for webhooks, `None` for email.
-pub fn due_lanes(
-    conn: &Connection,
-    now: i64,
-    limit: usize,
-) -> rusqlite::Result<Vec<Option<String>>> {
+pub fn due_lanes(conn: &Connection, now: i64, limit: usize) -> Result<Vec<Option<String>>> {
     let mut st = conn.prepare_cached(
         "SELECT endpoint_id, MIN(next_attempt_at) AS due FROM outbox
          WHERE status = 'pending' AND next_attempt_at <= ?1
          GROUP BY endpoint_id ORDER BY due LIMIT ?2",
     )?;
     let rows = st.query_map(params![now, limit as i64], |r| r.get(0))?;
-    rows.collect()
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// The earliest `next_attempt_at` of any pending row.
-pub fn next_due(conn: &Connection) -> rusqlite::Result<Option<i64>> {
-    conn.prepare_cached("SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'")?
-        .query_row([], |r| r.get(0))
+pub fn next_due(conn: &Connection) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'")?
+        .query_row([], |r| r.get(0))?)
 }
 
 /// A row claimed for one attempt.
@@ -92,7 +90,7 @@ pub fn claim_next(
     endpoint: Option<&str>,
     now: i64,
     lease_until: i64,
-) -> rusqlite::Result<Option<Claimed>> {
+) -> Result<Option<Claimed>> {
     let sql = if endpoint.is_some() {
         "UPDATE outbox SET next_attempt_at = ?3
          WHERE id = (SELECT id FROM outbox
@@ -107,7 +105,8 @@ pub fn claim_next(
                      ORDER BY next_attempt_at, id LIMIT 1)
          RETURNING id, kind, org_id, event_id, endpoint_id, payload, attempts"
     };
-    conn.prepare_cached(sql)?
+    Ok(conn
+        .prepare_cached(sql)?
         .query_row(params![endpoint, now, lease_until], |r| {
             Ok(Claimed {
                 id: r.get(0)?,
@@ -119,11 +118,11 @@ pub fn claim_next(
                 attempts: r.get(6)?,
             })
         })
-        .optional()
+        .optional()?)
 }
 
 /// Gives back a claimed row that was never attempted: due again now.
-pub fn release(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<()> {
+pub fn release(conn: &Connection, id: &str, now: i64) -> Result<()> {
     conn.prepare_cached(
         "UPDATE outbox SET next_attempt_at = ?2 WHERE id = ?1 AND status = 'pending'",
     )?
@@ -131,10 +130,11 @@ pub fn release(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<()> {
     Ok(())
 }
 
-pub fn event_name(conn: &Connection, event_id: &str) -> rusqlite::Result<Option<String>> {
-    conn.prepare_cached("SELECT event FROM events WHERE id = ?1")?
+pub fn event_name(conn: &Connection, event_id: &str) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT event FROM events WHERE id = ?1")?
         .query_row(params![event_id], |r| r.get(0))
-        .optional()
+        .optional()?)
 }
 
 /// The result of one attempt, as written back.
@@ -149,7 +149,7 @@ pub struct Attempt<'a> {
     pub delivered_at: Option<i64>,
 }
 
-pub fn record(conn: &Connection, id: &str, a: &Attempt<'_>) -> rusqlite::Result<()> {
+pub fn record(conn: &Connection, id: &str, a: &Attempt<'_>) -> Result<()> {
     conn.prepare_cached(
         "UPDATE outbox SET status = ?2, attempts = ?3,
                 next_attempt_at = COALESCE(?4, next_attempt_at),
@@ -170,9 +170,17 @@ pub fn record(conn: &Connection, id: &str, a: &Attempt<'_>) -> rusqlite::Result<
 }
 
 /// Pending rows and the creation time of the oldest one.
-pub fn backlog(conn: &Connection) -> rusqlite::Result<(i64, Option<i64>)> {
-    conn.prepare_cached("SELECT COUNT(*), MIN(created_at) FROM outbox WHERE status = 'pending'")?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+pub fn backlog(conn: &Connection) -> Result<(i64, Option<i64>)> {
+    Ok(conn
+        .prepare_cached("SELECT COUNT(*), MIN(created_at) FROM outbox WHERE status = 'pending'")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?)
+}
+
+/// Rows with `status` (`succeeded`, `failed`); a metrics gauge.
+pub fn count_with_status(conn: &Connection, status: &str) -> Result<i64> {
+    Ok(conn
+        .prepare_cached("SELECT COUNT(*) FROM outbox WHERE status = ?1")?
+        .query_row([status], |r| r.get(0))?)
 }
 
 /// An outbox row as the operator sees it (never the email body).
@@ -217,12 +225,12 @@ fn item_from_row(r: &Row<'_>) -> rusqlite::Result<Item> {
     })
 }
 
-pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<Item>> {
-    conn.prepare_cached(&format!(
+pub fn get(conn: &Connection, id: &str) -> Result<Option<Item>> {
+    Ok(conn.prepare_cached(&format!(
         "SELECT {ITEM_COLS} FROM outbox o LEFT JOIN events e ON e.id = o.event_id WHERE o.id = ?1"
     ))?
     .query_row(params![id], item_from_row)
-    .optional()
+    .optional()?)
 }
 
 /// Filters of [`list`]; `None` means any.
@@ -240,7 +248,7 @@ pub fn list(
     f: &ListFilter<'_>,
     after: Option<(i64, &str)>,
     limit: i64,
-) -> rusqlite::Result<Vec<Item>> {
+) -> Result<Vec<Item>> {
     let (at, id) = after.unwrap_or((i64::MAX, ""));
     let mut st = conn.prepare_cached(&format!(
         "SELECT {ITEM_COLS} FROM outbox o LEFT JOIN events e ON e.id = o.event_id
@@ -253,15 +261,12 @@ pub fn list(
         params![f.status, f.kind, f.endpoint_id, f.org_id, at, id, limit],
         item_from_row,
     )?;
-    rows.collect()
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Up to `limit` email rows whose payload has no `format` marker (plain text, written by an
 /// older Latchkey): `(id, status, payload)`.
-pub fn plain_emails(
-    conn: &Connection,
-    limit: i64,
-) -> rusqlite::Result<Vec<(String, String, String)>> {
+pub fn plain_emails(conn: &Connection, limit: i64) -> Result<Vec<(String, String, String)>> {
     let mut st = conn.prepare_cached(
         "SELECT id, status, payload FROM outbox
          WHERE kind = 'email'
@@ -269,18 +274,26 @@ pub fn plain_emails(
          ORDER BY id LIMIT ?1",
     )?;
     let rows = st.query_map(params![limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    rows.collect()
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Sets `PRAGMA secure_delete` on this connection (1: overwrite deleted content); returns the
+/// value it had.
+pub fn set_secure_delete(conn: &Connection, on: i64) -> Result<i64> {
+    let was: i64 = conn.pragma_query_value(None, "secure_delete", |r| r.get(0))?;
+    conn.pragma_update(None, "secure_delete", on)?;
+    Ok(was)
 }
 
 /// Replaces a row's payload (sealing or redacting an email).
-pub fn set_payload(conn: &Connection, id: &str, payload: &str) -> rusqlite::Result<()> {
+pub fn set_payload(conn: &Connection, id: &str, payload: &str) -> Result<()> {
     conn.prepare_cached("UPDATE outbox SET payload = ?2 WHERE id = ?1")?
         .execute(params![id, payload])?;
     Ok(())
 }
 
 /// Makes a row due now (manual retry). False if there is no such row.
-pub fn retry_now(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<bool> {
+pub fn retry_now(conn: &Connection, id: &str, now: i64) -> Result<bool> {
     let n = conn
         .prepare_cached("UPDATE outbox SET status = 'pending', next_attempt_at = ?2 WHERE id = ?1")?
         .execute(params![id, now])?;
@@ -288,24 +301,26 @@ pub fn retry_now(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<bool
 }
 
 /// Deletes up to `batch` finished rows created before `cutoff`; returns how many.
-pub fn sweep_rows(conn: &Connection, cutoff: i64, batch: i64) -> rusqlite::Result<usize> {
-    conn.prepare_cached(
-        "DELETE FROM outbox WHERE id IN (
+pub fn sweep_rows(conn: &Connection, cutoff: i64, batch: i64) -> Result<usize> {
+    Ok(conn
+        .prepare_cached(
+            "DELETE FROM outbox WHERE id IN (
              SELECT id FROM outbox
              WHERE status IN ('succeeded', 'failed') AND created_at < ?1 LIMIT ?2)",
-    )?
-    .execute(params![cutoff, batch])
+        )?
+        .execute(params![cutoff, batch])?)
 }
 
 /// Deletes up to `batch` events created before `cutoff` that no remaining outbox row refers to.
-pub fn sweep_events(conn: &Connection, cutoff: i64, batch: i64) -> rusqlite::Result<usize> {
-    conn.prepare_cached(
-        "DELETE FROM events WHERE id IN (
+pub fn sweep_events(conn: &Connection, cutoff: i64, batch: i64) -> Result<usize> {
+    Ok(conn
+        .prepare_cached(
+            "DELETE FROM events WHERE id IN (
              SELECT ev.id FROM events ev
              WHERE ev.created_at < ?1
                AND ev.id NOT IN (SELECT o.event_id FROM outbox o
                                  WHERE o.event_id IS NOT NULL AND o.created_at < ?1)
              LIMIT ?2)",
-    )?
-    .execute(params![cutoff, batch])
+        )?
+        .execute(params![cutoff, batch])?)
 }

@@ -1,5 +1,6 @@
 //! Sessions (one per login, scoped to an org) and their rotating refresh tokens.
 
+use crate::db::Result;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 #[derive(Debug, Clone)]
@@ -30,6 +31,9 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Session> {
     session_at(r, 0)
 }
 
+/// How many columns `COLS` has (the session's part of a joined row).
+const COLS_LEN: usize = 11;
+
 /// A session read from `COLS` starting at index `o`.
 pub(crate) fn session_at(r: &Row<'_>, o: usize) -> rusqlite::Result<Session> {
     let amr: String = r.get(o + 3)?;
@@ -48,7 +52,7 @@ pub(crate) fn session_at(r: &Row<'_>, o: usize) -> rusqlite::Result<Session> {
     })
 }
 
-pub fn insert(conn: &Connection, s: &Session) -> rusqlite::Result<()> {
+pub fn insert(conn: &Connection, s: &Session) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO sessions (id, org_id, user_id, auth_methods, ip_address, user_agent,
                                created_at, last_seen_at, idle_expires_at, expires_at)
@@ -70,25 +74,23 @@ pub fn insert(conn: &Connection, s: &Session) -> rusqlite::Result<()> {
 }
 
 /// A session of `org_id` by id (tenant first).
-pub fn find(conn: &Connection, org_id: &str, id: &str) -> rusqlite::Result<Option<Session>> {
-    conn.prepare_cached(&format!(
-        "SELECT {COLS} FROM sessions WHERE org_id = ?1 AND id = ?2"
-    ))?
-    .query_row(params![org_id, id], from_row)
-    .optional()
+pub fn find(conn: &Connection, org_id: &str, id: &str) -> Result<Option<Session>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COLS} FROM sessions WHERE org_id = ?1 AND id = ?2"
+        ))?
+        .query_row(params![org_id, id], from_row)
+        .optional()?)
 }
 
 /// A user's own session by id, whatever its org.
-pub fn find_for_user(
-    conn: &Connection,
-    user_id: &str,
-    id: &str,
-) -> rusqlite::Result<Option<Session>> {
-    conn.prepare_cached(&format!(
-        "SELECT {COLS} FROM sessions WHERE user_id = ?1 AND id = ?2"
-    ))?
-    .query_row(params![user_id, id], from_row)
-    .optional()
+pub fn find_for_user(conn: &Connection, user_id: &str, id: &str) -> Result<Option<Session>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COLS} FROM sessions WHERE user_id = ?1 AND id = ?2"
+        ))?
+        .query_row(params![user_id, id], from_row)
+        .optional()?)
 }
 
 /// The user's live sessions (all orgs), newest first.
@@ -96,7 +98,7 @@ pub fn list_live_for_user(
     conn: &Connection,
     user_id: &str,
     now: i64,
-) -> rusqlite::Result<Vec<(Session, String)>> {
+) -> Result<Vec<(Session, String)>> {
     let mut st = conn.prepare_cached(
         "SELECT s.id, s.org_id, s.user_id, s.auth_methods, s.ip_address, s.user_agent,
                 s.created_at, s.last_seen_at, s.idle_expires_at, s.expires_at, s.revoked_at, o.slug
@@ -106,11 +108,20 @@ pub fn list_live_for_user(
          ORDER BY s.created_at DESC, s.id DESC LIMIT 500",
     )?;
     let rows = st.query_map(params![user_id, now], |r| Ok((from_row(r)?, r.get(11)?)))?;
-    rows.collect()
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Sessions neither revoked nor expired (idle or absolute) at `now`; a metrics gauge.
+pub fn count_live(conn: &Connection, now: i64) -> Result<i64> {
+    Ok(conn.query_row(
+        "SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL AND idle_expires_at > ?1 AND expires_at > ?1",
+        [now],
+        |r| r.get(0),
+    )?)
 }
 
 /// Revokes one session; true if it was live.
-pub fn revoke(conn: &Connection, id: &str, reason: &str, now: i64) -> rusqlite::Result<bool> {
+pub fn revoke(conn: &Connection, id: &str, reason: &str, now: i64) -> Result<bool> {
     let n = conn.execute(
         "UPDATE sessions SET revoked_at = ?2, revoked_reason = ?3 WHERE id = ?1 AND revoked_at IS NULL",
         params![id, now, reason],
@@ -126,7 +137,7 @@ pub fn revoke_all_for_user(
     keep: Option<&str>,
     reason: &str,
     now: i64,
-) -> rusqlite::Result<Vec<(String, String)>> {
+) -> Result<Vec<(String, String)>> {
     conn.prepare_cached(
         "UPDATE browser_sessions SET revoked_at = ?3
          WHERE user_id = ?1 AND revoked_at IS NULL
@@ -140,7 +151,7 @@ pub fn revoke_all_for_user(
     let rows = st.query_map(params![user_id, keep, now, reason], |r| {
         Ok((r.get(0)?, r.get(1)?))
     })?;
-    rows.collect()
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Revokes the user's live sessions in one org; returns the revoked ids.
@@ -150,24 +161,19 @@ pub fn revoke_in_org(
     user_id: &str,
     reason: &str,
     now: i64,
-) -> rusqlite::Result<Vec<String>> {
+) -> Result<Vec<String>> {
     let mut st = conn.prepare_cached(
         "UPDATE sessions SET revoked_at = ?3, revoked_reason = ?4
          WHERE org_id = ?1 AND user_id = ?2 AND revoked_at IS NULL RETURNING id",
     )?;
     let rows = st.query_map(params![org_id, user_id, now, reason], |r| r.get(0))?;
-    rows.collect()
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// After a refresh: the session was seen now and its idle deadline moves (never past the
 /// absolute one) — only for a session still unrevoked and within its absolute lifetime;
 /// false otherwise (a revocation won the race).
-pub fn touch_live(
-    conn: &Connection,
-    id: &str,
-    now: i64,
-    idle_expires_at: i64,
-) -> rusqlite::Result<bool> {
+pub fn touch_live(conn: &Connection, id: &str, now: i64, idle_expires_at: i64) -> Result<bool> {
     let n = conn
         .prepare_cached(
             "UPDATE sessions SET last_seen_at = ?2, idle_expires_at = MIN(?3, expires_at)
@@ -192,7 +198,7 @@ pub fn insert_refresh(
     session_id: &str,
     org_id: &str,
     now: i64,
-) -> rusqlite::Result<()> {
+) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO refresh_tokens (token_hash, session_id, org_id, created_at) VALUES (?1, ?2, ?3, ?4)",
     )?
@@ -200,21 +206,22 @@ pub fn insert_refresh(
     Ok(())
 }
 
-pub fn find_refresh(conn: &Connection, token_hash: &str) -> rusqlite::Result<Option<RefreshRow>> {
-    conn.prepare_cached(
-        "SELECT token_hash, session_id, org_id, rotated_at, successor_enc
+pub fn find_refresh(conn: &Connection, token_hash: &str) -> Result<Option<RefreshRow>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT token_hash, session_id, org_id, rotated_at, successor_enc
          FROM refresh_tokens WHERE token_hash = ?1",
-    )?
-    .query_row([token_hash], |r| {
-        Ok(RefreshRow {
-            token_hash: r.get(0)?,
-            session_id: r.get(1)?,
-            org_id: r.get(2)?,
-            rotated_at: r.get(3)?,
-            successor_enc: r.get(4)?,
+        )?
+        .query_row([token_hash], |r| {
+            Ok(RefreshRow {
+                token_hash: r.get(0)?,
+                session_id: r.get(1)?,
+                org_id: r.get(2)?,
+                rotated_at: r.get(3)?,
+                successor_enc: r.get(4)?,
+            })
         })
-    })
-    .optional()
+        .optional()?)
 }
 
 /// Marks `token_hash` rotated to `successor_hash`, keeping the sealed successor for the grace
@@ -225,7 +232,7 @@ pub fn mark_rotated(
     successor_hash: &str,
     successor_enc: &[u8],
     now: i64,
-) -> rusqlite::Result<bool> {
+) -> Result<bool> {
     let n = conn
         .prepare_cached(
             "UPDATE refresh_tokens SET rotated_at = ?2, successor_hash = ?3, successor_enc = ?4
@@ -237,17 +244,14 @@ pub fn mark_rotated(
 
 /// Forgets up to `limit` sealed successors of tokens rotated before `before` (the grace
 /// window is over: they are never needed again); returns how many.
-pub fn forget_old_successors(
-    conn: &Connection,
-    before: i64,
-    limit: i64,
-) -> rusqlite::Result<usize> {
-    conn.prepare_cached(
-        "UPDATE refresh_tokens SET successor_enc = NULL WHERE rowid IN (
+pub fn forget_old_successors(conn: &Connection, before: i64, limit: i64) -> Result<usize> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE refresh_tokens SET successor_enc = NULL WHERE rowid IN (
              SELECT rowid FROM refresh_tokens
              WHERE successor_enc IS NOT NULL AND rotated_at < ?1 LIMIT ?2)",
-    )?
-    .execute(params![before, limit])
+        )?
+        .execute(params![before, limit])?)
 }
 
 /// When a session ended (expiry, idle expiry or revocation, whichever came first): the
@@ -256,11 +260,12 @@ const ENDED: &str = "MIN(expires_at, idle_expires_at, COALESCE(revoked_at, expir
 
 /// Deletes up to `limit` sessions that ended before `before`, with their refresh tokens
 /// (`ON DELETE CASCADE`); returns the sessions deleted.
-pub fn sweep_ended(conn: &Connection, before: i64, limit: i64) -> rusqlite::Result<usize> {
-    conn.prepare_cached(&format!(
-        "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE {ENDED} < ?1 LIMIT ?2)"
-    ))?
-    .execute(params![before, limit])
+pub fn sweep_ended(conn: &Connection, before: i64, limit: i64) -> Result<usize> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE {ENDED} < ?1 LIMIT ?2)"
+        ))?
+        .execute(params![before, limit])?)
 }
 
 /// The session of `org_id`, its user, and the user's membership in that org, in one query: what
@@ -269,7 +274,7 @@ pub fn with_user(
     conn: &Connection,
     org_id: &str,
     id: &str,
-) -> rusqlite::Result<
+) -> Result<
     Option<(
         Session,
         crate::db::users::User,
@@ -277,26 +282,37 @@ pub fn with_user(
     )>,
 > {
     use crate::db::users;
-    conn.prepare_cached(&format!(
+    Ok(conn
+        .prepare_cached(&format!(
         "SELECT s.id, s.org_id, s.user_id, s.auth_methods, s.ip_address, s.user_agent, s.created_at,
                 s.last_seen_at, s.idle_expires_at, s.expires_at, s.revoked_at,
-                {},
-                m.id, m.org_id, m.user_id, m.role, m.status, m.metadata, m.joined_at
+                {}, {}
          FROM sessions s JOIN users u ON u.id = s.user_id
          LEFT JOIN memberships m ON m.org_id = s.org_id AND m.user_id = s.user_id
          WHERE s.org_id = ?1 AND s.id = ?2",
-        users::COLS
+        users::COLS,
+        users::M_COLS
     ))?
-    .query_row(params![org_id, id], |r| {
-        let m: Option<String> = r.get(26)?;
-        Ok((
-            session_at(r, 0)?,
-            users::user_at(r, 11)?,
-            match m {
-                Some(_) => Some(users::membership_at(r, 26)?),
-                None => None,
-            },
-        ))
-    })
-    .optional()
+        .query_row(params![org_id, id], |r| {
+            let m: Option<String> = r.get(COLS_LEN + users::COLS_LEN)?;
+            Ok((
+                session_at(r, 0)?,
+                users::user_at(r, COLS_LEN)?,
+                match m {
+                    Some(_) => Some(users::membership_at(r, COLS_LEN + users::COLS_LEN)?),
+                    None => None,
+                },
+            ))
+        })
+        .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn column_count_matches_the_column_list() {
+        assert_eq!(COLS.split(',').count(), COLS_LEN);
+    }
 }

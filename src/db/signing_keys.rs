@@ -1,5 +1,6 @@
 //! JWT signing keys: the active one and the retired ones still published.
 
+use crate::db::Result;
 use rusqlite::{Connection, params};
 
 pub struct KeyRow {
@@ -11,7 +12,7 @@ pub struct KeyRow {
 }
 
 /// The active key and every retired key still published at `now`, newest first.
-pub fn published(conn: &Connection, now: i64) -> rusqlite::Result<Vec<KeyRow>> {
+pub fn published(conn: &Connection, now: i64) -> Result<Vec<KeyRow>> {
     let mut st = conn.prepare_cached(
         "SELECT kid, alg, public_jwk, private_enc, retired_at FROM signing_keys
          WHERE retired_at IS NULL OR publish_until > ?1 ORDER BY created_at DESC",
@@ -25,7 +26,7 @@ pub fn published(conn: &Connection, now: i64) -> rusqlite::Result<Vec<KeyRow>> {
             retired_at: r.get(4)?,
         })
     })?;
-    rows.collect()
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Retires the active key (published until `publish_until`) and makes a new key active.
@@ -37,7 +38,7 @@ pub fn rotate_in(
     private_enc: &[u8],
     now: i64,
     publish_until: i64,
-) -> rusqlite::Result<()> {
+) -> Result<()> {
     conn.execute(
         "UPDATE signing_keys SET retired_at = ?1, publish_until = ?2 WHERE retired_at IS NULL",
         params![now, publish_until],

@@ -1,5 +1,6 @@
 //! TOTP secrets (sealed), backup codes (hashed) and partial tokens (hashed) of the 2FA step.
 
+use crate::db::Result;
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub struct TotpRow {
@@ -8,27 +9,23 @@ pub struct TotpRow {
     pub last_used_step: Option<i64>,
 }
 
-pub fn totp(conn: &Connection, user_id: &str) -> rusqlite::Result<Option<TotpRow>> {
-    conn.prepare_cached(
-        "SELECT secret_enc, enabled_at, last_used_step FROM totp_secrets WHERE user_id = ?1",
-    )?
-    .query_row([user_id], |r| {
-        Ok(TotpRow {
-            secret_enc: r.get(0)?,
-            enabled_at: r.get(1)?,
-            last_used_step: r.get(2)?,
+pub fn totp(conn: &Connection, user_id: &str) -> Result<Option<TotpRow>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT secret_enc, enabled_at, last_used_step FROM totp_secrets WHERE user_id = ?1",
+        )?
+        .query_row([user_id], |r| {
+            Ok(TotpRow {
+                secret_enc: r.get(0)?,
+                enabled_at: r.get(1)?,
+                last_used_step: r.get(2)?,
+            })
         })
-    })
-    .optional()
+        .optional()?)
 }
 
 /// Stores a pending (not yet enabled) secret, replacing any earlier pending one.
-pub fn put_pending(
-    conn: &Connection,
-    user_id: &str,
-    secret_enc: &[u8],
-    now: i64,
-) -> rusqlite::Result<()> {
+pub fn put_pending(conn: &Connection, user_id: &str, secret_enc: &[u8], now: i64) -> Result<()> {
     conn.execute(
         "INSERT INTO totp_secrets (user_id, secret_enc, created_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (user_id) DO UPDATE SET secret_enc = excluded.secret_enc,
@@ -39,7 +36,7 @@ pub fn put_pending(
     Ok(())
 }
 
-pub fn enable(conn: &Connection, user_id: &str, step: i64, now: i64) -> rusqlite::Result<()> {
+pub fn enable(conn: &Connection, user_id: &str, step: i64, now: i64) -> Result<()> {
     conn.execute(
         "UPDATE totp_secrets SET enabled_at = ?2, last_used_step = ?3 WHERE user_id = ?1",
         params![user_id, now, step],
@@ -48,7 +45,7 @@ pub fn enable(conn: &Connection, user_id: &str, step: i64, now: i64) -> rusqlite
 }
 
 /// Records an accepted step; false if a concurrent request already used it (replay).
-pub fn use_step(conn: &Connection, user_id: &str, step: i64) -> rusqlite::Result<bool> {
+pub fn use_step(conn: &Connection, user_id: &str, step: i64) -> Result<bool> {
     let n = conn.execute(
         "UPDATE totp_secrets SET last_used_step = ?2
          WHERE user_id = ?1 AND (last_used_step IS NULL OR last_used_step < ?2)",
@@ -58,7 +55,7 @@ pub fn use_step(conn: &Connection, user_id: &str, step: i64) -> rusqlite::Result
 }
 
 /// Removes the secret and every backup code.
-pub fn disable(conn: &Connection, user_id: &str) -> rusqlite::Result<()> {
+pub fn disable(conn: &Connection, user_id: &str) -> Result<()> {
     conn.execute("DELETE FROM totp_secrets WHERE user_id = ?1", [user_id])?;
     conn.execute("DELETE FROM backup_codes WHERE user_id = ?1", [user_id])?;
     Ok(())
@@ -70,7 +67,7 @@ pub fn replace_backup_codes(
     user_id: &str,
     hashes: &[String],
     now: i64,
-) -> rusqlite::Result<()> {
+) -> Result<()> {
     conn.execute("DELETE FROM backup_codes WHERE user_id = ?1", [user_id])?;
     let mut st = conn.prepare_cached(
         "INSERT INTO backup_codes (user_id, code_hash, created_at) VALUES (?1, ?2, ?3)",
@@ -82,12 +79,7 @@ pub fn replace_backup_codes(
 }
 
 /// Marks an unused backup code used; true if there was one.
-pub fn use_backup_code(
-    conn: &Connection,
-    user_id: &str,
-    hash: &str,
-    now: i64,
-) -> rusqlite::Result<bool> {
+pub fn use_backup_code(conn: &Connection, user_id: &str, hash: &str, now: i64) -> Result<bool> {
     let n = conn.execute(
         "UPDATE backup_codes SET used_at = ?3
          WHERE id = (SELECT id FROM backup_codes WHERE user_id = ?1 AND code_hash = ?2 AND used_at IS NULL LIMIT 1)",
@@ -96,12 +88,12 @@ pub fn use_backup_code(
     Ok(n == 1)
 }
 
-pub fn backup_codes_remaining(conn: &Connection, user_id: &str) -> rusqlite::Result<i64> {
-    conn.query_row(
+pub fn backup_codes_remaining(conn: &Connection, user_id: &str) -> Result<i64> {
+    Ok(conn.query_row(
         "SELECT COUNT(*) FROM backup_codes WHERE user_id = ?1 AND used_at IS NULL",
         [user_id],
         |r| r.get(0),
-    )
+    )?)
 }
 
 #[derive(Debug, Clone)]
@@ -137,7 +129,7 @@ pub fn insert_partial(
     user_agent: Option<&str>,
     now: i64,
     expires_at: i64,
-) -> rusqlite::Result<()> {
+) -> Result<()> {
     conn.execute(
         "INSERT INTO partial_tokens (token_hash, org_id, user_id, purpose, auth_methods, ip_address,
                                      user_agent, created_at, expires_at, invitation_id)
@@ -158,8 +150,8 @@ pub fn insert_partial(
     Ok(())
 }
 
-pub fn find_partial(conn: &Connection, token_hash: &str) -> rusqlite::Result<Option<Partial>> {
-    conn.prepare_cached(
+pub fn find_partial(conn: &Connection, token_hash: &str) -> Result<Option<Partial>> {
+    Ok(conn.prepare_cached(
         "SELECT token_hash, org_id, user_id, purpose, auth_methods, failed_attempts, expires_at, used_at,
                 invitation_id
          FROM partial_tokens WHERE token_hash = ?1",
@@ -178,20 +170,20 @@ pub fn find_partial(conn: &Connection, token_hash: &str) -> rusqlite::Result<Opt
             invitation_id: r.get(8)?,
         })
     })
-    .optional()
+    .optional()?)
 }
 
 /// Counts a wrong code; returns the new count.
-pub fn fail_partial(conn: &Connection, token_hash: &str) -> rusqlite::Result<i64> {
-    conn.query_row(
+pub fn fail_partial(conn: &Connection, token_hash: &str) -> Result<i64> {
+    Ok(conn.query_row(
         "UPDATE partial_tokens SET failed_attempts = failed_attempts + 1 WHERE token_hash = ?1
          RETURNING failed_attempts",
         [token_hash],
         |r| r.get(0),
-    )
+    )?)
 }
 
-pub fn use_partial(conn: &Connection, token_hash: &str, now: i64) -> rusqlite::Result<()> {
+pub fn use_partial(conn: &Connection, token_hash: &str, now: i64) -> Result<()> {
     conn.execute(
         "UPDATE partial_tokens SET used_at = ?2 WHERE token_hash = ?1 AND used_at IS NULL",
         params![token_hash, now],
@@ -201,7 +193,7 @@ pub fn use_partial(conn: &Connection, token_hash: &str, now: i64) -> rusqlite::R
 
 /// Spends every unused partial token of the user (a reset, a claimed email, a new password:
 /// a login half-done with the old credentials must not complete).
-pub fn burn_partials(conn: &Connection, user_id: &str, now: i64) -> rusqlite::Result<()> {
+pub fn burn_partials(conn: &Connection, user_id: &str, now: i64) -> Result<()> {
     conn.execute(
         "UPDATE partial_tokens SET used_at = ?2 WHERE user_id = ?1 AND used_at IS NULL",
         params![user_id, now],
@@ -211,10 +203,11 @@ pub fn burn_partials(conn: &Connection, user_id: &str, now: i64) -> rusqlite::Re
 
 /// Deletes up to `limit` partial tokens that expired before `before` (used or not); returns
 /// how many.
-pub fn sweep_partials(conn: &Connection, before: i64, limit: i64) -> rusqlite::Result<usize> {
-    conn.prepare_cached(
-        "DELETE FROM partial_tokens WHERE token_hash IN (
+pub fn sweep_partials(conn: &Connection, before: i64, limit: i64) -> Result<usize> {
+    Ok(conn
+        .prepare_cached(
+            "DELETE FROM partial_tokens WHERE token_hash IN (
              SELECT token_hash FROM partial_tokens WHERE expires_at < ?1 LIMIT ?2)",
-    )?
-    .execute(params![before, limit])
+        )?
+        .execute(params![before, limit])?)
 }

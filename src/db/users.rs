@@ -1,5 +1,6 @@
 //! Users (deployment-wide accounts) and their memberships in orgs.
 
+use crate::db::Result;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 #[derive(Debug, Clone)]
@@ -49,6 +50,9 @@ pub(crate) const COLS: &str = "u.id, u.email, u.email_verified, u.password_hash,
      EXISTS (SELECT 1 FROM totp_secrets t WHERE t.user_id = u.id AND t.enabled_at IS NOT NULL), \
      u.created_at, u.updated_at, u.last_login_at";
 
+/// How many columns `COLS` has: where the next table's columns start in a join.
+pub(crate) const COLS_LEN: usize = 15;
+
 fn from_row(r: &Row<'_>) -> rusqlite::Result<User> {
     user_at(r, 0)
 }
@@ -74,7 +78,7 @@ pub(crate) fn user_at(r: &Row<'_>, o: usize) -> rusqlite::Result<User> {
     })
 }
 
-pub fn insert(conn: &Connection, u: &User) -> rusqlite::Result<()> {
+pub fn insert(conn: &Connection, u: &User) -> Result<()> {
     conn.execute(
         "INSERT INTO users (id, email, email_verified, password_hash, name, first_name, last_name,
                             avatar_url, phone_number, role, status, created_at, updated_at)
@@ -98,16 +102,18 @@ pub fn insert(conn: &Connection, u: &User) -> rusqlite::Result<()> {
     Ok(())
 }
 
-pub fn find_by_id(conn: &Connection, id: &str) -> rusqlite::Result<Option<User>> {
-    conn.prepare_cached(&format!("SELECT {COLS} FROM users u WHERE u.id = ?1"))?
+pub fn find_by_id(conn: &Connection, id: &str) -> Result<Option<User>> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {COLS} FROM users u WHERE u.id = ?1"))?
         .query_row([id], from_row)
-        .optional()
+        .optional()?)
 }
 
-pub fn find_by_email(conn: &Connection, email: &str) -> rusqlite::Result<Option<User>> {
-    conn.prepare_cached(&format!("SELECT {COLS} FROM users u WHERE u.email = ?1"))?
+pub fn find_by_email(conn: &Connection, email: &str) -> Result<Option<User>> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {COLS} FROM users u WHERE u.email = ?1"))?
         .query_row([email], from_row)
-        .optional()
+        .optional()?)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -125,7 +131,7 @@ pub fn search(
     descending: bool,
     offset: i64,
     limit: i64,
-) -> rusqlite::Result<(Vec<User>, i64)> {
+) -> Result<(Vec<User>, i64)> {
     let pattern = query.map(|q| {
         let escaped = q
             .replace('\\', "\\\\")
@@ -165,11 +171,17 @@ pub struct Membership {
     pub joined_at: i64,
 }
 
+/// A membership's columns, the table aliased `m`; read with [`membership_at`].
+pub(crate) const M_COLS: &str =
+    "m.id, m.org_id, m.user_id, m.role, m.status, m.metadata, m.joined_at";
+/// How many columns `M_COLS` has.
+pub(crate) const M_COLS_LEN: usize = 7;
+
 fn membership_from_row(r: &Row<'_>) -> rusqlite::Result<Membership> {
     membership_at(r, 0)
 }
 
-/// A membership read from its 7 columns starting at index `o`.
+/// A membership read from columns `M_COLS` starting at index `o`.
 pub(crate) fn membership_at(r: &Row<'_>, o: usize) -> rusqlite::Result<Membership> {
     let meta: String = r.get(o + 5)?;
     Ok(Membership {
@@ -183,7 +195,7 @@ pub(crate) fn membership_at(r: &Row<'_>, o: usize) -> rusqlite::Result<Membershi
     })
 }
 
-pub fn insert_membership(conn: &Connection, m: &Membership) -> rusqlite::Result<()> {
+pub fn insert_membership(conn: &Connection, m: &Membership) -> Result<()> {
     conn.execute(
         "INSERT INTO memberships (id, org_id, user_id, role, status, metadata, joined_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
@@ -205,17 +217,18 @@ pub fn find_membership(
     conn: &Connection,
     org_id: &str,
     user_id: &str,
-) -> rusqlite::Result<Option<Membership>> {
-    conn.prepare_cached(
-        "SELECT id, org_id, user_id, role, status, metadata, joined_at FROM memberships
+) -> Result<Option<Membership>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id, org_id, user_id, role, status, metadata, joined_at FROM memberships
          WHERE org_id = ?1 AND user_id = ?2",
-    )?
-    .query_row(params![org_id, user_id], membership_from_row)
-    .optional()
+        )?
+        .query_row(params![org_id, user_id], membership_from_row)
+        .optional()?)
 }
 
 /// Removes the password (the account then signs in by magic link until it sets one).
-pub fn clear_password(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<()> {
+pub fn clear_password(conn: &Connection, id: &str, now: i64) -> Result<()> {
     conn.execute(
         "UPDATE users SET password_hash = NULL, updated_at = ?2 WHERE id = ?1",
         params![id, now],
@@ -223,12 +236,7 @@ pub fn clear_password(conn: &Connection, id: &str, now: i64) -> rusqlite::Result
     Ok(())
 }
 
-pub fn set_password_hash(
-    conn: &Connection,
-    id: &str,
-    hash: &str,
-    now: i64,
-) -> rusqlite::Result<()> {
+pub fn set_password_hash(conn: &Connection, id: &str, hash: &str, now: i64) -> Result<()> {
     conn.execute(
         "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
         params![id, hash, now],
@@ -236,14 +244,14 @@ pub fn set_password_hash(
     Ok(())
 }
 
-pub fn set_last_login(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<()> {
+pub fn set_last_login(conn: &Connection, id: &str, now: i64) -> Result<()> {
     conn.prepare_cached("UPDATE users SET last_login_at = ?2 WHERE id = ?1")?
         .execute(params![id, now])?;
     Ok(())
 }
 
 /// Writes the profile fields of `u` (name, first/last name, avatar, phone).
-pub fn update_profile(conn: &Connection, u: &User) -> rusqlite::Result<()> {
+pub fn update_profile(conn: &Connection, u: &User) -> Result<()> {
     conn.execute(
         "UPDATE users SET name = ?2, first_name = ?3, last_name = ?4, avatar_url = ?5,
                 phone_number = ?6, updated_at = ?7 WHERE id = ?1",
@@ -264,29 +272,19 @@ pub fn update_profile(conn: &Connection, u: &User) -> rusqlite::Result<()> {
 pub fn memberships_of(
     conn: &Connection,
     user_id: &str,
-) -> rusqlite::Result<Vec<(Membership, crate::db::orgs::Org)>> {
-    let mut st = conn.prepare_cached(
-        "SELECT m.id FROM memberships m JOIN orgs o ON o.id = m.org_id
-         WHERE m.user_id = ?1 AND o.deleted_at IS NULL ORDER BY m.joined_at, m.id",
-    )?;
-    let ids: Vec<String> = st
-        .query_map([user_id], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut out = Vec::new();
-    for id in ids {
-        let m = conn
-            .prepare_cached(
-                "SELECT id, org_id, user_id, role, status, metadata, joined_at FROM memberships WHERE id = ?1",
-            )?
-            .query_row([&id], membership_from_row)?;
-        if let Some(org) = crate::db::orgs::find_by_id(conn, &m.org_id)? {
-            out.push((m, org));
-        }
-    }
-    Ok(out)
+) -> Result<Vec<(Membership, crate::db::orgs::Org)>> {
+    use crate::db::orgs::{O_COLS, org_at};
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {M_COLS}, {O_COLS} FROM memberships m JOIN orgs o ON o.id = m.org_id
+         WHERE m.user_id = ?1 AND o.deleted_at IS NULL ORDER BY m.joined_at, m.id"
+    ))?;
+    let rows = st.query_map([user_id], |r| {
+        Ok((membership_at(r, 0)?, org_at(r, M_COLS_LEN)?))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-pub fn set_email_verified(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<()> {
+pub fn set_email_verified(conn: &Connection, id: &str, now: i64) -> Result<()> {
     conn.execute(
         "UPDATE users SET email_verified = 1, updated_at = ?2 WHERE id = ?1",
         params![id, now],
@@ -295,7 +293,7 @@ pub fn set_email_verified(conn: &Connection, id: &str, now: i64) -> rusqlite::Re
 }
 
 /// Writes the fields an operator may change (email, names, verification, role, status).
-pub fn update_admin(conn: &Connection, u: &User) -> rusqlite::Result<()> {
+pub fn update_admin(conn: &Connection, u: &User) -> Result<()> {
     conn.execute(
         "UPDATE users SET email = ?2, name = ?3, first_name = ?4, last_name = ?5,
                 email_verified = ?6, role = ?7, status = ?8, updated_at = ?9 WHERE id = ?1",
@@ -315,7 +313,7 @@ pub fn update_admin(conn: &Connection, u: &User) -> rusqlite::Result<()> {
 }
 
 /// Deletes the user; memberships, sessions, tokens and 2FA rows go with it (cascade).
-pub fn delete(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
+pub fn delete(conn: &Connection, id: &str) -> Result<bool> {
     Ok(conn.execute("DELETE FROM users WHERE id = ?1", [id])? == 1)
 }
 
@@ -327,7 +325,7 @@ pub fn list_members(
     email: Option<&str>,
     after: Option<(i64, &str)>,
     limit: i64,
-) -> rusqlite::Result<Vec<(Membership, User)>> {
+) -> Result<Vec<(Membership, User)>> {
     let (at, id) = after.unwrap_or((i64::MAX, "~"));
     let mut st = conn.prepare_cached(&format!(
         "SELECT {COLS}, m.id, m.org_id, m.user_id, m.role, m.status, m.metadata, m.joined_at
@@ -349,5 +347,17 @@ pub fn list_members(
         };
         Ok((m, from_row(r)?))
     })?;
-    rows.collect()
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Joins read the next table's columns at `COLS_LEN` / `M_COLS_LEN`: keep them true.
+    #[test]
+    fn column_counts_match_the_column_lists() {
+        assert_eq!(COLS.split(',').count(), COLS_LEN);
+        assert_eq!(M_COLS.split(',').count(), M_COLS_LEN);
+    }
 }

@@ -1,6 +1,7 @@
 //! Webhook endpoints of an org. The secret is stored sealed (see `outbox::seal_secret`); the
 //! HTTP CRUD (`/org/webhooks`) builds on these functions.
 
+use crate::db::Result;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 #[derive(Debug, Clone)]
@@ -46,7 +47,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Endpoint> {
     })
 }
 
-pub fn insert_endpoint(conn: &Connection, e: &NewEndpoint<'_>, now: i64) -> rusqlite::Result<()> {
+pub fn insert_endpoint(conn: &Connection, e: &NewEndpoint<'_>, now: i64) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO webhook_endpoints (id, org_id, url, events, description, secret_enc,
                                         is_active, created_at, updated_at)
@@ -65,25 +66,27 @@ pub fn insert_endpoint(conn: &Connection, e: &NewEndpoint<'_>, now: i64) -> rusq
 }
 
 /// One endpoint of one org (tenant isolation: the org id is part of the lookup).
-pub fn get(conn: &Connection, org_id: &str, id: &str) -> rusqlite::Result<Option<Endpoint>> {
-    conn.prepare_cached(&format!(
-        "SELECT {COLS} FROM webhook_endpoints WHERE org_id = ?1 AND id = ?2"
-    ))?
-    .query_row(params![org_id, id], from_row)
-    .optional()
+pub fn get(conn: &Connection, org_id: &str, id: &str) -> Result<Option<Endpoint>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COLS} FROM webhook_endpoints WHERE org_id = ?1 AND id = ?2"
+        ))?
+        .query_row(params![org_id, id], from_row)
+        .optional()?)
 }
 
 /// Any endpoint by id: for the delivery worker, which acts on behalf of every org.
-pub fn get_any(conn: &Connection, id: &str) -> rusqlite::Result<Option<Endpoint>> {
-    conn.prepare_cached(&format!(
-        "SELECT {COLS} FROM webhook_endpoints WHERE id = ?1"
-    ))?
-    .query_row(params![id], from_row)
-    .optional()
+pub fn get_any(conn: &Connection, id: &str) -> Result<Option<Endpoint>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COLS} FROM webhook_endpoints WHERE id = ?1"
+        ))?
+        .query_row(params![id], from_row)
+        .optional()?)
 }
 
 /// Ids of the org's active endpoints subscribed to `event` (by name or `"*"`).
-pub fn subscribed(conn: &Connection, org_id: &str, event: &str) -> rusqlite::Result<Vec<String>> {
+pub fn subscribed(conn: &Connection, org_id: &str, event: &str) -> Result<Vec<String>> {
     let mut st = conn.prepare_cached(
         "SELECT id FROM webhook_endpoints
          WHERE org_id = ?1 AND is_active = 1
@@ -92,11 +95,11 @@ pub fn subscribed(conn: &Connection, org_id: &str, event: &str) -> rusqlite::Res
          ORDER BY id",
     )?;
     let rows = st.query_map(params![org_id, event], |r| r.get(0))?;
-    rows.collect()
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Turns an endpoint off (e.g. after `410 Gone`); deliveries to it stop.
-pub fn disable(conn: &Connection, id: &str, reason: &str, now: i64) -> rusqlite::Result<()> {
+pub fn disable(conn: &Connection, id: &str, reason: &str, now: i64) -> Result<()> {
     conn.prepare_cached(
         "UPDATE webhook_endpoints SET is_active = 0, disabled_reason = ?2, updated_at = ?3
          WHERE id = ?1",
@@ -106,16 +109,16 @@ pub fn disable(conn: &Connection, id: &str, reason: &str, now: i64) -> rusqlite:
 }
 
 /// The org's endpoints, newest first.
-pub fn list(conn: &Connection, org_id: &str) -> rusqlite::Result<Vec<Endpoint>> {
+pub fn list(conn: &Connection, org_id: &str) -> Result<Vec<Endpoint>> {
     let mut st = conn.prepare_cached(&format!(
         "SELECT {COLS} FROM webhook_endpoints WHERE org_id = ?1 ORDER BY created_at DESC, id DESC LIMIT 500"
     ))?;
     let rows = st.query_map([org_id], from_row)?;
-    rows.collect()
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Writes url, events, description and the active flag (re-enabling clears the reason).
-pub fn update(conn: &Connection, org_id: &str, e: &Endpoint, now: i64) -> rusqlite::Result<()> {
+pub fn update(conn: &Connection, org_id: &str, e: &Endpoint, now: i64) -> Result<()> {
     conn.execute(
         "UPDATE webhook_endpoints SET url = ?3, events = ?4, description = ?5, is_active = ?6,
                 disabled_reason = CASE WHEN ?6 = 1 THEN NULL ELSE disabled_reason END, updated_at = ?7
@@ -139,7 +142,7 @@ pub fn set_secret(
     id: &str,
     secret_enc: &[u8],
     now: i64,
-) -> rusqlite::Result<()> {
+) -> Result<()> {
     conn.execute(
         "UPDATE webhook_endpoints SET secret_enc = ?3, updated_at = ?4 WHERE org_id = ?1 AND id = ?2",
         params![org_id, id, secret_enc, now],
@@ -148,7 +151,7 @@ pub fn set_secret(
 }
 
 /// Deletes the endpoint; its pending deliveries go with it (cascade).
-pub fn delete(conn: &Connection, org_id: &str, id: &str) -> rusqlite::Result<bool> {
+pub fn delete(conn: &Connection, org_id: &str, id: &str) -> Result<bool> {
     Ok(conn.execute(
         "DELETE FROM webhook_endpoints WHERE org_id = ?1 AND id = ?2",
         params![org_id, id],

@@ -68,12 +68,12 @@ pub fn is_subscribable(name: &str) -> bool {
 /// The stored body is exactly what receivers get:
 /// `{"id","event","orgId","orgSlug","timestamp","data"}` in that order.
 pub fn emit(
-    tx: &rusqlite::Connection,
+    tx: &db::Tx,
     org: Option<(&str, &str)>,
     event: &str,
     data: Value,
     now: i64,
-) -> rusqlite::Result<String> {
+) -> db::Result<String> {
     debug_assert!(EVENTS.contains(&event), "unknown event {event:?}");
     let (id, payload) = record_event(tx, org, event, &data, now)?;
     if let Some((org_id, _)) = org {
@@ -88,13 +88,13 @@ pub fn emit(
 /// (`POST /org/webhooks/{id}/test` sends `webhook.test` this way). Returns
 /// `(event id, delivery id)`. The caller checks that the endpoint belongs to the org.
 pub fn emit_to(
-    tx: &rusqlite::Connection,
+    tx: &db::Tx,
     org: (&str, &str),
     endpoint_id: &str,
     event: &str,
     data: Value,
     now: i64,
-) -> rusqlite::Result<(String, String)> {
+) -> db::Result<(String, String)> {
     debug_assert!(EVENTS.contains(&event), "unknown event {event:?}");
     let (id, payload) = record_event(tx, Some(org), event, &data, now)?;
     let del = queue_delivery(tx, org.0, &id, endpoint_id, &payload, now)?;
@@ -103,12 +103,12 @@ pub fn emit_to(
 
 /// Writes the `events` row; returns its id and the body receivers get.
 fn record_event(
-    tx: &rusqlite::Connection,
+    tx: &db::Tx,
     org: Option<(&str, &str)>,
     event: &str,
     data: &Value,
     now: i64,
-) -> rusqlite::Result<(String, String)> {
+) -> db::Result<(String, String)> {
     let id = db::new_id("evt", now);
     let s = |v: &str| Value::String(v.to_owned()).to_string();
     let (org_id, org_slug) = match org {
@@ -126,13 +126,13 @@ fn record_event(
 }
 
 fn queue_delivery(
-    tx: &rusqlite::Connection,
+    tx: &db::Tx,
     org_id: &str,
     event_id: &str,
     endpoint_id: &str,
     payload: &str,
     now: i64,
-) -> rusqlite::Result<String> {
+) -> db::Result<String> {
     let id = db::new_id("del", now);
     store::insert(
         tx,
@@ -154,7 +154,7 @@ fn queue_delivery(
 /// (`msg_…`). Links belong in `text` as `<base>/…?token=<token>`.
 #[allow(clippy::too_many_arguments)]
 pub fn enqueue_email(
-    tx: &rusqlite::Connection,
+    tx: &db::Tx,
     key: &MailKey,
     org_id: Option<&str>,
     to: &str,
@@ -162,7 +162,7 @@ pub fn enqueue_email(
     text: &str,
     html: &str,
     now: i64,
-) -> rusqlite::Result<String> {
+) -> db::Result<String> {
     let id = db::new_id("msg", now);
     let mail = Mail {
         to: to.to_owned(),
@@ -190,14 +190,13 @@ pub fn enqueue_email(
 /// and redacts the ones already sent, in small transactions, with `secure_delete` on so the
 /// old text is overwritten rather than left in free space. Returns the rows changed. Runs at
 /// start, where the deployment secret is known (the SQL migrations do not know it).
-pub fn seal_plain_emails(db: &Db, key: &MailKey) -> rusqlite::Result<usize> {
+pub fn seal_plain_emails(db: &Db, key: &MailKey) -> db::Result<usize> {
     const BATCH: i64 = 200;
     let mut total = 0;
     loop {
         let n = db.write(|tx| {
             let rows = store::plain_emails(tx, BATCH)?;
-            let was: i64 = tx.pragma_query_value(None, "secure_delete", |r| r.get(0))?;
-            tx.pragma_update(None, "secure_delete", 1)?;
+            let was = store::set_secure_delete(tx, 1)?;
             let mut changed = 0;
             for (id, status, payload) in &rows {
                 let stored = if status == "succeeded" {
@@ -212,8 +211,8 @@ pub fn seal_plain_emails(db: &Db, key: &MailKey) -> rusqlite::Result<usize> {
                 store::set_payload(tx, id, &stored)?;
                 changed += 1;
             }
-            tx.pragma_update(None, "secure_delete", was)?;
-            Ok::<_, rusqlite::Error>(changed)
+            store::set_secure_delete(tx, was)?;
+            Ok::<_, db::Error>(changed)
         })?;
         total += n;
         if n < BATCH as usize {
@@ -250,14 +249,14 @@ pub fn open_secret(app_secret: &str, endpoint_id: &str, sealed: &[u8]) -> Option
 /// `(endpoint id, secret)`. The secret is shown once and stored only sealed. Validate the URL
 /// ([`check_url`]) and event names ([`is_subscribable`]) first.
 pub fn create_endpoint(
-    tx: &rusqlite::Connection,
+    tx: &db::Tx,
     app_secret: &str,
     org_id: &str,
     url: &str,
     events: &[String],
     description: Option<&str>,
     now: i64,
-) -> rusqlite::Result<(String, String)> {
+) -> db::Result<(String, String)> {
     let id = db::new_id("wh", now);
     let secret = new_webhook_secret();
     let sealed = seal_secret(app_secret, &id, &secret);
@@ -278,7 +277,7 @@ pub fn create_endpoint(
 
 /// Deletes finished outbox rows and unreferenced events older than `retention`, in small
 /// transactions so writers are never blocked for long. Returns the rows deleted.
-pub fn sweep(db: &Db, now: i64, retention: Duration) -> rusqlite::Result<usize> {
+pub fn sweep(db: &Db, now: i64, retention: Duration) -> db::Result<usize> {
     const BATCH: i64 = 1000;
     let cutoff = now - retention.as_millis().min(i64::MAX as u128) as i64;
     let mut total = 0;

@@ -19,6 +19,7 @@ use super::{Notifier, open_secret, sweep};
 use crate::app::AppState;
 use crate::db::outbox::{self as store, Attempt, Claimed, KIND_EMAIL, KIND_WEBHOOK};
 use crate::db::webhooks::{self, Endpoint};
+use crate::db::{self, Tx};
 use rand::RngExt;
 use serde_json::json;
 use std::collections::{HashSet, VecDeque};
@@ -149,7 +150,7 @@ impl Worker {
     }
 
     /// Starts idle lanes with due rows; returns how long to sleep.
-    fn schedule(&self, now: i64) -> rusqlite::Result<Duration> {
+    fn schedule(&self, now: i64) -> db::Result<Duration> {
         let busy: HashSet<Lane> = self.lock().busy.clone();
         let free = LANES.saturating_sub(busy.len());
         if free > 0 {
@@ -235,7 +236,7 @@ impl Worker {
                     };
                     jobs.push((c, endpoint, event));
                 }
-                Ok::<_, rusqlite::Error>(jobs)
+                Ok::<_, db::Error>(jobs)
             });
             let jobs = match claimed {
                 Ok(jobs) => {
@@ -292,7 +293,7 @@ impl Worker {
             for id in unattempted {
                 store::release(tx, id, now)?;
             }
-            Ok::<_, rusqlite::Error>(())
+            Ok::<_, db::Error>(())
         });
         match r {
             Ok(()) => done.iter().for_each(|f| self.count(f)),
@@ -305,10 +306,7 @@ impl Worker {
 
     /// A write transaction of a lane. Lanes queue on an in-process lock rather than on
     /// SQLite's busy handler, whose back-off sleeps would add latency.
-    fn write<T>(
-        &self,
-        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
-    ) -> rusqlite::Result<T> {
+    fn write<T>(&self, f: impl FnOnce(&Tx) -> db::Result<T>) -> db::Result<T> {
         let _turn = self.writes.lock().unwrap_or_else(|p| p.into_inner());
         self.state.db.write(f)
     }
@@ -532,7 +530,7 @@ struct Finished {
 }
 
 impl Finished {
-    fn write(&self, tx: &rusqlite::Connection) -> rusqlite::Result<()> {
+    fn write(&self, tx: &Tx) -> db::Result<()> {
         store::record(
             tx,
             &self.id,

@@ -5,9 +5,9 @@
 use super::{Page, Signed};
 use crate::api::{account as api_account, guard, two_factor};
 use crate::clock::rfc3339;
-use crate::db::sessions;
 use crate::db::two_factor as tf;
 use crate::db::users;
+use crate::db::{browser_sessions, sessions};
 use crate::error::{ApiError, ApiResult};
 use crate::events;
 use rouille::Response;
@@ -48,10 +48,7 @@ fn page(p: &Page<'_>, status: u16, extra: Value) -> ApiResult<Response> {
         let orgs = users::memberships_of(c, &user.id)?;
         let live = sessions::list_live_for_user(c, &user.id, now)?;
         // Which org sessions this browser made (the "current" ones).
-        let mine: Vec<String> = c
-            .prepare("SELECT id FROM sessions WHERE browser_session_id = ?1")?
-            .query_map([&signed.session.id], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
+        let mine = browser_sessions::org_sessions(c, &signed.session.id)?;
         Ok::<_, ApiError>((remaining, orgs, (live, mine)))
     })?;
     let (live, mine) = live;
