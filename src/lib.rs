@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod password;
 pub mod ratelimit;
+pub mod role;
 pub mod session;
 pub mod tokens;
 pub mod totp;

@@ -138,9 +138,9 @@ pub fn name(field: &str, s: &str) -> ApiResult<String> {
 }
 
 pub fn org_role(field: &str, s: &str) -> ApiResult<()> {
-    match s {
-        "owner" | "org_admin" | "member" => Ok(()),
-        _ => Err(ApiError::field(
+    match crate::role::Role::parse(s) {
+        Some(_) => Ok(()),
+        None => Err(ApiError::field(
             ErrorCode::InvalidRequest,
             field,
             "must be one of owner, org_admin, member",

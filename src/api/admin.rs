@@ -213,7 +213,7 @@ pub fn create_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
                 id: db::new_id("mem", ctx.now),
                 org_id: org.id.clone(),
                 user_id: user.id.clone(),
-                role: "owner".into(),
+                role: crate::role::Role::Owner.as_str().into(),
                 status: "active".into(),
                 metadata: json!({}),
                 joined_at: ctx.now,

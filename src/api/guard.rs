@@ -170,7 +170,7 @@ pub fn account(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<(Session
 
 impl UserCtx {
     pub fn is_admin(&self) -> bool {
-        matches!(self.membership.role.as_str(), "owner" | "org_admin")
+        self.membership.role().is_admin()
     }
 }
 

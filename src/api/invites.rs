@@ -213,7 +213,8 @@ pub fn invite(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
     let email = validate::email(&body.email)?;
     let role = body.role.unwrap_or_else(|| "member".into());
     validate::org_role("role", &role)?;
-    if role == "owner" && me.membership.role != "owner" {
+    let to = crate::role::Role::parse(&role).unwrap_or(crate::role::Role::Member);
+    if !me.membership.role().may_set(None, to) {
         return Err(ApiError::forbidden("Only an owner may invite an owner"));
     }
     let days = body.expires_in_days.unwrap_or(7);

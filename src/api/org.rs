@@ -17,6 +17,7 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::events;
 use crate::http::input::{self, nullable, query_int};
 use crate::http::respond;
+use crate::role::Role;
 use crate::validate;
 use rouille::{Request, Response};
 use serde::Deserialize;
@@ -106,7 +107,7 @@ pub fn update_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
 
 pub fn delete_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     let me = guard::user(state, ctx, req)?;
-    if me.membership.role != "owner" {
+    if me.membership.role() != Role::Owner {
         return Err(ApiError::forbidden(
             "Only an owner may delete the organization",
         ));
@@ -191,7 +192,7 @@ pub fn get_member(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
 }
 
 fn only_owner_may(me: &UserCtx, what: &str) -> ApiResult<()> {
-    if me.membership.role == "owner" {
+    if me.membership.role() == Role::Owner {
         Ok(())
     } else {
         Err(ApiError::forbidden(format!("Only an owner may {what}")))
@@ -205,7 +206,7 @@ fn only_owner_may(me: &UserCtx, what: &str) -> ApiResult<()> {
 /// after the other, and the second sees one owner. A backend with concurrent writers must lock
 /// the org's owner memberships (`SELECT … FOR UPDATE`) or serialize these transactions.
 fn keep_an_owner(tx: &Tx, org_id: &str, m: &Membership, what: &str) -> ApiResult<()> {
-    if m.role == "owner" && m.status == "active" && members::active_owner_count(tx, org_id)? <= 1 {
+    if m.is_active_owner() && members::active_owner_count(tx, org_id)? <= 1 {
         return Err(ApiError::forbidden(format!(
             "The last owner cannot be {what}"
         )));
@@ -249,10 +250,11 @@ pub fn update_member(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Re
         if let Some(role) = &body.role
             && *role != m.role
         {
-            if m.role == "owner" || role == "owner" {
+            let to = Role::parse(role).unwrap_or(Role::Member);
+            if !me.membership.role().may_set(Some(m.role()), to) {
                 only_owner_may(&me, "grant or take away ownership")?;
             }
-            if m.role == "owner" {
+            if m.role() == Role::Owner {
                 keep_an_owner(tx, &me.org.id, &m, "demoted")?;
             }
             m.role = role.clone();
@@ -307,7 +309,7 @@ pub fn remove_member(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Re
     let user_id = ctx.param("userId").to_string();
     state.db.write(|tx| {
         let (m, u) = target(tx, &me, &user_id)?;
-        if m.role == "owner" {
+        if m.role() == Role::Owner {
             only_owner_may(&me, "remove an owner")?;
             keep_an_owner(tx, &me.org.id, &m, "removed")?;
         }
@@ -336,7 +338,7 @@ fn set_status(state: &AppState, ctx: &Ctx, req: &Request, active: bool) -> ApiRe
     };
     let member = state.db.write(|tx| {
         let (mut m, u) = target(tx, &me, &user_id)?;
-        if m.role == "owner" {
+        if m.role() == Role::Owner {
             only_owner_may(&me, "deactivate or reactivate an owner")?;
         }
         if !active {

@@ -139,7 +139,7 @@ fn key_entry<'a>(k: &'a KeyCtx, action: &'a str, target: (&'a str, &'a str)) -> 
 /// so an `org_admin` cannot mint owners through a key (only owners grant `owner`, §5).
 fn check_role_grant(state: &AppState, k: &KeyCtx, role: &str) -> ApiResult<()> {
     validate::org_role("role", role)?;
-    if role != "owner" {
+    if role != crate::role::Role::Owner.as_str() {
         return Ok(());
     }
     let creator = match &k.key.created_by {
@@ -148,7 +148,7 @@ fn check_role_grant(state: &AppState, k: &KeyCtx, role: &str) -> ApiResult<()> {
             .read(|c| users::find_membership(c, &k.org.id, uid))?,
         None => None,
     };
-    if creator.is_some_and(|m| m.role == "owner" && m.status == "active") {
+    if creator.is_some_and(|m| m.is_active_owner()) {
         Ok(())
     } else {
         Err(ApiError::forbidden(

@@ -946,7 +946,7 @@ pub fn setup(p: &mut Page<'_>) -> ApiResult<Response> {
             id: db::new_id("mem", now),
             org_id: org.id.clone(),
             user_id: user.id.clone(),
-            role: "owner".into(),
+            role: crate::role::Role::Owner.as_str().into(),
             status: "active".into(),
             metadata: json!({}),
             joined_at: now,
