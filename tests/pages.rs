@@ -190,6 +190,18 @@ fn sign_in_sign_out_and_the_org_session_made_from_it() {
     );
     r.assert_error(401, "invalid_token");
     assert_eq!(location(&b.get("/account")), "/login?return_to=%2Faccount");
+    // The org hears of it as of an API logout: a `user.logout` event and an audit entry in
+    // the org's own trail.
+    let conn = rusqlite::Connection::open(s.db_path()).unwrap();
+    let (events, audited): (i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM events WHERE event = 'user.logout' AND org_id IS NOT NULL),
+                    (SELECT COUNT(*) FROM audit_log WHERE action = 'user.logout' AND org_id IS NOT NULL)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((events, audited), (1, 1));
 }
 
 #[test]

@@ -5,9 +5,9 @@ use crate::api::{Ctx, audit, auth, guard, views};
 use crate::app::AppState;
 use crate::db::audit::Entry;
 use crate::db::orgs::Org;
-use crate::db::sessions;
 use crate::db::users;
 use crate::db::users::User;
+use crate::db::{Tx, sessions};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::events;
 use crate::http::input::{self, nullable};
@@ -235,6 +235,39 @@ pub fn revoke_session(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<R
     Ok(respond::ok(json!({ "message": "Session revoked" })))
 }
 
+/// Ends browser session `bs_id` of `user` and every org session made from it, inside `tx`,
+/// telling each org as the API would: a sign-out (`reason` "logout") is a `user.logout` with
+/// its audit entry in that org, anything else a `session.revoked`.
+pub fn end_browser_session(
+    tx: &Tx,
+    ctx: &Ctx,
+    req: &Request,
+    user: &User,
+    bs_id: &str,
+    reason: &str,
+) -> ApiResult<()> {
+    let ended = crate::db::browser_sessions::revoke(tx, bs_id, reason, ctx.now)?;
+    if reason != "logout" {
+        let who = events::who(&user.id, &user.email);
+        events::sessions_revoked(tx, &ended, who, reason, ctx.now)?;
+        return Ok(());
+    }
+    for (sid, org_id) in &ended {
+        events::emit_in(
+            tx,
+            org_id,
+            "user.logout",
+            json!({ "user": { "id": user.id }, "session": { "id": sid } }),
+            ctx.now,
+        )?;
+        let mut e = self_entry(Some(org_id), &user.id, "user.logout");
+        e.target_type = Some("session");
+        e.target_id = Some(sid);
+        audit(tx, ctx, req, e)?;
+    }
+    Ok(())
+}
+
 /// Revokes one of `user`'s own live sessions inside `tx` (API and account page): 404 for any
 /// other id. A session a hosted page made takes its browser session (and the other org
 /// sessions that browser made) with it. Audited in the revoked session's own org, so another
@@ -250,12 +283,12 @@ pub fn revoke_own_session(
         .filter(|s| s.is_live(ctx.now))
         .ok_or_else(|| ApiError::not_found("Session not found"))?;
     sessions::revoke(tx, &s.id, "revoked_by_user", ctx.now)?;
-    if let Some(bs) = crate::db::browser_sessions::of_session(tx, &s.id)? {
-        crate::db::browser_sessions::revoke(tx, &bs, "revoked_by_user", ctx.now)?;
-    }
     let revoked = [(s.id.clone(), s.org_id.clone())];
     let who = events::who(&user.id, &user.email);
     events::sessions_revoked(tx, &revoked, who, "revoked_by_user", ctx.now)?;
+    if let Some(bs) = crate::db::browser_sessions::of_session(tx, &s.id)? {
+        end_browser_session(tx, ctx, req, user, &bs, "revoked_by_user")?;
+    }
     let mut e = self_entry(Some(&s.org_id), &user.id, "session.revoked");
     e.target_type = Some("session");
     e.target_id = Some(&s.id);

@@ -118,17 +118,23 @@ pub fn fail_code(conn: &Connection, id: &str) -> Result<i64> {
     )?)
 }
 
-/// Ends a browser session and every org session made from it; returns those sessions' ids.
-pub fn revoke(conn: &Connection, id: &str, reason: &str, now: i64) -> Result<Vec<String>> {
+/// Ends a browser session and every org session made from it; returns those sessions'
+/// (id, org id).
+pub fn revoke(
+    conn: &Connection,
+    id: &str,
+    reason: &str,
+    now: i64,
+) -> Result<Vec<(String, String)>> {
     conn.execute(
         "UPDATE browser_sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
         params![id, now],
     )?;
     let mut st = conn.prepare_cached(
         "UPDATE sessions SET revoked_at = ?2, revoked_reason = ?3
-         WHERE browser_session_id = ?1 AND revoked_at IS NULL RETURNING id",
+         WHERE browser_session_id = ?1 AND revoked_at IS NULL RETURNING id, org_id",
     )?;
-    let rows = st.query_map(params![id, now, reason], |r| r.get(0))?;
+    let rows = st.query_map(params![id, now, reason], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 

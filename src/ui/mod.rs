@@ -440,6 +440,17 @@ impl<'a> Page<'a> {
         )
     }
 
+    /// The page of a link that no longer works (`message`: the i18n key saying which).
+    pub fn link_invalid(&self, message: &str) -> ApiResult<Response> {
+        self.message(
+            400,
+            None,
+            "msg.heading_link_invalid",
+            message,
+            Some(("/login", "common.back_to_login")),
+        )
+    }
+
     /// What an error looks like on a page: the translated message of its code.
     pub fn error_text(&self, e: &ApiError) -> String {
         let key = format!("msg.{}", e.code);
@@ -499,9 +510,17 @@ impl<'a> Page<'a> {
         let ua = self.ctx.user_agent(self.req);
         // A new sign-in replaces whatever session this browser had.
         if let Some(old) = self.browser.take() {
-            self.state
-                .db
-                .write(|tx| browser_sessions::revoke(tx, &old.session.id, "replaced", now))?;
+            let (ctx, req) = (self.ctx, self.req);
+            self.state.db.write(|tx| {
+                crate::api::account::end_browser_session(
+                    tx,
+                    ctx,
+                    req,
+                    &old.user,
+                    &old.session.id,
+                    "replaced",
+                )
+            })?;
         }
         self.state.db.write(|tx| {
             browser_sessions::insert(
@@ -519,11 +538,18 @@ impl<'a> Page<'a> {
         })?;
         let max_age = (expires - now) / 1000;
         self.set_cookie(SESSION_COOKIE, &token, max_age);
-        let bs = self
-            .state
-            .db
-            .read(|c| browser_sessions::find_by_token(c, &crypto::token_hash(&token)))?
-            .ok_or_else(|| ApiError::internal("browser session vanished"))?;
+        // What was just written: no need to read it back.
+        let bs = BrowserSession {
+            id,
+            user_id: user.id.clone(),
+            state: if pending { "pending_2fa" } else { "active" }.into(),
+            auth_methods: amr.to_vec(),
+            failed_codes: 0,
+            auth_time: now,
+            created_at: now,
+            expires_at: expires,
+            revoked_at: None,
+        };
         self.browser = Some(Signed {
             session: bs.clone(),
             user: user.clone(),

@@ -8,6 +8,7 @@ use crate::api::{auth, email_flows, guard, invites, two_factor};
 use crate::crypto;
 use crate::db;
 use crate::db::browser_sessions;
+use crate::db::invitations::Invitation;
 use crate::db::orgs::{self, Org, OrgSettings, SignupMode};
 use crate::db::users::{self, Membership, User};
 use crate::error::{ApiError, ApiResult};
@@ -186,9 +187,17 @@ pub fn second_factor(p: &mut Page<'_>) -> ApiResult<Response> {
             .db
             .write(|tx| browser_sessions::fail_code(tx, &bs.id))?;
         if n >= MAX_WRONG_CODES {
-            p.state
-                .db
-                .write(|tx| browser_sessions::revoke(tx, &bs.id, "too_many_codes", now))?;
+            let (ctx, req) = (p.ctx, p.req);
+            p.state.db.write(|tx| {
+                crate::api::account::end_browser_session(
+                    tx,
+                    ctx,
+                    req,
+                    &user,
+                    &bs.id,
+                    "too_many_codes",
+                )
+            })?;
             p.set_cookie(super::SESSION_COOKIE, "", 0);
             return login_page(
                 p,
@@ -533,13 +542,7 @@ pub fn forgot(p: &mut Page<'_>) -> ApiResult<Response> {
 fn token_page(p: &Page<'_>, purpose: &str, template: &str) -> ApiResult<Response> {
     let token = p.query("token");
     if !email_flows::token_is_usable(p.state, &token, purpose, p.ctx.now) {
-        return p.message(
-            400,
-            None,
-            "msg.heading_link_invalid",
-            "msg.invalid_token",
-            Some(("/login", "common.back_to_login")),
-        );
+        return p.link_invalid("msg.invalid_token");
     }
     p.render(200, template, None, json!({ "token": token }))
 }
@@ -561,13 +564,7 @@ pub fn reset(p: &mut Page<'_>) -> ApiResult<Response> {
                 Some((&login, "common.back_to_login")),
             )
         }
-        Err(e) if e.code == "invalid_token" => p.message(
-            400,
-            None,
-            "msg.heading_link_invalid",
-            "msg.invalid_token",
-            Some(("/login", "common.back_to_login")),
-        ),
+        Err(e) if e.code == "invalid_token" => p.link_invalid("msg.invalid_token"),
         Err(e) if e.status() < 500 => {
             let msg = p.error_text(&e);
             p.render(
@@ -598,13 +595,9 @@ pub fn magic_link(p: &mut Page<'_>) -> ApiResult<Response> {
             p.start_browser_session(&user, &amr, false)?;
             continue_sign_in(p, Some(org.slug.clone()), Some(String::new()))
         }
-        Err(e) if e.status() < 500 && e.code == "invalid_token" => p.message(
-            400,
-            None,
-            "msg.heading_link_invalid",
-            "msg.invalid_token",
-            Some(("/login", "common.back_to_login")),
-        ),
+        Err(e) if e.status() < 500 && e.code == "invalid_token" => {
+            p.link_invalid("msg.invalid_token")
+        }
         Err(e) if e.status() < 500 => {
             let msg = p.error_text(&e);
             Err(ApiError::of(e.code).with_message(msg))
@@ -629,13 +622,7 @@ pub fn verify_email_form(p: &mut Page<'_>) -> ApiResult<Response> {
     let Ok((org, user)) =
         email_flows::token_owner(p.state, p.req, &token, "verify_email", p.ctx.now)
     else {
-        return p.message(
-            400,
-            None,
-            "msg.heading_link_invalid",
-            "msg.invalid_token",
-            Some(("/login", "common.back_to_login")),
-        );
+        return p.link_invalid("msg.invalid_token");
     };
     let needs = verify_needs_password(p, &user);
     p.render(
@@ -651,13 +638,7 @@ pub fn verify_email(p: &mut Page<'_>) -> ApiResult<Response> {
     let Ok((org, user)) =
         email_flows::token_owner(p.state, p.req, &token, "verify_email", p.ctx.now)
     else {
-        return p.message(
-            400,
-            None,
-            "msg.heading_link_invalid",
-            "msg.invalid_token",
-            Some(("/login", "common.back_to_login")),
-        );
+        return p.link_invalid("msg.invalid_token");
     };
     if verify_needs_password(p, &user) {
         let proven = auth::check_password(
@@ -705,18 +686,22 @@ pub fn verify_email(p: &mut Page<'_>) -> ApiResult<Response> {
                 Some((&after, "common.continue")),
             )
         }
-        Err(e) if e.status() < 500 => p.message(
-            400,
-            None,
-            "msg.heading_link_invalid",
-            "msg.invalid_token",
-            Some(("/login", "common.back_to_login")),
-        ),
+        Err(e) if e.status() < 500 => p.link_invalid("msg.invalid_token"),
         Err(e) => Err(e),
     }
 }
 
 // ---- Invitations --------------------------------------------------------------------------
+
+/// The open invitation behind `token` and its org; None when it is unknown, expired,
+/// revoked or used (the page then says the link no longer works).
+fn open_invitation(p: &Page<'_>, token: &str) -> ApiResult<Option<(Invitation, Org)>> {
+    match invites::invitation(p.state, p.req, token, p.ctx.now) {
+        Ok(x) => Ok(Some(x)),
+        Err(e) if e.status() < 500 => Ok(None),
+        Err(e) => Err(e),
+    }
+}
 
 fn invitation_page(
     p: &Page<'_>,
@@ -724,18 +709,8 @@ fn invitation_page(
     token: &str,
     error: Option<String>,
 ) -> ApiResult<Response> {
-    let (inv, org) = match invites::invitation(p.state, p.req, token, p.ctx.now) {
-        Ok(x) => x,
-        Err(e) if e.status() < 500 => {
-            return p.message(
-                400,
-                None,
-                "msg.heading_link_invalid",
-                "msg.invalid_invitation",
-                Some(("/login", "common.back_to_login")),
-            );
-        }
-        Err(e) => return Err(e),
+    let Some((inv, org)) = open_invitation(p, token)? else {
+        return p.link_invalid("msg.invalid_invitation");
     };
     let existing = p.state.db.read(|c| users::find_by_email(c, &inv.email))?;
     let mode = match (&existing, p.signed_in()) {
@@ -773,18 +748,8 @@ pub fn invitation_form(p: &mut Page<'_>) -> ApiResult<Response> {
 
 pub fn invitation(p: &mut Page<'_>) -> ApiResult<Response> {
     let token = p.field("token");
-    let (inv, org) = match invites::invitation(p.state, p.req, &token, p.ctx.now) {
-        Ok(x) => x,
-        Err(e) if e.status() < 500 => {
-            return p.message(
-                400,
-                None,
-                "msg.heading_link_invalid",
-                "msg.invalid_invitation",
-                Some(("/login", "common.back_to_login")),
-            );
-        }
-        Err(e) => return Err(e),
+    let Some((inv, org)) = open_invitation(p, &token)? else {
+        return p.link_invalid("msg.invalid_invitation");
     };
     let existing = p.state.db.read(|c| users::find_by_email(c, &inv.email))?;
     match existing {
@@ -826,25 +791,8 @@ pub fn invitation(p: &mut Page<'_>) -> ApiResult<Response> {
 pub fn logout(p: &mut Page<'_>) -> ApiResult<Response> {
     if let Some(b) = p.browser.take() {
         let (state, ctx, req) = (p.state, p.ctx, p.req);
-        let user = b.user.clone();
         state.db.write(|tx| {
-            let ended = browser_sessions::revoke(tx, &b.session.id, "logout", ctx.now)?;
-            for id in &ended {
-                crate::api::audit(
-                    tx,
-                    ctx,
-                    req,
-                    crate::db::audit::Entry::new(
-                        None,
-                        "user",
-                        Some(&user.id),
-                        "user.logout",
-                        Some("session"),
-                        Some(id),
-                    ),
-                )?;
-            }
-            Ok::<_, ApiError>(())
+            crate::api::account::end_browser_session(tx, ctx, req, &b.user, &b.session.id, "logout")
         })?;
     }
     p.set_cookie(super::SESSION_COOKIE, "", 0);
