@@ -590,3 +590,38 @@ fn a_broken_template_override_is_refused_when_the_config_loads() {
     let mut b = Browser::new(&s);
     assert!(html(&b.get("/login")).contains("Our own sign-in"));
 }
+
+/// Naming (or picking) an org the account is not an active member of makes no org session
+/// there, whatever the form says.
+#[test]
+fn a_sign_in_never_makes_a_session_in_a_foreign_org() {
+    let mut s = server();
+    s.org("acme", json!({}));
+    s.org("other", json!({}));
+    s.user("ann@x.test", Some(("acme", "member")));
+    let mut b = Browser::new(&s);
+    let r = b.submit(
+        "/login?org=other",
+        "/login",
+        &[
+            ("email", "ann@x.test"),
+            ("password", PASSWORD),
+            ("org", "other"),
+        ],
+    );
+    assert_eq!(r.status, 403, "{}", html(&r));
+    assert!(r.set_cookie("access_token").is_none());
+    // Signed in at Latchkey, but the picker refuses the foreign org too.
+    let r = b.submit("/account", "/login/select-org", &[("org", "other")]);
+    assert_eq!(r.status, 403);
+    assert!(r.set_cookie("access_token").is_none());
+    let n: i64 = rusqlite::Connection::open(s.db_path())
+        .unwrap()
+        .query_row(
+            "SELECT COUNT(*) FROM sessions s JOIN orgs o ON o.id = s.org_id WHERE o.slug = 'other'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 0);
+}
