@@ -13,6 +13,7 @@ use crate::http::server::{self, ServerHandle, ServerOptions};
 use crate::keys::{KeyError, KeyStore};
 use crate::log::Logger;
 use crate::password::Hasher;
+pub use crate::state::AppState;
 use rouille::{Request, Response};
 use serde_json::json;
 use std::net::{SocketAddr, TcpListener};
@@ -21,52 +22,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Instant;
-
-pub struct AppState {
-    pub config: Config,
-    pub db: Db,
-    pub clock: SharedClock,
-    pub keys: KeyStore,
-    pub hasher: Hasher,
-    pub limiter: crate::ratelimit::Limiter,
-    pub metrics: crate::metrics::Metrics,
-    /// API-key uses not yet written to `api_keys.last_used_at`.
-    pub key_usage: api::api_keys::KeyUsage,
-    pub log: Logger,
-    /// The deployment secret (config, environment, or generated for the dev default).
-    secret: Secret,
-    /// HMAC key for opaque pagination cursors.
-    pub cursor_key: [u8; 32],
-    /// Seals queued emails (see `outbox::at_rest`).
-    pub mail_key: crate::outbox::MailKey,
-    /// The hosted pages' templates and texts.
-    pub ui: crate::ui::templates::Ui,
-    /// The one-time token of the first-run setup page on a configured deployment with no org
-    /// yet (printed to the log on start); None on the development default or once set up.
-    pub setup_token: std::sync::Mutex<Option<String>>,
-    /// The maintenance thread's stop signal, liveness and last sweep (`maintenance.rs`).
-    pub maintenance: crate::maintenance::Maintenance,
-    pub stopping: AtomicBool,
-    /// The outbox signal: `notify()` after committing a transaction that queued a webhook or
-    /// an email. Handlers need not: [`handle`] does it after any handler that queued through
-    /// `events::emit` or `events::email`. Also the worker's liveness, for `/readyz`.
-    pub outbox: crate::outbox::Notifier,
-}
-
-impl AppState {
-    pub fn now(&self) -> i64 {
-        self.clock.now_ms()
-    }
-
-    pub fn secret(&self) -> &str {
-        self.secret.expose()
-    }
-
-    /// Access-token lifetime plus a margin: how long a retired key stays published.
-    pub fn key_publish_ms(&self) -> i64 {
-        self.config.tokens.access_ttl.as_millis() as i64 + 5 * 60 * 1000
-    }
-}
 
 #[derive(Debug)]
 pub enum StartError {
@@ -186,7 +141,7 @@ impl App {
                 hasher,
                 limiter: crate::ratelimit::Limiter::new(),
                 metrics: crate::metrics::Metrics::new(),
-                key_usage: api::api_keys::KeyUsage::new(now),
+                key_usage: crate::org_keys::KeyUsage::new(now),
                 log,
                 secret,
                 cursor_key,
@@ -312,16 +267,9 @@ pub fn handle(state: &AppState, req: &Request) -> Response {
     let request_id = respond::request_id(req.header("X-Request-Id"), now);
     let ip = crate::http::input::client_ip(req, &state.config.server.trusted_proxies);
     let mut ctx = api::Ctx::new(request_id, now, ip);
-    // Handlers queue emails through `events::email`, which seals them with this key.
     let lang = crate::ui::request_language(req);
-    let result = crate::events::with_mail_key(&state.mail_key, || {
-        crate::ui::templates::with_request_lang(lang, || api::dispatch(state, &mut ctx, req))
-    });
-    // The handler queued webhooks or emails in its transaction: wake the outbox worker now
-    // rather than at its next timer.
-    if crate::events::take_queued() {
-        state.outbox.notify();
-    }
+    let result =
+        crate::ui::templates::with_request_lang(lang, || api::dispatch(state, &mut ctx, req));
     let (mut resp, error) = match result {
         Ok(r) => (r, None),
         Err(e) => {

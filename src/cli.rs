@@ -85,7 +85,7 @@ pub fn migrate(path: Option<&Path>) -> CliResult {
 pub fn new_admin_key(db: &db::Db, name: &str, now: i64) -> Result<String, Box<dyn Error>> {
     let name = validate::name("name", name).map_err(|e| e.message)?;
     let key = format!("sk_admin_{}", crypto::random_hex(32));
-    let id = db::new_id("adk", now);
+    let id = crate::ids::new_id("adk", now);
     db.write(|tx| admin_keys::insert(tx, &id, &name, &crypto::token_hash(&key), &key[..10], now))?;
     Ok(key)
 }
@@ -105,7 +105,7 @@ pub fn org_create(path: Option<&Path>, slug: &str, name: &str) -> CliResult {
     let name = validate::name("name", name).map_err(|e| e.message)?;
     let now = SystemClock.now_ms();
     let org = orgs::Org {
-        id: db::new_id("org", now),
+        id: crate::ids::new_id("org", now),
         slug: slug.to_string(),
         name,
         plan: "free".into(),
@@ -176,7 +176,7 @@ pub fn user_create(
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("no organization '{slug}'"))?;
         let m = users::Membership {
-            id: db::new_id("mem", now),
+            id: crate::ids::new_id("mem", now),
             org_id: org.id,
             user_id: user.id.clone(),
             role: role.to_string(),

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod app;
+pub mod change;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -16,15 +17,18 @@ pub mod db;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod ids;
 pub mod keys;
 pub mod log;
 pub mod maintenance;
 pub mod metrics;
+pub mod org_keys;
 pub mod outbox;
 pub mod password;
 pub mod ratelimit;
 pub mod role;
 pub mod session;
+pub mod state;
 pub mod tokens;
 pub mod totp;
 pub mod ui;

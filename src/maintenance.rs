@@ -184,7 +184,7 @@ fn run(state: &AppState) {
         let stopping = *m.stop.lock().unwrap_or_else(|p| p.into_inner());
         if tick.is_multiple_of(10) || stopping {
             // Before the stop check, so the last API-key uses are also written on shutdown.
-            crate::api::api_keys::flush_usage(state);
+            crate::org_keys::flush_usage(state);
         }
         if stopping {
             return;

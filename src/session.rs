@@ -4,10 +4,10 @@
 use crate::app::AppState;
 use crate::crypto;
 use crate::db::Tx;
+use crate::db::orgs;
 use crate::db::orgs::Org;
 use crate::db::sessions::{self, Session};
 use crate::db::users::{self, Membership, User};
-use crate::db::{self, orgs};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::tokens::AccessClaims;
 
@@ -44,7 +44,7 @@ pub fn access_token(
         aud: state.config.tokens.audience.clone(),
         iat,
         exp: iat + state.config.tokens.access_ttl.as_secs() as i64,
-        jti: db::new_id("jti", now),
+        jti: crate::ids::new_id("jti", now),
         sid: session.id.clone(),
         org_id: org.id.clone(),
         org_slug: org.slug.clone(),
@@ -77,7 +77,7 @@ pub fn start(
 ) -> ApiResult<Issued> {
     let t = &state.config.tokens;
     let session = Session {
-        id: db::new_id("ses", now),
+        id: crate::ids::new_id("ses", now),
         org_id: org.id.clone(),
         user_id: user.id.clone(),
         auth_methods: amr.iter().map(|s| s.to_string()).collect(),

@@ -1,13 +1,14 @@
 //! Account self-service for a signed-in user (API.md §3): profile, password, sessions, the
 //! user's orgs and own audit trail.
 
-use crate::api::{Ctx, audit, auth, guard, views};
+use crate::api::{Ctx, auth, guard, views};
 use crate::app::AppState;
+use crate::change::Change;
 use crate::db::audit::Entry;
 use crate::db::orgs::Org;
+use crate::db::sessions;
 use crate::db::users;
 use crate::db::users::User;
-use crate::db::{Tx, sessions};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::events;
 use crate::http::input::{self, nullable};
@@ -86,22 +87,15 @@ pub fn update_me(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respon
         user.phone_number = v;
     }
     user.updated_at = ctx.now;
-    state.db.write(|tx| {
+    state.change(ctx, req, |tx| {
         users::update_profile(tx, &user)?;
-        events::emit(
-            tx,
+        tx.emit(
             Some(&me.org),
             "user.updated",
             json!({ "user": views::user(&user) }),
-            ctx.now,
         )?;
-        audit(
-            tx,
-            ctx,
-            req,
-            self_entry(Some(&me.org.id), &user.id, "user.updated"),
-        )?;
-        Ok::<_, ApiError>(())
+        tx.audit(self_entry(Some(&me.org.id), &user.id, "user.updated"))?;
+        Ok(())
     })?;
     Ok(respond::ok(json!({ "user": views::user(&user) })))
 }
@@ -188,28 +182,22 @@ pub fn change_password_for(
         ));
     }
     let hash = state.hasher.hash(new)?;
-    let revoked = state.db.write(|tx| {
+    let revoked = state.change(ctx, req, |tx| {
         users::set_password_hash(tx, &user.id, &hash, ctx.now)?;
         crate::db::two_factor::burn_partials(tx, &user.id, ctx.now)?;
         let revoked =
             sessions::revoke_all_for_user(tx, &user.id, keep, "password_changed", ctx.now)?;
         let who = events::who(&user.id, &user.email);
-        events::sessions_revoked(tx, &revoked, who.clone(), "password_changed", ctx.now)?;
-        events::emit(
-            tx,
-            org,
-            "user.password_changed",
-            json!({ "user": who }),
-            ctx.now,
-        )?;
+        tx.sessions_revoked(&revoked, who.clone(), "password_changed")?;
+        tx.emit(org, "user.password_changed", json!({ "user": who }))?;
         let mut e = self_entry(
             org.map(|o| o.id.as_str()),
             &user.id,
             "user.password_changed",
         );
         e.metadata = json!({ "sessionsRevoked": revoked.len() });
-        audit(tx, ctx, req, e)?;
-        Ok::<_, ApiError>(revoked)
+        tx.audit(e)?;
+        Ok(revoked)
     })?;
     Ok(revoked.len())
 }
@@ -229,9 +217,9 @@ pub fn list_sessions(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Re
 pub fn revoke_session(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     let me = guard::user(state, ctx, req)?;
     let id = ctx.param("id").to_string();
-    state
-        .db
-        .write(|tx| revoke_own_session(tx, ctx, req, &me.user, &id))?;
+    state.change(ctx, req, |tx| {
+        revoke_own_session(tx, ctx, req, &me.user, &id)
+    })?;
     Ok(respond::ok(json!({ "message": "Session revoked" })))
 }
 
@@ -239,9 +227,9 @@ pub fn revoke_session(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<R
 /// telling each org as the API would: a sign-out (`reason` "logout") is a `user.logout` with
 /// its audit entry in that org, anything else a `session.revoked`.
 pub fn end_browser_session(
-    tx: &Tx,
+    tx: &Change,
     ctx: &Ctx,
-    req: &Request,
+    _req: &Request,
     user: &User,
     bs_id: &str,
     reason: &str,
@@ -249,21 +237,19 @@ pub fn end_browser_session(
     let ended = crate::db::browser_sessions::revoke(tx, bs_id, reason, ctx.now)?;
     if reason != "logout" {
         let who = events::who(&user.id, &user.email);
-        events::sessions_revoked(tx, &ended, who, reason, ctx.now)?;
+        tx.sessions_revoked(&ended, who, reason)?;
         return Ok(());
     }
     for (sid, org_id) in &ended {
-        events::emit_in(
-            tx,
+        tx.emit_in(
             org_id,
             "user.logout",
             json!({ "user": { "id": user.id }, "session": { "id": sid } }),
-            ctx.now,
         )?;
         let mut e = self_entry(Some(org_id), &user.id, "user.logout");
         e.target_type = Some("session");
         e.target_id = Some(sid);
-        audit(tx, ctx, req, e)?;
+        tx.audit(e)?;
     }
     Ok(())
 }
@@ -273,7 +259,7 @@ pub fn end_browser_session(
 /// sessions that browser made) with it. Audited in the revoked session's own org, so another
 /// org's ids never appear in the caller's org.
 pub fn revoke_own_session(
-    tx: &crate::db::Tx,
+    tx: &Change,
     ctx: &Ctx,
     req: &Request,
     user: &User,
@@ -285,20 +271,20 @@ pub fn revoke_own_session(
     sessions::revoke(tx, &s.id, "revoked_by_user", ctx.now)?;
     let revoked = [(s.id.clone(), s.org_id.clone())];
     let who = events::who(&user.id, &user.email);
-    events::sessions_revoked(tx, &revoked, who, "revoked_by_user", ctx.now)?;
+    tx.sessions_revoked(&revoked, who, "revoked_by_user")?;
     if let Some(bs) = crate::db::browser_sessions::of_session(tx, &s.id)? {
         end_browser_session(tx, ctx, req, user, &bs, "revoked_by_user")?;
     }
     let mut e = self_entry(Some(&s.org_id), &user.id, "session.revoked");
     e.target_type = Some("session");
     e.target_id = Some(&s.id);
-    audit(tx, ctx, req, e)?;
+    tx.audit(e)?;
     Ok(())
 }
 
 pub fn revoke_other_sessions(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     let me = guard::user(state, ctx, req)?;
-    let revoked = state.db.write(|tx| {
+    let revoked = state.change(ctx, req, |tx| {
         let ids = sessions::revoke_all_for_user(
             tx,
             &me.user.id,
@@ -307,14 +293,14 @@ pub fn revoke_other_sessions(state: &AppState, ctx: &Ctx, req: &Request) -> ApiR
             ctx.now,
         )?;
         let who = events::who(&me.user.id, &me.user.email);
-        events::sessions_revoked(tx, &ids, who, "revoked_by_user", ctx.now)?;
+        tx.sessions_revoked(&ids, who, "revoked_by_user")?;
         for (id, org_id) in &ids {
             let mut e = self_entry(Some(org_id), &me.user.id, "session.revoked");
             e.target_type = Some("session");
             e.target_id = Some(id);
-            audit(tx, ctx, req, e)?;
+            tx.audit(e)?;
         }
-        Ok::<_, ApiError>(ids.len())
+        Ok(ids.len())
     })?;
     Ok(respond::ok(
         json!({ "message": "Other sessions revoked", "revoked": revoked }),

@@ -3,9 +3,10 @@
 
 use crate::api::{Ctx, guard, views};
 use crate::app::AppState;
+use crate::change::Change;
 use crate::cursor;
 use crate::db;
-use crate::db::audit::{self, Entry};
+use crate::db::audit::Entry;
 use crate::db::orgs::{self, Org, OrgSettings, SignupMode};
 use crate::db::users::{self, Membership, SortField, User};
 use crate::error::{ApiError, ApiResult, ErrorCode};
@@ -87,32 +88,23 @@ impl SettingsPatch {
 }
 
 fn audit_admin(
-    tx: &db::Tx,
+    tx: &Change,
     admin: &guard::AdminCtx,
-    ctx: &Ctx,
-    req: &Request,
     action: &str,
     (org_id, target_type, target_id): (Option<&str>, &str, &str),
     metadata: serde_json::Value,
 ) -> db::Result<()> {
-    let ip = ctx.ip.to_string();
-    let ua = input::user_agent(req);
-    audit::insert(
-        tx,
-        &db::new_id("aud", ctx.now),
-        &Entry {
-            org_id,
-            actor_type: "admin_key",
-            actor_id: Some(&admin.key_id),
-            action,
-            target_type: Some(target_type),
-            target_id: Some(target_id),
-            ip: Some(&ip),
-            user_agent: ua.as_deref(),
-            metadata,
-        },
-        ctx.now,
-    )
+    tx.audit(Entry {
+        org_id,
+        actor_type: "admin_key",
+        actor_id: Some(&admin.key_id),
+        action,
+        target_type: Some(target_type),
+        target_id: Some(target_id),
+        ip: None,
+        user_agent: None,
+        metadata,
+    })
 }
 
 fn limit(req: &Request) -> ApiResult<i64> {
@@ -175,7 +167,7 @@ pub fn create_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
         .map(validate::email)
         .transpose()?;
     let org = Org {
-        id: db::new_id("org", ctx.now),
+        id: crate::ids::new_id("org", ctx.now),
         slug: body.slug,
         name,
         plan: body
@@ -192,7 +184,7 @@ pub fn create_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
         created_at: ctx.now,
         updated_at: ctx.now,
     };
-    let owner = state.db.write(|tx| {
+    let owner = state.change(ctx, req, |tx| {
         orgs::insert(tx, &org).map_err(|e| {
             if e.is_conflict() {
                 ApiError::already_exists(format!("An organization with slug '{}' exists", org.slug))
@@ -210,7 +202,7 @@ pub fn create_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
                 )
             })?;
             let m = Membership {
-                id: db::new_id("mem", ctx.now),
+                id: crate::ids::new_id("mem", ctx.now),
                 org_id: org.id.clone(),
                 user_id: user.id.clone(),
                 role: crate::role::Role::Owner.as_str().into(),
@@ -224,8 +216,6 @@ pub fn create_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
         audit_admin(
             tx,
             &admin,
-            ctx,
-            req,
             "org.created",
             (Some(&org.id), "org", &org.id),
             json!({ "slug": org.slug }),
@@ -280,7 +270,7 @@ pub fn update_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
     let admin = guard::admin(state, req)?;
     let body: UpdateOrgRequest = input::json(req, state.config.server.max_body_bytes)?;
     let slug = ctx.param("slug").to_string();
-    let org = state.db.write(|tx| {
+    let org = state.change(ctx, req, |tx| {
         let mut org = orgs::find_by_slug(tx, &slug)?.ok_or_else(ApiError::org_not_found)?;
         if let Some(n) = &body.name {
             org.name = validate::name("name", n)?;
@@ -319,8 +309,6 @@ pub fn update_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
         audit_admin(
             tx,
             &admin,
-            ctx,
-            req,
             "org.updated",
             (Some(&org.id), "org", &org.id),
             json!({}),
@@ -333,14 +321,12 @@ pub fn update_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
 pub fn delete_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     let admin = guard::admin(state, req)?;
     let slug = ctx.param("slug").to_string();
-    state.db.write(|tx| {
+    state.change(ctx, req, |tx| {
         let org = orgs::find_by_slug(tx, &slug)?.ok_or_else(ApiError::org_not_found)?;
         orgs::soft_delete(tx, &org.id, ctx.now)?;
         audit_admin(
             tx,
             &admin,
-            ctx,
-            req,
             "org.deleted",
             (Some(&org.id), "org", &org.id),
             json!({ "slug": org.slug }),
@@ -362,7 +348,7 @@ pub fn add_member(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
     let body: AddMemberRequest = input::json(req, state.config.server.max_body_bytes)?;
     validate::org_role("role", &body.role)?;
     let slug = ctx.param("slug").to_string();
-    let member = state.db.write(|tx| {
+    let member = state.change(ctx, req, |tx| {
         let org = orgs::find_by_slug(tx, &slug)?.ok_or_else(ApiError::org_not_found)?;
         let user = users::find_by_id(tx, &body.user_id)?
             .ok_or_else(|| ApiError::not_found("User not found"))?;
@@ -371,7 +357,7 @@ pub fn add_member(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
                 .with_message("The user is already a member of this organization"));
         }
         let m = Membership {
-            id: db::new_id("mem", ctx.now),
+            id: crate::ids::new_id("mem", ctx.now),
             org_id: org.id.clone(),
             user_id: user.id.clone(),
             role: body.role.clone(),
@@ -383,8 +369,6 @@ pub fn add_member(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
         audit_admin(
             tx,
             &admin,
-            ctx,
-            req,
             "member.added",
             (Some(&org.id), "user", &user.id),
             json!({ "role": m.role }),
@@ -440,7 +424,7 @@ pub fn create_user(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Resp
         role,
         ..User::new(email, ctx.now)
     };
-    state.db.write(|tx| {
+    state.change(ctx, req, |tx| {
         users::insert(tx, &user).map_err(|e| {
             if e.is_conflict() {
                 ApiError::already_exists("A user with this email already exists")
@@ -451,8 +435,6 @@ pub fn create_user(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Resp
         audit_admin(
             tx,
             &admin,
-            ctx,
-            req,
             "user.created",
             (None, "user", &user.id),
             json!({}),

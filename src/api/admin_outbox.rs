@@ -8,7 +8,6 @@ use crate::clock::rfc3339;
 use crate::cursor;
 use crate::db::audit::{self, Entry};
 use crate::db::outbox::{self as store, Item, ListFilter};
-use crate::db::{self};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::http::input::{self, query_int};
 use crate::http::respond;
@@ -99,7 +98,7 @@ pub fn retry(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> 
         let item = store::get(tx, id)?.ok_or_else(|| ApiError::not_found("No such outbox item"))?;
         audit::insert(
             tx,
-            &db::new_id("aud", ctx.now),
+            &crate::ids::new_id("aud", ctx.now),
             &Entry {
                 org_id: item.org_id.as_deref(),
                 actor_type: "admin_key",

@@ -1,6 +1,6 @@
 //! The operator's user management (API.md §7): read, change, delete, unlock, end sessions.
 
-use crate::api::{Ctx, audit, guard, views};
+use crate::api::{Ctx, guard, views};
 use crate::app::AppState;
 use crate::db::Tx;
 use crate::db::audit::Entry;
@@ -97,7 +97,7 @@ pub fn update(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
     };
     let text = |field: &str, v: Option<String>| v.map(|s| validate::name(field, &s)).transpose();
     let id = ctx.param("id").to_string();
-    let user = state.db.write(|tx| {
+    let user = state.change(ctx, req, |tx| {
         let mut u = find(tx, &id)?;
         if let Some(e) = email
             && e != u.email
@@ -137,19 +137,17 @@ pub fn update(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
         }
         if disabling || hash.is_some() {
             let revoked = sessions::revoke_all_for_user(tx, &u.id, None, "admin", ctx.now)?;
-            events::sessions_revoked(tx, &revoked, events::who(&u.id, &u.email), "admin", ctx.now)?;
+            tx.sessions_revoked(&revoked, events::who(&u.id, &u.email), "admin")?;
         }
-        audit(tx, ctx, req, act(&admin, "user.updated", &u.id))?;
+        tx.audit(act(&admin, "user.updated", &u.id))?;
         for (_, org) in users::memberships_of(tx, &u.id)? {
-            events::emit(
-                tx,
+            tx.emit(
                 Some(&org),
                 "user.updated",
                 json!({ "user": views::user(&u) }),
-                ctx.now,
             )?;
         }
-        Ok::<_, ApiError>(u)
+        Ok(u)
     })?;
     Ok(respond::ok(json!({ "user": views::user(&user) })))
 }
@@ -157,7 +155,7 @@ pub fn update(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
 pub fn delete(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     let admin = guard::admin(state, req)?;
     let id = ctx.param("id").to_string();
-    state.db.write(|tx| {
+    state.change(ctx, req, |tx| {
         let u = find(tx, &id)?;
         let orgs = users::memberships_of(tx, &u.id)?;
         for (m, org) in &orgs {
@@ -169,17 +167,15 @@ pub fn delete(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
             }
         }
         for (_, org) in &orgs {
-            events::emit(
-                tx,
+            tx.emit(
                 Some(org),
                 "user.deleted",
                 json!({ "user": { "id": u.id, "email": u.email } }),
-                ctx.now,
             )?;
         }
         users::delete(tx, &u.id)?;
-        audit(tx, ctx, req, act(&admin, "user.deleted", &u.id))?;
-        Ok::<_, ApiError>(())
+        tx.audit(act(&admin, "user.deleted", &u.id))?;
+        Ok(())
     })?;
     Ok(respond::ok(json!({ "message": "User deleted" })))
 }
@@ -187,10 +183,10 @@ pub fn delete(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
 pub fn unlock(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     let admin = guard::admin(state, req)?;
     let id = ctx.param("id").to_string();
-    let user = state.db.write(|tx| {
+    let user = state.change(ctx, req, |tx| {
         let u = find(tx, &id)?;
-        audit(tx, ctx, req, act(&admin, "user.unlocked", &u.id))?;
-        Ok::<_, ApiError>(u)
+        tx.audit(act(&admin, "user.unlocked", &u.id))?;
+        Ok(u)
     })?;
     crate::api::auth::clear_login_locks(state, &user.email);
     state
@@ -202,14 +198,14 @@ pub fn unlock(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
 pub fn revoke_sessions(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     let admin = guard::admin(state, req)?;
     let id = ctx.param("id").to_string();
-    let n = state.db.write(|tx| {
+    let n = state.change(ctx, req, |tx| {
         let u = find(tx, &id)?;
         let ids = sessions::revoke_all_for_user(tx, &u.id, None, "admin", ctx.now)?;
-        events::sessions_revoked(tx, &ids, events::who(&u.id, &u.email), "admin", ctx.now)?;
+        tx.sessions_revoked(&ids, events::who(&u.id, &u.email), "admin")?;
         let mut e = act(&admin, "user.sessions_revoked", &u.id);
         e.metadata = json!({ "revoked": ids.len() });
-        audit(tx, ctx, req, e)?;
-        Ok::<_, ApiError>(ids.len())
+        tx.audit(e)?;
+        Ok(ids.len())
     })?;
     Ok(respond::ok(json!({ "revoked": n })))
 }

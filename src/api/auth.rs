@@ -2,10 +2,10 @@
 //! switching orgs. Account self-service (me, password, sessions, orgs, audit) is in
 //! `account.rs`.
 
-use crate::api::{Ctx, audit, guard, views};
+use crate::api::{Ctx, guard, views};
 use crate::app::AppState;
+use crate::change::Change;
 use crate::crypto;
-use crate::db;
 use crate::db::audit::Entry;
 use crate::db::orgs::{self, Org, SignupMode};
 use crate::db::users::{self, Membership, User};
@@ -185,7 +185,7 @@ pub fn sign_up(
         ..User::new(email, ctx.now)
     };
     let membership = Membership {
-        id: db::new_id("mem", ctx.now),
+        id: crate::ids::new_id("mem", ctx.now),
         org_id: org.id.clone(),
         user_id: user.id.clone(),
         role: "member".into(),
@@ -199,7 +199,7 @@ pub fn sign_up(
     let prove_first = org.settings.signup_mode == SignupMode::Domain;
     // An org that requires 2FA gets no session before the new account enrols (as at login).
     let enrol_first = !prove_first && org.settings.require_2fa;
-    let issued = state.db.write(|tx| {
+    let issued = state.change(ctx, req, |tx| {
         users::insert(tx, &user).map_err(|e| {
             if e.is_conflict() {
                 ApiError::already_exists("An account with this email already exists")
@@ -214,14 +214,8 @@ pub fn sign_up(
             }
             let mut e = entry(&org, &user, "user.signup");
             e.metadata = json!({ "requiresEmailVerification": prove_first, "requires2FASetup": enrol_first });
-            audit(tx, ctx, req, e)?;
-            events::emit(
-                tx,
-                Some(&org),
-                "user.created",
-                json!({ "user": views::user(&user) }),
-                ctx.now,
-            )?;
+            tx.audit(e)?;
+            tx.emit(Some(&org), "user.created", json!({ "user": views::user(&user) }))?;
             return Ok(None);
         }
         let issued = session::start(
@@ -234,15 +228,9 @@ pub fn sign_up(
             &origin(&ip, &ua),
             ctx.now,
         )?;
-        audit(tx, ctx, req, entry(&org, &user, "user.signup"))?;
-        events::emit(
-            tx,
-            Some(&org),
-            "user.created",
-            json!({ "user": views::user(&user) }),
-            ctx.now,
-        )?;
-        Ok::<_, ApiError>(Some(issued))
+        tx.audit(entry(&org, &user, "user.signup"))?;
+        tx.emit(Some(&org), "user.created", json!({ "user": views::user(&user) }))?;
+        Ok(Some(issued))
     })?;
     Ok(SignedUp {
         user,
@@ -357,7 +345,7 @@ pub fn record_login_failure(
     locked: bool,
 ) -> ApiResult<()> {
     let sec = &state.config.security;
-    state.db.write(|tx| {
+    state.change(ctx, req, |tx| {
         let member = match org {
             Some(o) => users::find_membership(tx, &o.id, &u.id)?.is_some(),
             None => false,
@@ -376,24 +364,18 @@ pub fn record_login_failure(
         if !member {
             e.metadata = json!({ "member": false, "orgSlug": named });
         }
-        audit(tx, ctx, req, e)?;
+        tx.audit(e)?;
         if locked {
             if let Some(org) = org {
-                events::emit(
-                    tx,
-                    Some(org),
-                    "security.account_locked",
-                    json!({ "user": events::who(&u.id, &u.email),
-                            "lockedUntil": crate::clock::rfc3339(ctx.now + sec.lockout.as_millis() as i64) }),
-                    ctx.now,
-                )?;
+                tx.emit(Some(org), "security.account_locked", json!({ "user": events::who(&u.id, &u.email),
+                            "lockedUntil": crate::clock::rfc3339(ctx.now + sec.lockout.as_millis() as i64) }))?;
             }
             let mut e = Entry::new(org_id, "system", None, "user.locked", Some("user"), Some(&u.id));
             e.metadata = json!({ "failures": sec.account_max_failures,
                                  "window": sec.account_failure_window.as_secs() });
-            audit(tx, ctx, req, e)?;
+            tx.audit(e)?;
         }
-        Ok::<_, ApiError>(())
+        Ok(())
     })
 }
 
@@ -498,9 +480,9 @@ pub fn finish_login(
     if let Some(step) = second_factor_due(user, org, amr) {
         return partial_response(state, ctx, req, user, org, amr, step, None, extra);
     }
-    let issued = state
-        .db
-        .write(|tx| finish_login_session(tx, state, ctx, req, user, org, membership, amr))?;
+    let issued = state.change(ctx, req, |tx| {
+        finish_login_session(tx, state, ctx, req, user, org, membership, amr)
+    })?;
     let mut data = tokens_json(state, &issued, user, membership);
     for (k, v) in extra {
         data[*k] = v.clone();
@@ -552,7 +534,7 @@ pub fn partial_response(
     let ua = ctx.user_agent(req);
     let token = crypto::random_token(32);
     let expires = ctx.now + state.config.tokens.partial_ttl.as_millis() as i64;
-    state.db.write(|tx| {
+    state.change(ctx, req, |tx| {
         two_factor::insert_partial(
             tx,
             &crypto::token_hash(&token),
@@ -573,8 +555,8 @@ pub fn partial_response(
             e.metadata["invitationId"] = json!(invitation_id);
             e.metadata["orgId"] = json!(org.id);
         }
-        audit(tx, ctx, req, e)?;
-        Ok::<_, ApiError>(())
+        tx.audit(e)?;
+        Ok(())
     })?;
     let mut data = json!({ flag: true, "partialToken": token });
     for (k, v) in extra {
@@ -588,7 +570,7 @@ pub fn partial_response(
 /// Starts the session of a completed login (all factors done) and audits it.
 #[allow(clippy::too_many_arguments)]
 pub fn finish_login_session(
-    tx: &db::Tx,
+    tx: &Change,
     state: &AppState,
     ctx: &Ctx,
     req: &Request,
@@ -611,14 +593,8 @@ pub fn finish_login_session(
     )?;
     let mut e = entry(org, user, "user.login");
     e.metadata = json!({ "amr": amr });
-    audit(tx, ctx, req, e)?;
-    events::emit(
-        tx,
-        Some(org),
-        "user.login",
-        json!({ "user": events::who(&user.id, &user.email), "session": { "id": issued.session_id }, "amr": amr }),
-        ctx.now,
-    )?;
+    tx.audit(e)?;
+    tx.emit(Some(org), "user.login", json!({ "user": events::who(&user.id, &user.email), "session": { "id": issued.session_id }, "amr": amr }))?;
     Ok(issued)
 }
 
@@ -674,25 +650,20 @@ pub fn refresh(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response
         return Err(ApiError::of(ErrorCode::OrgMismatch)
             .with_message("The refresh token belongs to another organization"));
     }
-    let outcome = state.db.write(|tx| {
+    let outcome = state.change(ctx, req, |tx| {
         let out = session::refresh(tx, state, prepared, ctx.now)?;
         if let Refreshed::Reused { session } = &out {
             let data =
                 json!({ "session": { "id": session.id }, "user": { "id": session.user_id } });
-            events::emit_in(
-                tx,
+            tx.emit_in(
                 &session.org_id,
                 "security.refresh_token_reused",
                 data.clone(),
-                ctx.now,
             )?;
             let mut revoked = data;
             revoked["reason"] = json!("refresh_token_reused");
-            events::emit_in(tx, &session.org_id, "session.revoked", revoked, ctx.now)?;
-            audit(
-                tx,
-                ctx,
-                req,
+            tx.emit_in(&session.org_id, "session.revoked", revoked)?;
+            tx.audit(
                 Entry::new(
                     Some(&session.org_id),
                     "system",
@@ -704,7 +675,7 @@ pub fn refresh(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response
                 .with_metadata(json!({ "userId": session.user_id })),
             )?;
         }
-        Ok::<_, ApiError>(out)
+        Ok(out)
     });
     match outcome.map_err(clear_on_401)? {
         Refreshed::Ok(r) => {
@@ -762,32 +733,25 @@ pub fn logout(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
         }
     }
     if let Some((org_id, sid)) = target {
-        state.db.write(|tx| {
+        state.change(ctx, req, |tx| {
             if let Some(s) = sessions::find(tx, &org_id, &sid)?
                 && sessions::revoke(tx, &s.id, "logout", ctx.now)?
             {
-                events::emit_in(
-                    tx,
+                tx.emit_in(
                     &org_id,
                     "user.logout",
                     json!({ "user": { "id": s.user_id }, "session": { "id": s.id } }),
-                    ctx.now,
                 )?;
-                audit(
-                    tx,
-                    ctx,
-                    req,
-                    Entry::new(
-                        Some(&org_id),
-                        "user",
-                        Some(&s.user_id),
-                        "user.logout",
-                        Some("session"),
-                        Some(&s.id),
-                    ),
-                )?;
+                tx.audit(Entry::new(
+                    Some(&org_id),
+                    "user",
+                    Some(&s.user_id),
+                    "user.logout",
+                    Some("session"),
+                    Some(&s.id),
+                ))?;
             }
-            Ok::<_, ApiError>(())
+            Ok(())
         })?;
     }
     let mut resp = respond::ok(json!({ "message": "Logged out" }));
@@ -853,9 +817,9 @@ pub fn switch_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
     if target.settings.signup_mode == SignupMode::Domain && !user.email_verified {
         return Err(email_verification_required());
     }
-    state.db.write(|tx| {
+    state.change(ctx, req, |tx| {
         // The target org's trail names no other org (nor its session).
-        audit(tx, ctx, req, entry(&target, &user, "user.switch_org"))
+        Ok(tx.audit(entry(&target, &user, "user.switch_org"))?)
     })?;
     let amr: Vec<&str> = current.auth_methods.iter().map(String::as_str).collect();
     finish_login(state, ctx, req, &user, &target, &membership, &amr, &[])

@@ -3,8 +3,9 @@
 //! account exists; the mail itself goes through the outbox in the same transaction.
 
 use crate::api::auth::{entry, finish_login};
-use crate::api::{Ctx, audit, guard, links, views};
+use crate::api::{Ctx, guard, links, views};
 use crate::app::AppState;
+use crate::change::Change;
 use crate::crypto;
 use crate::db::Tx;
 use crate::db::email_tokens::{self, EmailToken};
@@ -73,7 +74,7 @@ fn mail(state: &AppState, to: &str, org: &Org, kind: &str, url: &str) -> Email {
 /// Issues a token of `purpose` for the user and queues its email, inside `tx`.
 #[allow(clippy::too_many_arguments)]
 fn send_token(
-    tx: &Tx,
+    tx: &Change,
     org: &Org,
     user: &User,
     purpose: &str,
@@ -94,7 +95,7 @@ fn send_token(
         now + ttl,
     )?;
     let url = url_of(&token);
-    events::email(tx, Some(&org.id), &compose(&url), now)?;
+    tx.email(Some(&org.id), &compose(&url))?;
     Ok(())
 }
 
@@ -163,7 +164,7 @@ pub fn send_reset(
         .email_link_base()
         .trim_end_matches('/')
         .to_string();
-    state.db.write(|tx| {
+    state.change(ctx, req, |tx| {
         let Some(org) = org_for(tx, org, email)? else {
             return Ok(());
         };
@@ -178,14 +179,9 @@ pub fn send_reset(
                 |url| mail(state, &user.email, &org, "reset", url),
                 ctx.now,
             )?;
-            audit(
-                tx,
-                ctx,
-                req,
-                entry(&org, &user, "user.password_reset_requested"),
-            )?;
+            tx.audit(entry(&org, &user, "user.password_reset_requested"))?;
         }
-        Ok::<_, ApiError>(())
+        Ok(())
     })
 }
 
@@ -223,9 +219,9 @@ fn token_of(
 /// The mailbox's owner takes over an account whose address was never verified (a reset or a
 /// magic link): whatever second factor its creator enrolled is removed, and it is audited.
 fn claim_unverified(
-    tx: &Tx,
+    tx: &Change,
     ctx: &Ctx,
-    req: &Request,
+    _req: &Request,
     org: &Org,
     user: &User,
     via: &str,
@@ -234,7 +230,7 @@ fn claim_unverified(
     two_factor::burn_partials(tx, &user.id, ctx.now)?;
     let mut e = entry(org, user, "user.email_claimed");
     e.metadata = json!({ "via": via, "passwordCleared": via == "magic_link" });
-    audit(tx, ctx, req, e)?;
+    tx.audit(e)?;
     Ok(())
 }
 
@@ -304,7 +300,7 @@ pub fn reset_with_token(
         new_password,
     )?;
     let hash = state.hasher.hash(new_password)?;
-    let (org, user) = state.db.write(|tx| {
+    let (org, user) = state.change(ctx, req, |tx| {
         let (t, org, user) = token_of(tx, req, token, "password_reset", ctx.now)?;
         if !email_tokens::use_token(tx, &t.token_hash, ctx.now)? {
             return Err(ApiError::invalid_token(
@@ -322,24 +318,20 @@ pub fn reset_with_token(
         // Following the link proves the address.
         users::set_email_verified(tx, &user.id, ctx.now)?;
         let revoked = sessions::revoke_all_for_user(tx, &user.id, None, "password_reset", ctx.now)?;
-        events::sessions_revoked(
-            tx,
+        tx.sessions_revoked(
             &revoked,
             events::who(&user.id, &user.email),
             "password_reset",
-            ctx.now,
         )?;
-        events::emit(
-            tx,
+        tx.emit(
             Some(&org),
             "user.password_reset",
             json!({ "user": { "id": user.id, "email": user.email } }),
-            ctx.now,
         )?;
         let mut e = entry(&org, &user, "user.password_reset");
         e.metadata = json!({ "sessionsRevoked": revoked.len() });
-        audit(tx, ctx, req, e)?;
-        Ok::<_, ApiError>((org, user))
+        tx.audit(e)?;
+        Ok((org, user))
     })?;
     crate::api::auth::clear_login_locks(state, &user.email);
     Ok((org, user))
@@ -370,13 +362,13 @@ pub fn verify_email_send(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResul
         (org, validate::email(&email)?)
     };
     limit(state, ctx, "verify", &target_email)?;
-    state.db.write(|tx| {
+    state.change(ctx, req, |tx| {
         if let Some(user) =
             member_by_email(tx, &org, &target_email, false)?.filter(|u| !u.email_verified)
         {
             queue_verification(tx, state, &org, &user, ctx.now)?;
         }
-        Ok::<_, ApiError>(())
+        Ok(())
     })?;
     Ok(respond::ok(json!({ "message": SENT })))
 }
@@ -384,7 +376,7 @@ pub fn verify_email_send(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResul
 /// Issues a verification token for `user` and queues its email, inside `tx`. The link goes
 /// to the deployment's own page (`/verify-email`), never to an org's host.
 pub fn queue_verification(
-    tx: &Tx,
+    tx: &Change,
     state: &AppState,
     org: &Org,
     user: &User,
@@ -413,7 +405,7 @@ pub fn confirm_email(
     req: &Request,
     token: &str,
 ) -> ApiResult<(Org, User)> {
-    state.db.write(|tx| {
+    state.change(ctx, req, |tx| {
         let (t, org, mut user) = token_of(tx, req, token, "verify_email", ctx.now)?;
         if !email_tokens::use_token(tx, &t.token_hash, ctx.now)? {
             return Err(ApiError::invalid_token(
@@ -422,14 +414,12 @@ pub fn confirm_email(
         }
         users::set_email_verified(tx, &user.id, ctx.now)?;
         user.email_verified = true;
-        events::emit(
-            tx,
+        tx.emit(
             Some(&org),
             "user.email_verified",
             json!({ "user": { "id": user.id, "email": user.email } }),
-            ctx.now,
         )?;
-        audit(tx, ctx, req, entry(&org, &user, "user.email_verified"))?;
+        tx.audit(entry(&org, &user, "user.email_verified"))?;
         Ok((org, user))
     })
 }
@@ -484,7 +474,7 @@ pub fn magic_link(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
     let org = guard::org(state, req)?;
     let body: EmailRequest = input::json(req, state.config.server.max_body_bytes)?;
     let email = validate::email(&body.email)?;
-    send_magic_link(state, ctx, Some(&org), &email)?;
+    send_magic_link(state, ctx, req, Some(&org), &email)?;
     Ok(respond::ok(json!({ "message": SENT })))
 }
 
@@ -493,6 +483,7 @@ pub fn magic_link(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
 pub fn send_magic_link(
     state: &AppState,
     ctx: &Ctx,
+    req: &Request,
     org: Option<&Org>,
     email: &str,
 ) -> ApiResult<()> {
@@ -502,7 +493,7 @@ pub fn send_magic_link(
         .email_link_base()
         .trim_end_matches('/')
         .to_string();
-    state.db.write(|tx| {
+    state.change(ctx, req, |tx| {
         let Some(org) = org_for(tx, org, email)? else {
             return Ok(());
         };
@@ -518,7 +509,7 @@ pub fn send_magic_link(
                 ctx.now,
             )?;
         }
-        Ok::<_, ApiError>(())
+        Ok(())
     })
 }
 
@@ -536,7 +527,7 @@ pub fn spend_magic_link(
     req: &Request,
     token: &str,
 ) -> ApiResult<(Org, User, crate::db::users::Membership)> {
-    let (org, user, membership) = state.db.write(|tx| {
+    let (org, user, membership) = state.change(ctx, req, |tx| {
         let (t, org, mut user) = token_of(tx, req, token, "magic_link", ctx.now)?;
         let m = guard::active_membership(users::find_membership(tx, &org.id, &user.id)?)?;
         if !email_tokens::use_token(tx, &t.token_hash, ctx.now)? {
@@ -550,12 +541,10 @@ pub fn spend_magic_link(
             // session ends, the password and any second factor are cleared.
             let revoked =
                 sessions::revoke_all_for_user(tx, &user.id, None, "email_claimed", ctx.now)?;
-            events::sessions_revoked(
-                tx,
+            tx.sessions_revoked(
                 &revoked,
                 events::who(&user.id, &user.email),
                 "email_claimed",
-                ctx.now,
             )?;
             users::clear_password(tx, &user.id, ctx.now)?;
             claim_unverified(tx, ctx, req, &org, &user, "magic_link")?;
@@ -564,7 +553,7 @@ pub fn spend_magic_link(
             users::set_email_verified(tx, &user.id, ctx.now)?;
             user.email_verified = true;
         }
-        Ok::<_, ApiError>((org, user, m))
+        Ok((org, user, m))
     })?;
     crate::api::auth::clear_login_locks(state, &user.email);
     Ok((org, user, membership))

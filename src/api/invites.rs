@@ -3,8 +3,9 @@
 
 use crate::api::auth::{self, finish_login};
 use crate::api::guard::{self, UserCtx};
-use crate::api::{Ctx, audit, links, views};
+use crate::api::{Ctx, links, views};
 use crate::app::AppState;
+use crate::change::Change;
 use crate::crypto;
 use crate::db::Tx;
 use crate::db::audit::Entry;
@@ -13,7 +14,7 @@ use crate::db::orgs::{self, Org};
 use crate::db::users::{self, Membership, User};
 use crate::db::{self, members};
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::events::{self, Email, html_escape};
+use crate::events::{Email, html_escape};
 use crate::http::input;
 use crate::http::respond;
 use crate::password;
@@ -126,7 +127,7 @@ pub fn answer(state: &AppState, view: Value, token: &str, delivery: Delivery) ->
 /// token).
 #[allow(clippy::too_many_arguments)]
 pub fn create(
-    tx: &Tx,
+    tx: &Change,
     state: &AppState,
     org: &Org,
     inviter: Option<&User>,
@@ -150,7 +151,7 @@ pub fn create(
     }
     let token = crypto::random_token(32);
     let inv = Invitation {
-        id: db::new_id("inv", now),
+        id: crate::ids::new_id("inv", now),
         org_id: org.id.clone(),
         email: email.to_string(),
         role: role.to_string(),
@@ -164,15 +165,12 @@ pub fn create(
     invitations::insert(tx, &inv, &crypto::token_hash(&token))?;
     if delivery == Delivery::Email {
         let url = accept_url(state, &token);
-        events::email(
-            tx,
+        tx.email(
             Some(&org.id),
             &invitation_email(state, org, email, &url, inviter),
-            now,
         )?;
     }
-    events::emit(
-        tx,
+    tx.emit(
         Some(org),
         "member.invited",
         json!({
@@ -182,7 +180,6 @@ pub fn create(
             "invitedBy": inviter.map(|u| json!({ "id": u.id, "email": u.email })),
             "expiresAt": crate::clock::rfc3339(inv.expires_at),
         }),
-        now,
     )?;
     Ok((inv, token))
 }
@@ -226,7 +223,7 @@ pub fn invite(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
         ));
     }
     let delivery = Delivery::from_send_email(body.send_email);
-    let (view, token) = state.db.write(|tx| {
+    let (view, token) = state.change(ctx, req, |tx| {
         let (inv, token) = create(
             tx,
             state,
@@ -240,8 +237,8 @@ pub fn invite(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
         )?;
         let mut e = act(&me, "member.invited", &inv.id);
         e.metadata = json!({ "delivery": delivery.as_str() });
-        audit(tx, ctx, req, e)?;
-        Ok::<_, ApiError>((invite_view(tx, &inv, ctx.now)?, token))
+        tx.audit(e)?;
+        Ok((invite_view(tx, &inv, ctx.now)?, token))
     })?;
     Ok(respond::created(answer(state, view, &token, delivery)))
 }
@@ -271,7 +268,7 @@ pub fn list(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
 pub fn revoke(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     let me = guard::org_admin(state, ctx, req)?;
     let id = ctx.param("id").to_string();
-    state.db.write(|tx| {
+    state.change(ctx, req, |tx| {
         let inv = invitations::find(tx, &me.org.id, &id)?
             .ok_or_else(|| ApiError::not_found("Invitation not found"))?;
         if !inv.is_open(ctx.now) {
@@ -281,15 +278,9 @@ pub fn revoke(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
             )));
         }
         invitations::respond(tx, &me.org.id, &inv.id, "revoked", None, ctx.now)?;
-        events::emit(
-            tx,
-            Some(&me.org),
-            "invite.revoked",
-            json!({ "inviteId": inv.id, "email": inv.email, "revokedBy": { "id": me.user.id, "email": me.user.email } }),
-            ctx.now,
-        )?;
-        audit(tx, ctx, req, act(&me, "invite.revoked", &inv.id))?;
-        Ok::<_, ApiError>(())
+        tx.emit(Some(&me.org), "invite.revoked", json!({ "inviteId": inv.id, "email": inv.email, "revokedBy": { "id": me.user.id, "email": me.user.email } }))?;
+        tx.audit(act(&me, "invite.revoked", &inv.id))?;
+        Ok(())
     })?;
     Ok(respond::ok(json!({ "message": "Invitation revoked" })))
 }
@@ -297,7 +288,7 @@ pub fn revoke(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
 pub fn resend(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     let me = guard::org_admin(state, ctx, req)?;
     let id = ctx.param("id").to_string();
-    let view = state.db.write(|tx| {
+    let view = state.change(ctx, req, |tx| {
         let inv = invitations::find(tx, &me.org.id, &id)?
             .ok_or_else(|| ApiError::not_found("Invitation not found"))?;
         if inv.state != "pending" {
@@ -321,15 +312,13 @@ pub fn resend(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
         let delivery = Delivery::of(&inv);
         if delivery == Delivery::Email {
             let url = accept_url(state, &token);
-            events::email(
-                tx,
+            tx.email(
                 Some(&me.org.id),
                 &invitation_email(state, &me.org, &inv.email, &url, Some(&me.user)),
-                ctx.now,
             )?;
         }
-        audit(tx, ctx, req, act(&me, "invite.resent", &inv.id))?;
-        Ok::<_, ApiError>((invite_view(tx, &inv, ctx.now)?, token, delivery))
+        tx.audit(act(&me, "invite.resent", &inv.id))?;
+        Ok((invite_view(tx, &inv, ctx.now)?, token, delivery))
     })?;
     Ok(respond::ok(answer(state, view.0, &view.1, view.2)))
 }
@@ -410,7 +399,7 @@ pub fn join_as(
     token: &str,
     user: &User,
 ) -> ApiResult<(Org, Membership)> {
-    state.db.write(|tx| {
+    state.change(ctx, req, |tx| {
         let (inv, org) = by_token(tx, req, token, ctx.now)?;
         if !inv.email.eq_ignore_ascii_case(&user.email) {
             return Err(ApiError::forbidden(
@@ -449,7 +438,7 @@ pub fn accept_new(
     )?;
     let name = name.map(|n| validate::name("name", n)).transpose()?;
     let hash = state.hasher.hash(p)?;
-    state.db.write(|tx| {
+    state.change(ctx, req, |tx| {
         let (inv, org) = by_token(tx, req, token, ctx.now)?;
         // Inside the write transaction (one writer at a time); the UNIQUE email of `users` would
         // refuse a racing insert anyway.
@@ -466,15 +455,13 @@ pub fn accept_new(
             ..User::new(inv.email.clone(), ctx.now)
         };
         users::insert(tx, &u)?;
-        events::emit(
-            tx,
+        tx.emit(
             Some(&org),
             "user.created",
             json!({ "user": views::user(&u) }),
-            ctx.now,
         )?;
         let m = join(tx, ctx, req, &inv, &org, &u, true)?;
-        Ok::<_, ApiError>((u, m))
+        Ok((u, m))
     })
 }
 
@@ -549,7 +536,7 @@ fn accept_existing(
             &extra,
         );
     }
-    let membership = state.db.write(|tx| {
+    let membership = state.change(ctx, req, |tx| {
         let (inv, org) = by_token(tx, req, &body.token, ctx.now)?;
         join(tx, ctx, req, &inv, &org, &user, false)
     })?;
@@ -560,9 +547,9 @@ fn accept_existing(
 /// accepted, `member.joined` is emitted and audited. 409 when already a member. An emailed
 /// invitation accepted by the account it names also proves the address.
 fn join(
-    tx: &Tx,
+    tx: &Change,
     ctx: &Ctx,
-    req: &Request,
+    _req: &Request,
     inv: &Invitation,
     org: &Org,
     user: &User,
@@ -573,7 +560,7 @@ fn join(
             .with_message("You are already a member of this organization"));
     }
     let m = Membership {
-        id: db::new_id("mem", ctx.now),
+        id: crate::ids::new_id("mem", ctx.now),
         org_id: org.id.clone(),
         user_id: user.id.clone(),
         role: inv.role.clone(),
@@ -586,20 +573,11 @@ fn join(
         users::set_email_verified(tx, &user.id, ctx.now)?;
     }
     invitations::respond(tx, &org.id, &inv.id, "accepted", Some(&user.id), ctx.now)?;
-    events::emit(
-        tx,
-        Some(org),
-        "member.joined",
-        json!({
+    tx.emit(Some(org), "member.joined", json!({
             "user": { "id": user.id, "name": user.name, "email": user.email },
             "membership": { "role": m.role, "status": m.status, "joinedAt": crate::clock::rfc3339(m.joined_at) },
-        }),
-        ctx.now,
-    )?;
-    audit(
-        tx,
-        ctx,
-        req,
+        }))?;
+    tx.audit(
         Entry::new(
             Some(&org.id),
             "user",
@@ -617,7 +595,7 @@ fn join(
 /// partial token carried the invitation): the membership, inside `tx`. 400 `invalid_token`
 /// when the invitation was revoked, expired or used meanwhile.
 pub fn join_after_login(
-    tx: &Tx,
+    tx: &Change,
     ctx: &Ctx,
     req: &Request,
     invitation_id: &str,
@@ -638,30 +616,23 @@ pub struct DeclineRequest {
 
 pub fn decline(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     let body: DeclineRequest = input::json(req, state.config.server.max_body_bytes)?;
-    state.db.write(|tx| {
+    state.change(ctx, req, |tx| {
         let (inv, org) = by_token(tx, req, &body.token, ctx.now)?;
         invitations::respond(tx, &org.id, &inv.id, "declined", None, ctx.now)?;
-        events::emit(
-            tx,
+        tx.emit(
             Some(&org),
             "invite.declined",
             json!({ "inviteId": inv.id, "email": inv.email }),
-            ctx.now,
         )?;
-        audit(
-            tx,
-            ctx,
-            req,
-            Entry::new(
-                Some(&org.id),
-                "anonymous",
-                None,
-                "invite.declined",
-                Some("invitation"),
-                Some(&inv.id),
-            ),
-        )?;
-        Ok::<_, ApiError>(())
+        tx.audit(Entry::new(
+            Some(&org.id),
+            "anonymous",
+            None,
+            "invite.declined",
+            Some("invitation"),
+            Some(&inv.id),
+        ))?;
+        Ok(())
     })?;
     Ok(respond::ok(json!({ "message": "Invitation declined" })))
 }

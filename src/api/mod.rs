@@ -321,18 +321,3 @@ pub fn dispatch(state: &AppState, ctx: &mut Ctx, req: &Request) -> ApiResult<Res
         ))
         .with_header("Allow", allowed.join(", ")))
 }
-
-/// Writes an audit entry stamped with the request's client IP and user agent.
-pub fn audit(
-    tx: &crate::db::Tx,
-    ctx: &Ctx,
-    req: &Request,
-    entry: crate::db::audit::Entry<'_>,
-) -> crate::db::Result<()> {
-    let ip = ctx.ip.to_string();
-    let ua = ctx.user_agent(req);
-    let mut e = entry;
-    e.ip = Some(&ip);
-    e.user_agent = ua.as_deref();
-    crate::db::audit::insert(tx, &crate::db::new_id("aud", ctx.now), &e, ctx.now)
-}

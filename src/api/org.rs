@@ -4,8 +4,9 @@
 
 use crate::api::admin::SettingsPatch;
 use crate::api::guard::{self, UserCtx};
-use crate::api::{Ctx, audit, links, views};
+use crate::api::{Ctx, links, views};
 use crate::app::AppState;
+use crate::change::Change;
 use crate::cursor;
 use crate::db::Tx;
 use crate::db::audit::Entry;
@@ -14,7 +15,6 @@ use crate::db::orgs;
 use crate::db::sessions;
 use crate::db::users::{self, Membership, User};
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::events;
 use crate::http::input::{self, nullable, query_int};
 use crate::http::respond;
 use crate::role::Role;
@@ -90,17 +90,15 @@ pub fn update_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
         p.apply(state, &mut org.settings)?;
     }
     org.updated_at = ctx.now;
-    state.db.write(|tx| {
+    state.change(ctx, req, |tx| {
         orgs::update(tx, &org)?;
-        events::emit(
-            tx,
+        tx.emit(
             Some(&org),
             "org.updated",
             json!({ "org": views::org(&org), "updatedBy": who(&me.user) }),
-            ctx.now,
         )?;
-        audit(tx, ctx, req, act(&me, "org.updated", ("org", &org.id)))?;
-        Ok::<_, ApiError>(())
+        tx.audit(act(&me, "org.updated", ("org", &org.id)))?;
+        Ok(())
     })?;
     Ok(respond::ok(json!({ "org": views::org(&org) })))
 }
@@ -112,18 +110,16 @@ pub fn delete_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
             "Only an owner may delete the organization",
         ));
     }
-    state.db.write(|tx| {
-        events::emit(
-            tx,
+    state.change(ctx, req, |tx| {
+        tx.emit(
             Some(&me.org),
             "org.deleted",
             json!({ "org": { "id": me.org.id, "slug": me.org.slug, "name": me.org.name },
                     "deletedBy": who(&me.user) }),
-            ctx.now,
         )?;
         orgs::soft_delete(tx, &me.org.id, ctx.now)?;
-        audit(tx, ctx, req, act(&me, "org.deleted", ("org", &me.org.id)))?;
-        Ok::<_, ApiError>(())
+        tx.audit(act(&me, "org.deleted", ("org", &me.org.id)))?;
+        Ok(())
     })?;
     Ok(respond::ok(json!({ "message": "Organization deleted" })))
 }
@@ -244,7 +240,7 @@ pub fn update_member(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Re
         }
     }
     let user_id = ctx.param("userId").to_string();
-    let member = state.db.write(|tx| {
+    let member = state.change(ctx, req, |tx| {
         let (mut m, u) = target(tx, &me, &user_id)?;
         let previous = m.role.clone();
         if let Some(role) = &body.role
@@ -264,41 +260,27 @@ pub fn update_member(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Re
         }
         members::update(tx, &me.org.id, &m, ctx.now)?;
         if m.role != previous {
-            events::emit(
-                tx,
-                Some(&me.org),
-                "member.role_changed",
-                json!({ "user": who(&u), "previousRole": previous, "role": m.role, "changedBy": who(&me.user) }),
-                ctx.now,
-            )?;
+            tx.emit(Some(&me.org), "member.role_changed", json!({ "user": who(&u), "previousRole": previous, "role": m.role, "changedBy": who(&me.user) }))?;
             let mut e = act(&me, "member.role_changed", ("user", &u.id));
             e.metadata = json!({ "from": previous, "to": m.role });
-            audit(tx, ctx, req, e)?;
+            tx.audit(e)?;
         }
         if body.metadata.is_some() {
-            events::emit(
-                tx,
-                Some(&me.org),
-                "member.updated",
-                json!({ "user": who(&u), "metadata": m.metadata, "updatedBy": who(&me.user) }),
-                ctx.now,
-            )?;
-            audit(tx, ctx, req, act(&me, "member.updated", ("user", &u.id)))?;
+            tx.emit(Some(&me.org), "member.updated", json!({ "user": who(&u), "metadata": m.metadata, "updatedBy": who(&me.user) }))?;
+            tx.audit(act(&me, "member.updated", ("user", &u.id)))?;
         }
-        Ok::<_, ApiError>(views::member(&m, &u))
+        Ok(views::member(&m, &u))
     })?;
     Ok(respond::ok(json!({ "member": member })))
 }
 
 /// Revokes the member's sessions in this org and announces each one.
-fn end_sessions(tx: &Tx, me: &UserCtx, u: &User, reason: &str, now: i64) -> ApiResult<()> {
+fn end_sessions(tx: &Change, me: &UserCtx, u: &User, reason: &str, now: i64) -> ApiResult<()> {
     for sid in sessions::revoke_in_org(tx, &me.org.id, &u.id, reason, now)? {
-        events::emit(
-            tx,
+        tx.emit(
             Some(&me.org),
             "session.revoked",
             json!({ "session": { "id": sid }, "user": who(u), "reason": reason }),
-            now,
         )?;
     }
     Ok(())
@@ -307,7 +289,7 @@ fn end_sessions(tx: &Tx, me: &UserCtx, u: &User, reason: &str, now: i64) -> ApiR
 pub fn remove_member(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     let me = guard::org_admin(state, ctx, req)?;
     let user_id = ctx.param("userId").to_string();
-    state.db.write(|tx| {
+    state.change(ctx, req, |tx| {
         let (m, u) = target(tx, &me, &user_id)?;
         if m.role() == Role::Owner {
             only_owner_may(&me, "remove an owner")?;
@@ -315,15 +297,13 @@ pub fn remove_member(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Re
         }
         members::delete(tx, &me.org.id, &u.id)?;
         end_sessions(tx, &me, &u, "member_removed", ctx.now)?;
-        events::emit(
-            tx,
+        tx.emit(
             Some(&me.org),
             "member.removed",
             json!({ "user": who(&u), "removedBy": who(&me.user) }),
-            ctx.now,
         )?;
-        audit(tx, ctx, req, act(&me, "member.removed", ("user", &u.id)))?;
-        Ok::<_, ApiError>(())
+        tx.audit(act(&me, "member.removed", ("user", &u.id)))?;
+        Ok(())
     })?;
     Ok(respond::ok(json!({ "message": "Member removed" })))
 }
@@ -336,7 +316,7 @@ fn set_status(state: &AppState, ctx: &Ctx, req: &Request, active: bool) -> ApiRe
     } else {
         ("deactivated", "member.deactivated")
     };
-    let member = state.db.write(|tx| {
+    let member = state.change(ctx, req, |tx| {
         let (mut m, u) = target(tx, &me, &user_id)?;
         if m.role() == Role::Owner {
             only_owner_may(&me, "deactivate or reactivate an owner")?;
@@ -350,16 +330,14 @@ fn set_status(state: &AppState, ctx: &Ctx, req: &Request, active: bool) -> ApiRe
             if !active {
                 end_sessions(tx, &me, &u, "member_deactivated", ctx.now)?;
             }
-            events::emit(
-                tx,
+            tx.emit(
                 Some(&me.org),
                 event,
                 json!({ "user": who(&u), "by": who(&me.user) }),
-                ctx.now,
             )?;
-            audit(tx, ctx, req, act(&me, event, ("user", &u.id)))?;
+            tx.audit(act(&me, event, ("user", &u.id)))?;
         }
-        Ok::<_, ApiError>(views::member(&m, &u))
+        Ok(views::member(&m, &u))
     })?;
     Ok(respond::ok(json!({ "member": member })))
 }

@@ -3,8 +3,7 @@
 //! offline JWKS verification cannot tell), manages the org's users and signs them in.
 //! Every answer carries the key's `X-RateLimit-*` headers; see [`run`].
 
-use crate::api::api_keys::{self, KEY_PREFIX};
-use crate::api::{Ctx, audit, auth, guard, invites, public_invite, views};
+use crate::api::{Ctx, auth, guard, invites, public_invite, views};
 use crate::app::AppState;
 use crate::clock::rfc3339;
 use crate::crypto;
@@ -12,12 +11,12 @@ use crate::cursor;
 use crate::db::api_keys::{self as keys_db, ApiKey};
 use crate::db::audit::Entry;
 use crate::db::orgs::{self, Org};
+use crate::db::sessions;
 use crate::db::users::{self, Membership, User};
-use crate::db::{self, sessions};
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::events;
 use crate::http::input::{self, query_int};
 use crate::http::respond;
+use crate::org_keys::{self, KEY_PREFIX};
 use crate::password;
 use crate::ratelimit::Quota;
 use crate::tokens::TokenError;
@@ -96,7 +95,7 @@ fn run(
             return Err(ApiError::rate_limited(retry));
         }
         let k = auth?;
-        api_keys::note_use(state, &k.key, ctx.now);
+        org_keys::note_use(state, &k.key, ctx.now);
         if let Some(slug) = req.header("X-Org-Slug").map(str::trim)
             && !slug.is_empty()
             && slug != k.org.slug
@@ -357,7 +356,7 @@ pub fn create_user(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Resp
             ..User::new(email, ctx.now)
         };
         let membership = Membership {
-            id: db::new_id("mem", ctx.now),
+            id: crate::ids::new_id("mem", ctx.now),
             org_id: k.org.id.clone(),
             user_id: user.id.clone(),
             role,
@@ -365,7 +364,7 @@ pub fn create_user(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Resp
             metadata: json!({}),
             joined_at: ctx.now,
         };
-        state.db.write(|tx| {
+        state.change(ctx, req, |tx| {
             users::insert(tx, &user).map_err(|e| {
                 if e.is_conflict() {
                     exists_elsewhere()
@@ -374,15 +373,12 @@ pub fn create_user(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Resp
                 }
             })?;
             users::insert_membership(tx, &membership)?;
-            events::emit(
-                tx,
+            tx.emit(
                 Some(&k.org),
                 "user.created",
                 json!({ "user": { "id": user.id, "email": user.email, "name": user.name } }),
-                ctx.now,
             )?;
-            events::emit(
-                tx,
+            tx.emit(
                 Some(&k.org),
                 "member.joined",
                 json!({
@@ -393,12 +389,11 @@ pub fn create_user(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Resp
                         "joinedAt": rfc3339(membership.joined_at),
                     },
                 }),
-                ctx.now,
             )?;
             let mut e = key_entry(k, "user.created", ("user", &user.id));
             e.metadata = json!({ "role": membership.role });
-            audit(tx, ctx, req, e)?;
-            Ok::<_, ApiError>(())
+            tx.audit(e)?;
+            Ok(())
         })?;
         Ok(respond::created(json!({
             "user": views::user(&user),
@@ -479,11 +474,10 @@ pub fn revoke_sessions(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<
     run(state, ctx, req, "sessions:write", |k| {
         let (user, _) = member_of(state, k, ctx.param("id"))?;
         let reason = "revoked_by_api_key";
-        let revoked = state.db.write(|tx| {
+        let revoked = state.change(ctx, req, |tx| {
             let ids = sessions::revoke_in_org(tx, &k.org.id, &user.id, reason, ctx.now)?;
             for id in &ids {
-                events::emit(
-                    tx,
+                tx.emit(
                     Some(&k.org),
                     "session.revoked",
                     json!({
@@ -491,13 +485,12 @@ pub fn revoke_sessions(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<
                         "user": { "id": user.id, "email": user.email },
                         "reason": reason,
                     }),
-                    ctx.now,
                 )?;
                 let mut e = key_entry(k, "session.revoked", ("session", id));
                 e.metadata = json!({ "userId": user.id, "reason": reason });
-                audit(tx, ctx, req, e)?;
+                tx.audit(e)?;
             }
-            Ok::<_, ApiError>(ids.len())
+            Ok(ids.len())
         })?;
         Ok(respond::ok(
             json!({ "message": "Sessions revoked", "revoked": revoked }),
@@ -525,7 +518,7 @@ pub fn invite(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
             kind: "api_key",
         };
         let delivery = invites::Delivery::from_send_email(body.send_email);
-        let answer = state.db.write(|tx| {
+        let answer = state.change(ctx, req, |tx| {
             let out =
                 public_invite::create(tx, state, &k.org, &email, &role, &by, delivery, ctx.now)?;
             let mut e = key_entry(
@@ -534,8 +527,8 @@ pub fn invite(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
                 ("invitation", out["invite"]["id"].as_str().unwrap_or("")),
             );
             e.metadata = json!({ "email": email, "role": role, "sendEmail": delivery == invites::Delivery::Email });
-            audit(tx, ctx, req, e)?;
-            Ok::<_, ApiError>(out)
+            tx.audit(e)?;
+            Ok(out)
         })?;
         Ok(respond::created(answer))
     })

@@ -2,6 +2,7 @@
 
 use crate::api::invites;
 use crate::app::AppState;
+use crate::change::Change;
 use crate::db::orgs::Org;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use serde_json::{Value, json};
@@ -23,7 +24,7 @@ pub struct Inviter<'a> {
 /// when the app delivers the invitation).
 #[allow(clippy::too_many_arguments)]
 pub fn create(
-    tx: &crate::db::Tx,
+    tx: &Change,
     state: &AppState,
     org: &Org,
     email: &str,

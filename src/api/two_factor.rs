@@ -2,8 +2,9 @@
 //! `requires2FASetup` login), disabling, status, backup codes, and the second login step.
 
 use crate::api::auth::{entry, finish_login_session, tokens_json};
-use crate::api::{Ctx, audit, guard, invites};
+use crate::api::{Ctx, guard, invites};
 use crate::app::AppState;
+use crate::change::Change;
 use crate::crypto;
 use crate::db::Tx;
 use crate::db::orgs::Org;
@@ -145,7 +146,7 @@ fn load_partial(
 /// The membership a completed second factor signs into, inside `tx`: the loaded one, or the
 /// one made now by the invitation the partial token carries.
 fn membership_at_end(
-    tx: &Tx,
+    tx: &Change,
     ctx: &Ctx,
     req: &Request,
     partial: &Partial,
@@ -269,12 +270,12 @@ pub fn enable(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
             user.two_factor_enabled = true;
             let mut amr: Vec<&str> = partial.auth_methods.iter().map(String::as_str).collect();
             amr.push("otp");
-            let (issued, membership) = state.db.write(|tx| {
+            let (issued, membership) = state.change(ctx, req, |tx| {
                 tf::use_partial(tx, &partial.token_hash, ctx.now)?;
                 let m =
                     membership_at_end(tx, ctx, req, &partial, &org, &user, membership.as_deref())?;
                 let issued = finish_login_session(tx, state, ctx, req, &user, &org, &m, &amr)?;
-                Ok::<_, ApiError>((issued, m))
+                Ok((issued, m))
             })?;
             let mut data = tokens_json(state, &issued, &user, &membership);
             data["backupCodes"] = json!(codes);
@@ -302,7 +303,7 @@ pub fn enable_with_code(
 ) -> ApiResult<Vec<String>> {
     let key = seal_key(state);
     let attempt = check_budget(state, ctx, &user.id)?;
-    state.db.write(|tx| {
+    state.change(ctx, req, |tx| {
         let row = tf::totp(tx, &user.id)?
             .ok_or_else(|| ApiError::invalid_request("Call /auth/2fa/setup first"))?;
         if row.enabled_at.is_some() {
@@ -318,13 +319,11 @@ pub fn enable_with_code(
         };
         tf::enable(tx, &user.id, step, ctx.now)?;
         let codes = new_backup_codes(tx, &user.id, ctx.now)?;
-        audit(tx, ctx, req, user_entry(org, user, "user.2fa_enabled"))?;
-        events::emit(
-            tx,
+        tx.audit(user_entry(org, user, "user.2fa_enabled"))?;
+        tx.emit(
             org,
             "user.2fa_enabled",
             json!({ "user": events::who(&user.id, &user.email) }),
-            ctx.now,
         )?;
         Ok(codes)
     })
@@ -387,20 +386,18 @@ pub fn disable_with_code(
     code: &str,
 ) -> ApiResult<()> {
     let attempt = check_budget(state, ctx, &user.id)?;
-    let ok = state.db.write(|tx| {
+    let ok = state.change(ctx, req, |tx| {
         if !check_code(tx, state, &user.id, code, ctx.now)? {
             return Ok(false);
         }
         tf::disable(tx, &user.id)?;
-        audit(tx, ctx, req, user_entry(org, user, "user.2fa_disabled"))?;
-        events::emit(
-            tx,
+        tx.audit(user_entry(org, user, "user.2fa_disabled"))?;
+        tx.emit(
             org,
             "user.2fa_disabled",
             json!({ "user": events::who(&user.id, &user.email) }),
-            ctx.now,
         )?;
-        Ok::<_, ApiError>(true)
+        Ok(true)
     })?;
     if !ok {
         attempt.wrong(ctx.now);
@@ -458,18 +455,13 @@ pub fn regenerate_backup_codes(
     code: &str,
 ) -> ApiResult<Vec<String>> {
     let attempt = check_budget(state, ctx, &user.id)?;
-    let codes = state.db.write(|tx| {
+    let codes = state.change(ctx, req, |tx| {
         if !check_code(tx, state, &user.id, code, ctx.now)? {
             return Ok(None);
         }
         let codes = new_backup_codes(tx, &user.id, ctx.now)?;
-        audit(
-            tx,
-            ctx,
-            req,
-            user_entry(org, user, "user.2fa_backup_codes_regenerated"),
-        )?;
-        Ok::<_, ApiError>(Some(codes))
+        tx.audit(user_entry(org, user, "user.2fa_backup_codes_regenerated"))?;
+        Ok(Some(codes))
     })?;
     let Some(codes) = codes else {
         attempt.wrong(ctx.now);
@@ -495,7 +487,7 @@ pub fn verify(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
         .ok_or_else(|| ApiError::field(ErrorCode::InvalidToken, "code", "is required"))?;
     let (partial, org, mut user, membership) = load_partial(state, ctx, req, &token, "verify_2fa")?;
     let attempt = check_budget(state, ctx, &user.id)?;
-    let outcome = state.db.write(|tx| {
+    let outcome = state.change(ctx, req, |tx| {
         // Re-read inside the write lock: concurrent attempts serialize here.
         let p = tf::find_partial(tx, &partial.token_hash)?
             .filter(|p| p.is_usable(ctx.now))
@@ -505,7 +497,7 @@ pub fn verify(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
             let mut e = entry(&org, &user, "user.2fa_failed");
             e.actor_type = "anonymous";
             e.actor_id = None;
-            audit(tx, ctx, req, e)?;
+            tx.audit(e)?;
             if n >= MAX_WRONG_CODES {
                 tf::use_partial(tx, &p.token_hash, ctx.now)?;
                 return Ok(Step::Burned);
@@ -517,7 +509,7 @@ pub fn verify(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
         amr.push("otp");
         let m = membership_at_end(tx, ctx, req, &p, &org, &user, membership.as_ref())?;
         let issued = finish_login_session(tx, state, ctx, req, &user, &org, &m, &amr)?;
-        Ok::<_, ApiError>(Step::Done(Box::new((issued, m))))
+        Ok(Step::Done(Box::new((issued, m))))
     })?;
     if matches!(outcome, Step::Wrong | Step::Burned) {
         attempt.wrong(ctx.now);

@@ -1,8 +1,8 @@
 //! Webhook endpoints of an org (API.md §5, §9): CRUD, secret rotation, a test event, the
 //! delivery log and manual retry. `org_admin` or owner only.
 
+use crate::api::Ctx;
 use crate::api::guard::{self, UserCtx};
-use crate::api::{Ctx, audit};
 use crate::app::AppState;
 use crate::clock::rfc3339;
 use crate::cursor;
@@ -104,7 +104,7 @@ pub fn create(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
     check_url(state, &body.url)?;
     let events = check_events(&body.events)?;
     let desc = body.description.as_deref().map(description).transpose()?;
-    let (endpoint, secret) = state.db.write(|tx| {
+    let (endpoint, secret) = state.change(ctx, req, |tx| {
         let (id, secret) = outbox::create_endpoint(
             tx,
             state.secret(),
@@ -114,8 +114,8 @@ pub fn create(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
             desc.as_deref(),
             ctx.now,
         )?;
-        audit(tx, ctx, req, act(&me, "webhook.created", &id))?;
-        Ok::<_, ApiError>((find(tx, &me, &id)?, secret))
+        tx.audit(act(&me, "webhook.created", &id))?;
+        Ok((find(tx, &me, &id)?, secret))
     })?;
     Ok(respond::created(
         json!({ "secret": secret, "webhook": view(&endpoint) }),
@@ -157,7 +157,7 @@ pub fn update(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
         other => other,
     };
     let id = ctx.param("id").to_string();
-    let e = state.db.write(|tx| {
+    let e = state.change(ctx, req, |tx| {
         let mut e = find(tx, &me, &id)?;
         if let Some(u) = body.url {
             e.url = u;
@@ -172,7 +172,7 @@ pub fn update(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
             e.is_active = a;
         }
         webhooks::update(tx, &me.org.id, &e, ctx.now)?;
-        audit(tx, ctx, req, act(&me, "webhook.updated", &e.id))?;
+        tx.audit(act(&me, "webhook.updated", &e.id))?;
         find(tx, &me, &id)
     })?;
     Ok(respond::ok(json!({ "webhook": view(&e) })))
@@ -181,11 +181,11 @@ pub fn update(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
 pub fn delete(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     let me = guard::org_admin(state, ctx, req)?;
     let id = ctx.param("id").to_string();
-    state.db.write(|tx| {
+    state.change(ctx, req, |tx| {
         let e = find(tx, &me, &id)?;
         webhooks::delete(tx, &me.org.id, &e.id)?;
-        audit(tx, ctx, req, act(&me, "webhook.deleted", &e.id))?;
-        Ok::<_, ApiError>(())
+        tx.audit(act(&me, "webhook.deleted", &e.id))?;
+        Ok(())
     })?;
     Ok(respond::ok(json!({ "message": "Webhook deleted" })))
 }
@@ -194,12 +194,12 @@ pub fn rotate_secret(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Re
     let me = guard::org_admin(state, ctx, req)?;
     let id = ctx.param("id").to_string();
     let secret = outbox::new_webhook_secret();
-    state.db.write(|tx| {
+    state.change(ctx, req, |tx| {
         let e = find(tx, &me, &id)?;
         let sealed = outbox::seal_secret(state.secret(), &e.id, &secret);
         webhooks::set_secret(tx, &me.org.id, &e.id, &sealed, ctx.now)?;
-        audit(tx, ctx, req, act(&me, "webhook.secret_rotated", &e.id))?;
-        Ok::<_, ApiError>(())
+        tx.audit(act(&me, "webhook.secret_rotated", &e.id))?;
+        Ok(())
     })?;
     Ok(respond::ok(json!({ "secret": secret })))
 }
@@ -207,7 +207,7 @@ pub fn rotate_secret(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Re
 pub fn test(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     let me = guard::org_admin(state, ctx, req)?;
     let id = ctx.param("id").to_string();
-    let (event_id, delivery_id) = state.db.write(|tx| {
+    let (event_id, delivery_id) = state.change(ctx, req, |tx| {
         let e = find(tx, &me, &id)?;
         let out = outbox::emit_to(
             tx,
@@ -217,8 +217,8 @@ pub fn test(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
             json!({ "webhook": { "id": e.id, "url": e.url }, "message": "This is a test event from Latchkey." }),
             ctx.now,
         )?;
-        audit(tx, ctx, req, act(&me, "webhook.tested", &e.id))?;
-        Ok::<_, ApiError>(out)
+        tx.audit(act(&me, "webhook.tested", &e.id))?;
+        Ok(out)
     })?;
     state.outbox.notify();
     Ok(respond::accepted(
@@ -290,7 +290,7 @@ pub fn retry(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> 
     let me = guard::org_admin(state, ctx, req)?;
     let id = ctx.param("id").to_string();
     let delivery = ctx.param("deliveryId").to_string();
-    state.db.write(|tx| {
+    state.change(ctx, req, |tx| {
         let e = find(tx, &me, &id)?;
         let item = store::get(tx, &delivery)?
             .filter(|i| {
@@ -298,8 +298,8 @@ pub fn retry(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> 
             })
             .ok_or_else(|| ApiError::not_found("Delivery not found"))?;
         store::retry_now(tx, &item.id, ctx.now)?;
-        audit(tx, ctx, req, act(&me, "webhook.delivery_retried", &e.id))?;
-        Ok::<_, ApiError>(())
+        tx.audit(act(&me, "webhook.delivery_retried", &e.id))?;
+        Ok(())
     })?;
     state.outbox.notify();
     Ok(respond::accepted(

@@ -26,7 +26,7 @@ impl User {
     /// A new active platform `user` with this email and nothing else set yet.
     pub fn new(email: String, now: i64) -> User {
         User {
-            id: crate::db::new_id("usr", now),
+            id: crate::ids::new_id("usr", now),
             email,
             email_verified: false,
             password_hash: None,

@@ -55,7 +55,7 @@ pub fn request_id(incoming: Option<&str>, now_ms: i64) -> String {
         {
             s.to_string()
         }
-        _ => crate::db::new_id("req", now_ms),
+        _ => crate::ids::new_id("req", now_ms),
     }
 }
 

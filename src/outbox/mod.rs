@@ -109,7 +109,7 @@ fn record_event(
     data: &Value,
     now: i64,
 ) -> db::Result<(String, String)> {
-    let id = db::new_id("evt", now);
+    let id = crate::ids::new_id("evt", now);
     let s = |v: &str| Value::String(v.to_owned()).to_string();
     let (org_id, org_slug) = match org {
         Some((i, slug)) => (s(i), s(slug)),
@@ -133,7 +133,7 @@ fn queue_delivery(
     payload: &str,
     now: i64,
 ) -> db::Result<String> {
-    let id = db::new_id("del", now);
+    let id = crate::ids::new_id("del", now);
     store::insert(
         tx,
         &store::NewRow {
@@ -163,7 +163,7 @@ pub fn enqueue_email(
     html: &str,
     now: i64,
 ) -> db::Result<String> {
-    let id = db::new_id("msg", now);
+    let id = crate::ids::new_id("msg", now);
     let mail = Mail {
         to: to.to_owned(),
         subject: subject.to_owned(),
@@ -257,7 +257,7 @@ pub fn create_endpoint(
     description: Option<&str>,
     now: i64,
 ) -> db::Result<(String, String)> {
-    let id = db::new_id("wh", now);
+    let id = crate::ids::new_id("wh", now);
     let secret = new_webhook_secret();
     let sealed = seal_secret(app_secret, &id, &secret);
     webhooks::insert_endpoint(

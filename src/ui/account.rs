@@ -9,7 +9,6 @@ use crate::db::two_factor as tf;
 use crate::db::users;
 use crate::db::{browser_sessions, sessions};
 use crate::error::{ApiError, ApiResult};
-use crate::events;
 use rouille::Response;
 use serde_json::{Value, json};
 
@@ -127,29 +126,22 @@ pub fn profile(p: &mut Page<'_>) -> ApiResult<Response> {
         u.name = Some(name);
         u.updated_at = p.ctx.now;
         let (ctx, req) = (p.ctx, p.req);
-        p.state.db.write(|tx| {
+        p.state.change(ctx, req, |tx| {
             users::update_profile(tx, &u)?;
-            crate::api::audit(
-                tx,
-                ctx,
-                req,
-                crate::db::audit::Entry::new(
-                    None,
-                    "user",
-                    Some(&u.id),
-                    "user.updated",
-                    Some("user"),
-                    Some(&u.id),
-                ),
-            )?;
-            events::emit(
-                tx,
+            tx.audit(crate::db::audit::Entry::new(
+                None,
+                "user",
+                Some(&u.id),
+                "user.updated",
+                Some("user"),
+                Some(&u.id),
+            ))?;
+            tx.emit(
                 None,
                 "user.updated",
                 json!({ "user": crate::api::views::user(&u) }),
-                ctx.now,
             )?;
-            Ok::<_, ApiError>(())
+            Ok(())
         })?;
         Ok(json!({ "notice": p.t("msg.profile_saved") }))
     })
@@ -213,9 +205,9 @@ pub fn revoke_session(p: &mut Page<'_>) -> ApiResult<Response> {
     act(p, |p, user| {
         let id = p.field("session_id");
         let (ctx, req) = (p.ctx, p.req);
-        p.state
-            .db
-            .write(|tx| api_account::revoke_own_session(tx, ctx, req, user, &id))?;
+        p.state.change(ctx, req, |tx| {
+            api_account::revoke_own_session(tx, ctx, req, user, &id)
+        })?;
         Ok(json!({ "notice": p.t("msg.session_revoked") }))
     })
 }

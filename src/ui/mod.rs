@@ -499,7 +499,7 @@ impl<'a> Page<'a> {
         pending: bool,
     ) -> ApiResult<BrowserSession> {
         let token = crypto::random_token(32);
-        let id = crate::db::new_id("bs", self.ctx.now);
+        let id = crate::ids::new_id("bs", self.ctx.now);
         let now = self.ctx.now;
         let expires = if pending {
             now + self.state.config.tokens.partial_ttl.as_millis() as i64
@@ -511,7 +511,7 @@ impl<'a> Page<'a> {
         // A new sign-in replaces whatever session this browser had.
         if let Some(old) = self.browser.take() {
             let (ctx, req) = (self.ctx, self.req);
-            self.state.db.write(|tx| {
+            self.state.change(ctx, req, |tx| {
                 crate::api::account::end_browser_session(
                     tx,
                     ctx,

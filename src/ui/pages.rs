@@ -6,7 +6,6 @@
 use super::{Page, templates};
 use crate::api::{auth, email_flows, guard, invites, two_factor};
 use crate::crypto;
-use crate::db;
 use crate::db::browser_sessions;
 use crate::db::invitations::Invitation;
 use crate::db::orgs::{self, Org, OrgSettings, SignupMode};
@@ -118,7 +117,7 @@ pub fn login_magic_link(p: &mut Page<'_>) -> ApiResult<Response> {
     let org = p.org()?;
     let email = p.field("email");
     let sent = match crate::validate::email(&email) {
-        Ok(e) => email_flows::send_magic_link(p.state, p.ctx, org.as_ref(), &e),
+        Ok(e) => email_flows::send_magic_link(p.state, p.ctx, p.req, org.as_ref(), &e),
         Err(_) => Ok(()),
     };
     match sent {
@@ -188,7 +187,7 @@ pub fn second_factor(p: &mut Page<'_>) -> ApiResult<Response> {
             .write(|tx| browser_sessions::fail_code(tx, &bs.id))?;
         if n >= MAX_WRONG_CODES {
             let (ctx, req) = (p.ctx, p.req);
-            p.state.db.write(|tx| {
+            p.state.change(ctx, req, |tx| {
                 crate::api::account::end_browser_session(
                     tx,
                     ctx,
@@ -301,7 +300,7 @@ pub(super) fn continue_sign_in(
     }
     let amr = bs.auth_methods.clone();
     let (state, ctx, req) = (p.state, p.ctx, p.req);
-    let issued = state.db.write(|tx| {
+    let issued = state.change(ctx, req, |tx| {
         let i = auth::finish_login_session(
             tx,
             state,
@@ -313,7 +312,7 @@ pub(super) fn continue_sign_in(
             &amr_refs(&amr),
         )?;
         browser_sessions::link_session(tx, &i.session_id, &bs.id)?;
-        Ok::<_, ApiError>(i)
+        Ok(i)
     })?;
     p.clear_next();
     let to = p
@@ -791,7 +790,7 @@ pub fn invitation(p: &mut Page<'_>) -> ApiResult<Response> {
 pub fn logout(p: &mut Page<'_>) -> ApiResult<Response> {
     if let Some(b) = p.browser.take() {
         let (state, ctx, req) = (p.state, p.ctx, p.req);
-        state.db.write(|tx| {
+        state.change(ctx, req, |tx| {
             crate::api::account::end_browser_session(tx, ctx, req, &b.user, &b.session.id, "logout")
         })?;
     }
@@ -872,7 +871,7 @@ pub fn setup(p: &mut Page<'_>) -> ApiResult<Response> {
         let hash = p.state.hasher.hash(&password)?;
         let now = p.ctx.now;
         let org = Org {
-            id: db::new_id("org", now),
+            id: crate::ids::new_id("org", now),
             slug: org_slug.trim().to_string(),
             name,
             plan: "free".into(),
@@ -891,7 +890,7 @@ pub fn setup(p: &mut Page<'_>) -> ApiResult<Response> {
             ..User::new(email, now)
         };
         let m = Membership {
-            id: db::new_id("mem", now),
+            id: crate::ids::new_id("mem", now),
             org_id: org.id.clone(),
             user_id: user.id.clone(),
             role: crate::role::Role::Owner.as_str().into(),
@@ -900,26 +899,21 @@ pub fn setup(p: &mut Page<'_>) -> ApiResult<Response> {
             joined_at: now,
         };
         let (ctx, req) = (p.ctx, p.req);
-        p.state.db.write(|tx| {
+        p.state.change(ctx, req, |tx| {
             if !orgs::list(tx, None, 1)?.is_empty() {
                 return Err(ApiError::already_exists("Already set up"));
             }
             orgs::insert(tx, &org)?;
             users::insert(tx, &user)?;
             users::insert_membership(tx, &m)?;
-            crate::api::audit(
-                tx,
-                ctx,
-                req,
-                crate::db::audit::Entry::new(
-                    Some(&org.id),
-                    "user",
-                    Some(&user.id),
-                    "deployment.setup",
-                    Some("org"),
-                    Some(&org.id),
-                ),
-            )?;
+            tx.audit(crate::db::audit::Entry::new(
+                Some(&org.id),
+                "user",
+                Some(&user.id),
+                "deployment.setup",
+                Some("org"),
+                Some(&org.id),
+            ))?;
             Ok::<_, ApiError>(())
         })?;
         Ok::<_, ApiError>((org, user))

@@ -83,7 +83,7 @@ pub(super) fn overloaded_response() -> rouille::Response {
 /// A request id for answers the layer gives itself (the handler never saw the request).
 fn layer_request_id() -> String {
     use crate::clock::Clock;
-    crate::db::new_id("req", crate::clock::SystemClock.now_ms())
+    crate::ids::new_id("req", crate::clock::SystemClock.now_ms())
 }
 
 pub(super) fn internal_error_response() -> rouille::Response {
