@@ -16,6 +16,7 @@ pub mod cursor;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod flows;
 pub mod http;
 pub mod ids;
 pub mod keys;

@@ -17,8 +17,8 @@
 //! writer waits long; a pass does at most [`PASS_BUDGET`] of work and, if rows remain, the next
 //! pass runs a second later, between checkpoints.
 
-use crate::app::AppState;
 use crate::db;
+use crate::state::AppState;
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};

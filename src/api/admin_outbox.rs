@@ -3,7 +3,6 @@
 //! and subject.
 
 use crate::api::{Ctx, guard};
-use crate::app::AppState;
 use crate::clock::rfc3339;
 use crate::cursor;
 use crate::db::audit::{self, Entry};
@@ -11,6 +10,7 @@ use crate::db::outbox::{self as store, Item, ListFilter};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::http::input::{self, query_int};
 use crate::http::respond;
+use crate::state::AppState;
 use rouille::{Request, Response};
 use serde_json::{Value, json};
 

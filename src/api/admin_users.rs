@@ -1,7 +1,6 @@
 //! The operator's user management (API.md §7): read, change, delete, unlock, end sessions.
 
 use crate::api::{Ctx, guard, views};
-use crate::app::AppState;
 use crate::db::Tx;
 use crate::db::audit::Entry;
 use crate::db::members;
@@ -12,6 +11,8 @@ use crate::events;
 use crate::http::input::{self, nullable};
 use crate::http::respond;
 use crate::password;
+use crate::session::login;
+use crate::state::AppState;
 use crate::validate;
 use rouille::{Request, Response};
 use serde::Deserialize;
@@ -188,10 +189,10 @@ pub fn unlock(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
         tx.audit(act(&admin, "user.unlocked", &u.id))?;
         Ok(u)
     })?;
-    crate::api::auth::clear_login_locks(state, &user.email);
+    login::clear_login_locks(state, &user.email);
     state
         .limiter
-        .clear(&crate::api::two_factor::failure_key(&user.id));
+        .clear(&crate::flows::two_factor::failure_key(&user.id));
     Ok(respond::ok(json!({ "message": "Account unlocked" })))
 }
 

@@ -3,13 +3,13 @@
 //! writes it to SQLite in batches rather than on every `/public/*` request.
 
 use crate::api::{Ctx, guard};
-use crate::app::AppState;
 use crate::clock::{parse_rfc3339, rfc3339};
 use crate::crypto;
 use crate::db::api_keys::{self, ApiKey};
 use crate::db::audit::Entry;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::http::{input, respond};
+use crate::state::AppState;
 use crate::validate;
 use rouille::{Request, Response};
 use serde::Deserialize;

@@ -2,12 +2,12 @@
 //! admins) and the deployment's (`/admin/audit`, operator). One paginated reader for all three.
 
 use crate::api::{Ctx, guard, views};
-use crate::app::AppState;
 use crate::cursor;
 use crate::db::audit::{self, Filter};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::http::input::{self, query_int};
 use crate::http::respond;
+use crate::state::AppState;
 use rouille::{Request, Response};
 use serde_json::json;
 

@@ -1,7 +1,6 @@
 //! Guards: the first line of a handler, returning a typed context or the right 401/403.
 
 use crate::api::Ctx;
-use crate::app::AppState;
 use crate::crypto;
 use crate::db::admin_keys;
 use crate::db::orgs::{self, Org};
@@ -10,6 +9,7 @@ use crate::db::users::{Membership, User};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::http::cookies;
 use crate::http::input::{bearer, cookie};
+use crate::state::AppState;
 use crate::tokens::{AccessClaims, TokenError};
 use rouille::Request;
 

@@ -5,8 +5,8 @@
 //! `security.allowed_app_hosts`; so an org admin can never have genuine emails deliver tokens
 //! to a host they alone chose.
 
-use crate::app::AppState;
 use crate::db::orgs::Org;
+use crate::state::AppState;
 
 /// Whether `url`'s host is on the operator's `security.allowed_app_hosts`.
 pub fn host_allowed(state: &AppState, url: &str) -> bool {

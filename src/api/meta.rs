@@ -1,9 +1,9 @@
 //! Health, readiness and the well-known documents (JWKS, OpenID configuration).
 
 use crate::api::Ctx;
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::http::respond;
+use crate::state::AppState;
 use rouille::{Request, Response};
 use serde_json::json;
 

@@ -16,13 +16,12 @@ pub mod meta;
 pub mod openapi;
 pub mod org;
 pub mod public;
-pub mod public_invite;
 pub mod two_factor;
 pub mod views;
 pub mod webhooks;
 
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::state::AppState;
 use rouille::{Request, Response};
 use std::net::IpAddr;
 

@@ -4,8 +4,8 @@
 //! responses checked against it) and by `.ci/schemathesis.sh` (a fuzzer against a live server).
 
 use crate::api::Ctx;
-use crate::app::AppState;
 use crate::error::ApiResult;
+use crate::state::AppState;
 use rouille::{Request, Response};
 
 /// The document, as served.

@@ -2,10 +2,8 @@
 //! may read; changes need org_admin or owner; only an owner touches ownership or deletes the
 //! org; the last active owner can be neither demoted, removed nor deactivated.
 
-use crate::api::admin::SettingsPatch;
 use crate::api::guard::{self, UserCtx};
 use crate::api::{Ctx, links, views};
-use crate::app::AppState;
 use crate::change::Change;
 use crate::cursor;
 use crate::db::Tx;
@@ -15,9 +13,11 @@ use crate::db::orgs;
 use crate::db::sessions;
 use crate::db::users::{self, Membership, User};
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::flows::org_settings::SettingsPatch;
 use crate::http::input::{self, nullable, query_int};
 use crate::http::respond;
 use crate::role::Role;
+use crate::state::AppState;
 use crate::validate;
 use rouille::{Request, Response};
 use serde::Deserialize;

@@ -3,8 +3,7 @@
 //! offline JWKS verification cannot tell), manages the org's users and signs them in.
 //! Every answer carries the key's `X-RateLimit-*` headers; see [`run`].
 
-use crate::api::{Ctx, auth, guard, invites, public_invite, views};
-use crate::app::AppState;
+use crate::api::{Ctx, guard, views};
 use crate::clock::rfc3339;
 use crate::crypto;
 use crate::cursor;
@@ -14,11 +13,15 @@ use crate::db::orgs::{self, Org};
 use crate::db::sessions;
 use crate::db::users::{self, Membership, User};
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::flows::invite;
+use crate::flows::public_invite;
 use crate::http::input::{self, query_int};
 use crate::http::respond;
 use crate::org_keys::{self, KEY_PREFIX};
 use crate::password;
 use crate::ratelimit::Quota;
+use crate::session::login;
+use crate::state::AppState;
 use crate::tokens::TokenError;
 use crate::validate;
 use rouille::{Request, Response};
@@ -453,7 +456,7 @@ pub fn authenticate(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Res
                 .map_err(ApiError::rate_limited)?;
         }
         let result =
-            auth::password_login(state, &user_ctx, req, &k.org, &body.email, &body.password);
+            login::password_login(state, &user_ctx, req, &k.org, &body.email, &body.password);
         if let Err(e) = &result
             && e.code == "invalid_credentials"
         {
@@ -517,7 +520,7 @@ pub fn invite(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
             email: None,
             kind: "api_key",
         };
-        let delivery = invites::Delivery::from_send_email(body.send_email);
+        let delivery = invite::Delivery::from_send_email(body.send_email);
         let answer = state.change(ctx, req, |tx| {
             let out =
                 public_invite::create(tx, state, &k.org, &email, &role, &by, delivery, ctx.now)?;
@@ -526,7 +529,7 @@ pub fn invite(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
                 "member.invited",
                 ("invitation", out["invite"]["id"].as_str().unwrap_or("")),
             );
-            e.metadata = json!({ "email": email, "role": role, "sendEmail": delivery == invites::Delivery::Email });
+            e.metadata = json!({ "email": email, "role": role, "sendEmail": delivery == invite::Delivery::Email });
             tx.audit(e)?;
             Ok(out)
         })?;

@@ -3,7 +3,6 @@
 
 use crate::api::Ctx;
 use crate::api::guard::{self, UserCtx};
-use crate::app::AppState;
 use crate::clock::rfc3339;
 use crate::cursor;
 use crate::db::Tx;
@@ -14,6 +13,7 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::http::input::{self, nullable, query_int};
 use crate::http::respond;
 use crate::outbox;
+use crate::state::AppState;
 use rouille::{Request, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};

@@ -3,7 +3,7 @@
 //! org), through the same functions as `/api/v1/auth/*`.
 
 use super::{Page, Signed};
-use crate::api::{account as api_account, guard, two_factor};
+use crate::api::guard;
 use crate::clock::rfc3339;
 use crate::db::two_factor as tf;
 use crate::db::users;
@@ -150,7 +150,9 @@ pub fn profile(p: &mut Page<'_>) -> ApiResult<Response> {
 pub fn password(p: &mut Page<'_>) -> ApiResult<Response> {
     act(p, |p, user| {
         let (current, new) = (p.field("current_password"), p.field("new_password"));
-        api_account::change_password_for(p.state, p.ctx, p.req, user, None, None, &current, &new)?;
+        crate::flows::account::change_password_for(
+            p.state, p.ctx, p.req, user, None, None, &current, &new,
+        )?;
         // Every session ended, this browser's too: sign it in again with what it had.
         let amr = p
             .browser
@@ -165,7 +167,7 @@ pub fn password(p: &mut Page<'_>) -> ApiResult<Response> {
 
 pub fn totp_setup(p: &mut Page<'_>) -> ApiResult<Response> {
     act(p, |p, user| {
-        let e = two_factor::begin_enrolment(p.state, p.ctx, user, "Latchkey")?;
+        let e = crate::flows::two_factor::begin_enrolment(p.state, p.ctx, user, "Latchkey")?;
         Ok(
             json!({ "setup": { "secret": e.secret, "otpauth_url": e.otpauth_url, "qr_svg": e.qr_svg } }),
         )
@@ -174,22 +176,35 @@ pub fn totp_setup(p: &mut Page<'_>) -> ApiResult<Response> {
 
 pub fn totp_enable(p: &mut Page<'_>) -> ApiResult<Response> {
     act(p, |p, user| {
-        let codes =
-            two_factor::enable_with_code(p.state, p.ctx, p.req, user, None, &p.field("code"))?;
+        let codes = crate::flows::two_factor::enable_with_code(
+            p.state,
+            p.ctx,
+            p.req,
+            user,
+            None,
+            &p.field("code"),
+        )?;
         Ok(json!({ "new_backup_codes": codes, "notice": p.t("msg.two_factor_enabled") }))
     })
 }
 
 pub fn totp_disable(p: &mut Page<'_>) -> ApiResult<Response> {
     act(p, |p, user| {
-        two_factor::disable_with_code(p.state, p.ctx, p.req, user, None, &p.field("code"))?;
+        crate::flows::two_factor::disable_with_code(
+            p.state,
+            p.ctx,
+            p.req,
+            user,
+            None,
+            &p.field("code"),
+        )?;
         Ok(json!({ "notice": p.t("msg.two_factor_disabled") }))
     })
 }
 
 pub fn backup_codes(p: &mut Page<'_>) -> ApiResult<Response> {
     act(p, |p, user| {
-        let codes = two_factor::regenerate_backup_codes(
+        let codes = crate::flows::two_factor::regenerate_backup_codes(
             p.state,
             p.ctx,
             p.req,
@@ -206,7 +221,7 @@ pub fn revoke_session(p: &mut Page<'_>) -> ApiResult<Response> {
         let id = p.field("session_id");
         let (ctx, req) = (p.ctx, p.req);
         p.state.change(ctx, req, |tx| {
-            api_account::revoke_own_session(tx, ctx, req, user, &id)
+            crate::flows::account::revoke_own_session(tx, ctx, req, user, &id)
         })?;
         Ok(json!({ "notice": p.t("msg.session_revoked") }))
     })

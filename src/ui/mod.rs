@@ -10,13 +10,13 @@ mod pages;
 pub mod templates;
 
 use crate::api::Ctx;
-use crate::app::AppState;
 use crate::crypto;
 use crate::db::browser_sessions::{self, BrowserSession};
 use crate::db::orgs::{self, Org};
 use crate::db::users::{self, User};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::http::input;
+use crate::state::AppState;
 use hmac::{Hmac, Mac};
 use rouille::{Request, Response};
 use serde_json::{Value, json};
@@ -512,7 +512,7 @@ impl<'a> Page<'a> {
         if let Some(old) = self.browser.take() {
             let (ctx, req) = (self.ctx, self.req);
             self.state.change(ctx, req, |tx| {
-                crate::api::account::end_browser_session(
+                crate::flows::account::end_browser_session(
                     tx,
                     ctx,
                     req,

@@ -1,17 +1,19 @@
 //! The sign-in, sign-up, recovery, invitation and first-run pages (docs/pages.md). Each one
-//! calls the function its JSON endpoint calls (`api::auth::check_password`,
-//! `api::email_flows::send_reset`, …), so limits, lockouts, org policy and the rules against
+//! calls the function its JSON endpoint calls (`login::check_password`,
+//! `crate::flows::email::send_reset`, …), so limits, lockouts, org policy and the rules against
 //! enumeration and takeover are the API's own.
 
 use super::{Page, templates};
-use crate::api::{auth, email_flows, guard, invites, two_factor};
+use crate::api::guard;
 use crate::crypto;
 use crate::db::browser_sessions;
 use crate::db::invitations::Invitation;
 use crate::db::orgs::{self, Org, OrgSettings, SignupMode};
 use crate::db::users::{self, Membership, User};
 use crate::error::{ApiError, ApiResult};
+use crate::flows::invite;
 use crate::http::cookies;
+use crate::session::login;
 use rouille::Response;
 use serde_json::json;
 
@@ -83,7 +85,7 @@ pub fn login(p: &mut Page<'_>) -> ApiResult<Response> {
     let org = p.org()?;
     let email = p.field("email");
     let password = p.field("password");
-    let checked = auth::check_password(p.state, p.ctx, p.req, org.as_ref(), &email, &password);
+    let checked = login::check_password(p.state, p.ctx, p.req, org.as_ref(), &email, &password);
     let (user, rehash) = match checked {
         Ok(u) => u,
         Err(e) if e.status() < 500 => {
@@ -117,7 +119,7 @@ pub fn login_magic_link(p: &mut Page<'_>) -> ApiResult<Response> {
     let org = p.org()?;
     let email = p.field("email");
     let sent = match crate::validate::email(&email) {
-        Ok(e) => email_flows::send_magic_link(p.state, p.ctx, p.req, org.as_ref(), &e),
+        Ok(e) => crate::flows::email::send_magic_link(p.state, p.ctx, p.req, org.as_ref(), &e),
         Err(_) => Ok(()),
     };
     match sent {
@@ -171,7 +173,7 @@ pub fn second_factor(p: &mut Page<'_>) -> ApiResult<Response> {
     };
     let org = next_org(p)?;
     let code = p.field("code");
-    let ok = match two_factor::check_sign_in_code(p.state, p.ctx, &user.id, &code) {
+    let ok = match crate::flows::two_factor::check_sign_in_code(p.state, p.ctx, &user.id, &code) {
         Ok(ok) => ok,
         Err(e) if e.status() == 429 => {
             let msg = p.error_text(&e);
@@ -188,7 +190,7 @@ pub fn second_factor(p: &mut Page<'_>) -> ApiResult<Response> {
         if n >= MAX_WRONG_CODES {
             let (ctx, req) = (p.ctx, p.req);
             p.state.change(ctx, req, |tx| {
-                crate::api::account::end_browser_session(
+                crate::flows::account::end_browser_session(
                     tx,
                     ctx,
                     req,
@@ -301,7 +303,7 @@ pub(super) fn continue_sign_in(
     let amr = bs.auth_methods.clone();
     let (state, ctx, req) = (p.state, p.ctx, p.req);
     let issued = state.change(ctx, req, |tx| {
-        let i = auth::finish_login_session(
+        let i = login::finish_login_session(
             tx,
             state,
             ctx,
@@ -383,7 +385,7 @@ pub fn setup_2fa_form(p: &mut Page<'_>) -> ApiResult<Response> {
     if user.two_factor_enabled {
         return continue_sign_in(p, None, None);
     }
-    let e = two_factor::begin_enrolment(p.state, p.ctx, &user, &org.name)?;
+    let e = crate::flows::two_factor::begin_enrolment(p.state, p.ctx, &user, &org.name)?;
     p.render(
         200,
         "setup_2fa.html",
@@ -397,7 +399,14 @@ pub fn setup_2fa(p: &mut Page<'_>) -> ApiResult<Response> {
         return Ok(p.redirect("/login"));
     };
     let code = p.field("code");
-    match two_factor::enable_with_code(p.state, p.ctx, p.req, &user, Some(&org), &code) {
+    match crate::flows::two_factor::enable_with_code(
+        p.state,
+        p.ctx,
+        p.req,
+        &user,
+        Some(&org),
+        &code,
+    ) {
         Ok(codes) => {
             // The browser session now holds the second factor too.
             if let Some(b) = p.browser.as_ref() {
@@ -419,7 +428,7 @@ pub fn setup_2fa(p: &mut Page<'_>) -> ApiResult<Response> {
         }
         Err(e) if e.status() < 500 => {
             let msg = p.error_text(&e);
-            let en = two_factor::begin_enrolment(p.state, p.ctx, &user, &org.name)?;
+            let en = crate::flows::two_factor::begin_enrolment(p.state, p.ctx, &user, &org.name)?;
             p.render(
                 e.status(),
                 "setup_2fa.html",
@@ -459,7 +468,7 @@ pub fn signup(p: &mut Page<'_>) -> ApiResult<Response> {
     };
     let (name, email, password) = (p.field("name"), p.field("email"), p.field("password"));
     let name = Some(name.as_str()).filter(|n| !n.trim().is_empty());
-    match auth::sign_up(p.state, p.ctx, p.req, &org, &email, &password, name) {
+    match login::sign_up(p.state, p.ctx, p.req, &org, &email, &password, name) {
         Ok(done) => {
             if done.issued.is_none() && org.settings.signup_mode == SignupMode::Domain {
                 return p.message(
@@ -513,7 +522,7 @@ pub fn forgot(p: &mut Page<'_>) -> ApiResult<Response> {
     let org = p.org()?;
     let email = p.field("email");
     let sent = match crate::validate::email(&email) {
-        Ok(e) => email_flows::send_reset(p.state, p.ctx, p.req, org.as_ref(), &e),
+        Ok(e) => crate::flows::email::send_reset(p.state, p.ctx, p.req, org.as_ref(), &e),
         Err(_) => Ok(()),
     };
     match sent {
@@ -540,7 +549,7 @@ pub fn forgot(p: &mut Page<'_>) -> ApiResult<Response> {
 /// A GET with a token shows its page only while the token is usable (and spends nothing).
 fn token_page(p: &Page<'_>, purpose: &str, template: &str) -> ApiResult<Response> {
     let token = p.query("token");
-    if !email_flows::token_is_usable(p.state, &token, purpose, p.ctx.now) {
+    if !crate::flows::email::token_is_usable(p.state, &token, purpose, p.ctx.now) {
         return p.link_invalid("msg.invalid_token");
     }
     p.render(200, template, None, json!({ "token": token }))
@@ -552,7 +561,9 @@ pub fn reset_form(p: &mut Page<'_>) -> ApiResult<Response> {
 
 pub fn reset(p: &mut Page<'_>) -> ApiResult<Response> {
     let (token, password) = (p.field("token"), p.field("password"));
-    match email_flows::reset_with_token(p.state, p.ctx, p.req, &token, &password, "password") {
+    match crate::flows::email::reset_with_token(
+        p.state, p.ctx, p.req, &token, &password, "password",
+    ) {
         Ok((org, _)) => {
             let login = format!("/login?org={}", org.slug);
             p.message(
@@ -583,7 +594,7 @@ pub fn magic_link_form(p: &mut Page<'_>) -> ApiResult<Response> {
 
 pub fn magic_link(p: &mut Page<'_>) -> ApiResult<Response> {
     let token = p.field("token");
-    match email_flows::spend_magic_link(p.state, p.ctx, p.req, &token) {
+    match crate::flows::email::spend_magic_link(p.state, p.ctx, p.req, &token) {
         Ok((org, user, _)) => {
             p.set_next(&org.slug, "");
             let amr = vec!["email".to_string()];
@@ -619,7 +630,7 @@ fn verify_needs_password(p: &Page<'_>, user: &User) -> bool {
 pub fn verify_email_form(p: &mut Page<'_>) -> ApiResult<Response> {
     let token = p.query("token");
     let Ok((org, user)) =
-        email_flows::token_owner(p.state, p.req, &token, "verify_email", p.ctx.now)
+        crate::flows::email::token_owner(p.state, p.req, &token, "verify_email", p.ctx.now)
     else {
         return p.link_invalid("msg.invalid_token");
     };
@@ -635,12 +646,12 @@ pub fn verify_email_form(p: &mut Page<'_>) -> ApiResult<Response> {
 pub fn verify_email(p: &mut Page<'_>) -> ApiResult<Response> {
     let token = p.field("token");
     let Ok((org, user)) =
-        email_flows::token_owner(p.state, p.req, &token, "verify_email", p.ctx.now)
+        crate::flows::email::token_owner(p.state, p.req, &token, "verify_email", p.ctx.now)
     else {
         return p.link_invalid("msg.invalid_token");
     };
     if verify_needs_password(p, &user) {
-        let proven = auth::check_password(
+        let proven = login::check_password(
             p.state,
             p.ctx,
             p.req,
@@ -652,7 +663,7 @@ pub fn verify_email(p: &mut Page<'_>) -> ApiResult<Response> {
             if u.id == user.id {
                 Ok(())
             } else {
-                Err(auth::invalid_credentials())
+                Err(login::invalid_credentials())
             }
         });
         if let Err(e) = proven {
@@ -672,7 +683,7 @@ pub fn verify_email(p: &mut Page<'_>) -> ApiResult<Response> {
             return Ok(resp);
         }
     }
-    match email_flows::confirm_email(p.state, p.ctx, p.req, &token) {
+    match crate::flows::email::confirm_email(p.state, p.ctx, p.req, &token) {
         Ok((org, _)) => {
             let after = crate::api::links::trusted_app_url(p.state, &org)
                 .map(str::to_string)
@@ -695,7 +706,7 @@ pub fn verify_email(p: &mut Page<'_>) -> ApiResult<Response> {
 /// The open invitation behind `token` and its org; None when it is unknown, expired,
 /// revoked or used (the page then says the link no longer works).
 fn open_invitation(p: &Page<'_>, token: &str) -> ApiResult<Option<(Invitation, Org)>> {
-    match invites::invitation(p.state, p.req, token, p.ctx.now) {
+    match invite::invitation(p.state, p.req, token, p.ctx.now) {
         Ok(x) => Ok(Some(x)),
         Err(e) if e.status() < 500 => Ok(None),
         Err(e) => Err(e),
@@ -755,7 +766,7 @@ pub fn invitation(p: &mut Page<'_>) -> ApiResult<Response> {
         None => {
             let (name, password) = (p.field("name"), p.field("password"));
             let name = Some(name.as_str()).filter(|n| !n.trim().is_empty());
-            match invites::accept_new(p.state, p.ctx, p.req, &token, name, Some(&password), &org) {
+            match invite::accept_new(p.state, p.ctx, p.req, &token, name, Some(&password), &org) {
                 Ok((user, _)) => {
                     p.start_browser_session(&user, &["pwd".to_string()], false)?;
                     continue_sign_in(p, Some(org.slug.clone()), Some(String::new()))
@@ -773,7 +784,7 @@ pub fn invitation(p: &mut Page<'_>) -> ApiResult<Response> {
                 return invitation_page(p, 401, &token, Some(p.t("msg.sign_in_to_accept")));
             };
             let user = signed.user.clone();
-            match invites::join_as(p.state, p.ctx, p.req, &token, &user) {
+            match invite::join_as(p.state, p.ctx, p.req, &token, &user) {
                 Ok((org, _)) => continue_sign_in(p, Some(org.slug.clone()), Some(String::new())),
                 Err(e) if e.status() < 500 => {
                     let msg = p.error_text(&e);
@@ -791,7 +802,14 @@ pub fn logout(p: &mut Page<'_>) -> ApiResult<Response> {
     if let Some(b) = p.browser.take() {
         let (state, ctx, req) = (p.state, p.ctx, p.req);
         state.change(ctx, req, |tx| {
-            crate::api::account::end_browser_session(tx, ctx, req, &b.user, &b.session.id, "logout")
+            crate::flows::account::end_browser_session(
+                tx,
+                ctx,
+                req,
+                &b.user,
+                &b.session.id,
+                "logout",
+            )
         })?;
     }
     p.set_cookie(super::SESSION_COOKIE, "", 0);

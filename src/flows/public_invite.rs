@@ -1,10 +1,10 @@
 //! `POST /public/invitations` on top of the shared invitation logic of `invites.rs`.
 
-use crate::api::invites;
-use crate::app::AppState;
 use crate::change::Change;
 use crate::db::orgs::Org;
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::flows::invite;
+use crate::state::AppState;
 use serde_json::{Value, json};
 
 pub fn already_member() -> ApiError {
@@ -30,11 +30,11 @@ pub fn create(
     email: &str,
     role: &str,
     by: &Inviter<'_>,
-    delivery: invites::Delivery,
+    delivery: invite::Delivery,
     now: i64,
 ) -> ApiResult<Value> {
-    let (inv, token) = invites::create(tx, state, org, None, email, role, 7, delivery, now)?;
-    let mut view = invites::invite_view(tx, &inv, now)?;
+    let (inv, token) = invite::create(tx, state, org, None, email, role, 7, delivery, now)?;
+    let mut view = invite::invite_view(tx, &inv, now)?;
     view["invitedBy"] = json!({ "id": by.id, "email": by.email, "type": by.kind });
-    Ok(invites::answer(state, view, &token, delivery))
+    Ok(invite::answer(state, view, &token, delivery))
 }

@@ -1,7 +1,8 @@
 //! Sessions as the auth flows see them: starting one (session row + refresh token + access
 //! token), and refresh-token rotation with reuse detection and the grace window of API.md §2.
 
-use crate::app::AppState;
+pub mod login;
+
 use crate::crypto;
 use crate::db::Tx;
 use crate::db::orgs;
@@ -9,6 +10,7 @@ use crate::db::orgs::Org;
 use crate::db::sessions::{self, Session};
 use crate::db::users::{self, Membership, User};
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::state::AppState;
 use crate::tokens::AccessClaims;
 
 /// What a successful login, refresh or switch hands the client.
