@@ -24,7 +24,7 @@ use crate::db::orgs::Org;
 use crate::db::{self, Tx};
 use crate::error::ApiResult;
 use crate::events::Email;
-use crate::ids;
+use crate::ids::{self, OrgId, SessionId};
 use crate::outbox::MailKey;
 use crate::state::AppState;
 use rouille::Request;
@@ -79,7 +79,7 @@ impl Change<'_> {
     pub fn emit(&self, org: Option<&Org>, event: &str, data: Value) -> db::Result<String> {
         let id = crate::outbox::emit(
             self.tx,
-            org.map(|o| (o.id.as_str(), o.slug.as_str())),
+            org.map(|o| (&o.id, o.slug.as_str())),
             event,
             data,
             self.origin.now,
@@ -90,7 +90,7 @@ impl Change<'_> {
 
     /// [`Change::emit`] for an org known only by id (the org may be gone: then nothing is
     /// sent).
-    pub fn emit_in(&self, org_id: &str, event: &str, data: Value) -> db::Result<()> {
+    pub fn emit_in(&self, org_id: &OrgId, event: &str, data: Value) -> db::Result<()> {
         if let Some(org) = db::orgs::find_by_id(self.tx, org_id)? {
             self.emit(Some(&org), event, data)?;
         }
@@ -100,7 +100,7 @@ impl Change<'_> {
     /// Announces revoked sessions (`session.revoked`), each in its own org.
     pub fn sessions_revoked(
         &self,
-        revoked: &[(String, String)],
+        revoked: &[(SessionId, OrgId)],
         user: Value,
         reason: &str,
     ) -> db::Result<()> {
@@ -116,7 +116,7 @@ impl Change<'_> {
 
     /// Queues `mail` in the outbox, sealed (no token it carries is readable in the
     /// database); returns its id.
-    pub fn email(&self, org_id: Option<&str>, mail: &Email) -> db::Result<String> {
+    pub fn email(&self, org_id: Option<&OrgId>, mail: &Email) -> db::Result<String> {
         let id = crate::outbox::enqueue_email(
             self.tx,
             self.mail_key,

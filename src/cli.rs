@@ -4,6 +4,7 @@ use crate::app::{self, App};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config};
 use crate::db::{self, admin_keys, orgs, users};
+use crate::status::{MemberStatus, OrgStatus};
 use crate::{crypto, keys, password, validate};
 use std::error::Error;
 use std::io::BufRead;
@@ -105,11 +106,11 @@ pub fn org_create(path: Option<&Path>, slug: &str, name: &str) -> CliResult {
     let name = validate::name("name", name).map_err(|e| e.message)?;
     let now = SystemClock.now_ms();
     let org = orgs::Org {
-        id: crate::ids::new_id("org", now),
+        id: crate::ids::OrgId::fresh(now),
         slug: slug.to_string(),
         name,
         plan: "free".into(),
-        status: "active".into(),
+        status: OrgStatus::Active,
         app_url: None,
         app_url_by_operator: false,
         logo_url: None,
@@ -180,7 +181,7 @@ pub fn user_create(
             org_id: org.id,
             user_id: user.id.clone(),
             role: role.to_string(),
-            status: "active".into(),
+            status: MemberStatus::Active,
             metadata: serde_json::json!({}),
             joined_at: now,
         };

@@ -11,3 +11,103 @@ pub fn new_id(prefix: &str, now_ms: i64) -> String {
     *last = next;
     format!("{prefix}_{}", ulid::Ulid(next))
 }
+
+/// Declares a newtype id: a `String` the compiler tells apart from every other kind of id,
+/// so passing a user's id where an org's is expected does not compile. Serialized as the bare
+/// string; stored as TEXT (see `db::ids`). `fresh` makes a new one with the kind's prefix;
+/// `from_wire` wraps an id a client sent (unchecked: an unknown id simply finds nothing).
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub const PREFIX: &'static str = $prefix;
+
+            /// A new id of this kind, made at `now_ms` (see [`new_id`]).
+            pub fn fresh(now_ms: i64) -> $name {
+                $name(new_id($prefix, now_ms))
+            }
+
+            /// An id as a client or a stored row gave it.
+            pub fn from_wire(s: impl Into<String>) -> $name {
+                $name(s.into())
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> $name {
+                $name(s.to_string())
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> $name {
+                $name(s)
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<String> for $name {
+            fn eq(&self, other: &String) -> bool {
+                &self.0 == other
+            }
+        }
+
+        impl PartialEq<$name> for String {
+            fn eq(&self, other: &$name) -> bool {
+                self == &other.0
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+    };
+}
+
+id_type!(
+    /// An organization (a tenant): `org_…`.
+    OrgId,
+    "org"
+);
+id_type!(
+    /// An account (deployment-wide): `usr_…`.
+    UserId,
+    "usr"
+);
+id_type!(
+    /// One org session (a refresh-token family): `ses_…`.
+    SessionId,
+    "ses"
+);

@@ -30,6 +30,7 @@ pub mod ratelimit;
 pub mod role;
 pub mod session;
 pub mod state;
+pub mod status;
 pub mod tokens;
 pub mod totp;
 pub mod ui;

@@ -4,6 +4,7 @@
 
 use crate::db::api_keys::{self, ApiKey};
 use crate::db::{self, Db};
+use crate::ids::OrgId;
 use crate::state::AppState;
 use serde_json::json;
 use std::collections::HashMap;
@@ -27,7 +28,7 @@ pub const FLUSH_EVERY_MS: i64 = 5_000;
 
 /// Last uses of API keys not yet written: key id → (org id, when).
 pub struct KeyUsage {
-    pending: Mutex<HashMap<String, (String, i64)>>,
+    pending: Mutex<HashMap<String, (OrgId, i64)>>,
     last_flush: AtomicI64,
 }
 
@@ -40,12 +41,12 @@ impl KeyUsage {
     }
 
     /// Notes a use of the key (memory only).
-    pub fn record(&self, org_id: &str, key_id: &str, now: i64) {
+    pub fn record(&self, org_id: &OrgId, key_id: &str, now: i64) {
         let mut map = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         match map.get_mut(key_id) {
             Some((_, at)) => *at = (*at).max(now),
             None => {
-                map.insert(key_id.to_string(), (org_id.to_string(), now));
+                map.insert(key_id.to_string(), (org_id.clone(), now));
             }
         }
     }
@@ -73,7 +74,7 @@ impl KeyUsage {
         if taken.is_empty() {
             return Ok(0);
         }
-        let uses: Vec<(String, String, i64)> = taken
+        let uses: Vec<(OrgId, String, i64)> = taken
             .into_iter()
             .map(|(id, (org, at))| (org, id, at))
             .collect();

@@ -4,6 +4,7 @@
 //! reasons about it.
 
 use crate::db::users::Membership;
+use crate::status::MemberStatus;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -47,7 +48,7 @@ impl Membership {
     }
 
     pub fn is_active_owner(&self) -> bool {
-        self.role() == Role::Owner && self.status == "active"
+        self.role() == Role::Owner && self.status == MemberStatus::Active
     }
 }
 

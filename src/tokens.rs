@@ -110,13 +110,13 @@ fn key_err(what: &str) -> impl Fn(jwt_simple::Error) -> TokenError + '_ {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct AccessClaims {
     pub iss: String,
-    pub sub: String,
+    pub sub: crate::ids::UserId,
     pub aud: String,
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
-    pub sid: String,
-    pub org_id: String,
+    pub sid: crate::ids::SessionId,
+    pub org_id: crate::ids::OrgId,
     pub org_slug: String,
     pub org_role: String,
     pub email: String,
@@ -279,7 +279,7 @@ impl SigningKey {
         jwt.expires_at = Some(UnixTimeStamp::from_secs(exp));
         jwt.invalid_before = None;
         jwt.issuer = Some(claims.iss.clone());
-        jwt.subject = Some(claims.sub.clone());
+        jwt.subject = Some(claims.sub.to_string());
         jwt.audiences = Some(Audiences::AsString(claims.aud.clone()));
         jwt.jwt_id = Some(claims.jti.clone());
         jwt.nonce = None;

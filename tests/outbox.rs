@@ -45,7 +45,17 @@ fn add_endpoint(s: &TestServer, org_id: &str, url: &str, events: &[&str]) -> (St
     let st = s.state();
     let events: Vec<String> = events.iter().map(|e| e.to_string()).collect();
     st.db
-        .write(|tx| outbox::create_endpoint(tx, st.secret(), org_id, url, &events, None, st.now()))
+        .write(|tx| {
+            outbox::create_endpoint(
+                tx,
+                st.secret(),
+                &org_id.into(),
+                url,
+                &events,
+                None,
+                st.now(),
+            )
+        })
         .unwrap()
 }
 
@@ -53,7 +63,15 @@ fn emit(s: &TestServer, org: &(String, String), event: &str, data: Value) -> Str
     let st = s.state();
     let id = st
         .db
-        .write(|tx| outbox::emit(tx, Some((&org.0, &org.1)), event, data, st.now()))
+        .write(|tx| {
+            outbox::emit(
+                tx,
+                Some((&org.0.as_str().into(), &org.1)),
+                event,
+                data,
+                st.now(),
+            )
+        })
         .unwrap();
     st.outbox.notify();
     id
@@ -194,7 +212,7 @@ fn a_rolled_back_transaction_sends_nothing_and_only_subscribers_get_events() {
     let r: Result<(), latchkey::db::Error> = st.db.write(|tx| {
         rolled_back = outbox::emit(
             tx,
-            Some((&org.0, &org.1)),
+            Some((&org.0.as_str().into(), &org.1)),
             "org.updated",
             json!({}),
             st.now(),
@@ -253,7 +271,7 @@ fn gone_disables_the_endpoint() {
     let ep = s
         .state()
         .db
-        .read(|c| latchkey::db::webhooks::get(c, &org.0, &wh))
+        .read(|c| latchkey::db::webhooks::get(c, &org.0.as_str().into(), &wh))
         .unwrap()
         .unwrap();
     assert!(!ep.is_active);
@@ -621,7 +639,13 @@ fn a_delivery_claimed_by_a_worker_that_died_is_retried_after_its_lease() {
     let now = s.clock.now_ms();
     let del = db
         .write(|tx| {
-            outbox::emit(tx, Some((&org.0, &org.1)), "org.updated", json!({}), now)?;
+            outbox::emit(
+                tx,
+                Some((&org.0.as_str().into(), &org.1)),
+                "org.updated",
+                json!({}),
+                now,
+            )?;
             let c = store::claim_next(tx, Some(&wh), now, now + 40_000)?.unwrap();
             Ok::<_, latchkey::db::Error>(c.id)
         })
@@ -656,7 +680,7 @@ fn a_test_event_goes_to_one_endpoint_whatever_it_subscribes_to() {
         .write(|tx| {
             outbox::emit_to(
                 tx,
-                (&org.0, &org.1),
+                (&org.0.as_str().into(), &org.1),
                 &wh,
                 "webhook.test",
                 json!({}),

@@ -137,7 +137,7 @@ pub fn list_sessions(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Re
 
 pub fn revoke_session(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     let me = guard::user(state, ctx, req)?;
-    let id = ctx.param("id").to_string();
+    let id = crate::ids::SessionId::from_wire(ctx.param("id"));
     state.change(ctx, req, |tx| {
         revoke_own_session(tx, ctx, req, &me.user, &id)
     })?;

@@ -14,6 +14,7 @@ use crate::http::input::{self, nullable, query_int};
 use crate::http::respond;
 use crate::password;
 use crate::state::AppState;
+use crate::status::{MemberStatus, OrgStatus};
 use crate::validate;
 use rouille::{Request, Response};
 use serde::Deserialize;
@@ -23,7 +24,7 @@ fn audit_admin(
     tx: &Change,
     admin: &guard::AdminCtx,
     action: &str,
-    (org_id, target_type, target_id): (Option<&str>, &str, &str),
+    (org_id, target_type, target_id): (Option<&crate::ids::OrgId>, &str, &str),
     metadata: serde_json::Value,
 ) -> db::Result<()> {
     tx.audit(Entry {
@@ -99,7 +100,7 @@ pub fn create_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
         .map(validate::email)
         .transpose()?;
     let org = Org {
-        id: crate::ids::new_id("org", ctx.now),
+        id: crate::ids::OrgId::fresh(ctx.now),
         slug: body.slug,
         name,
         plan: body
@@ -108,7 +109,7 @@ pub fn create_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
             .map(plan)
             .transpose()?
             .unwrap_or_else(|| "free".into()),
-        status: "active".into(),
+        status: OrgStatus::Active,
         app_url_by_operator: body.app_url.is_some(),
         app_url: body.app_url,
         logo_url: body.logo_url,
@@ -138,7 +139,7 @@ pub fn create_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
                 org_id: org.id.clone(),
                 user_id: user.id.clone(),
                 role: crate::role::Role::Owner.as_str().into(),
-                status: "active".into(),
+                status: MemberStatus::Active,
                 metadata: json!({}),
                 joined_at: ctx.now,
             };
@@ -211,14 +212,13 @@ pub fn update_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
             org.plan = plan(p)?;
         }
         if let Some(s) = &body.status {
-            if s != "active" && s != "suspended" {
-                return Err(ApiError::field(
+            org.status = OrgStatus::parse(s).ok_or_else(|| {
+                ApiError::field(
                     ErrorCode::InvalidRequest,
                     "status",
                     "must be 'active' or 'suspended'",
-                ));
-            }
-            org.status = s.clone();
+                )
+            })?;
         }
         if let Some(u) = body.app_url {
             if let Some(u) = &u {
@@ -271,7 +271,7 @@ pub fn delete_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AddMemberRequest {
-    user_id: String,
+    user_id: crate::ids::UserId,
     role: String,
 }
 
@@ -293,7 +293,7 @@ pub fn add_member(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
             org_id: org.id.clone(),
             user_id: user.id.clone(),
             role: body.role.clone(),
-            status: "active".into(),
+            status: MemberStatus::Active,
             metadata: json!({}),
             joined_at: ctx.now,
         };

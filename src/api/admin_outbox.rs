@@ -100,7 +100,7 @@ pub fn retry(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> 
             tx,
             &crate::ids::new_id("aud", ctx.now),
             &Entry {
-                org_id: item.org_id.as_deref(),
+                org_id: item.org_id.as_ref(),
                 actor_type: "admin_key",
                 actor_id: Some(&admin.key_id),
                 action: "outbox.retried",

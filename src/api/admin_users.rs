@@ -13,12 +13,14 @@ use crate::http::respond;
 use crate::password;
 use crate::session::login;
 use crate::state::AppState;
+use crate::status::UserStatus;
 use crate::validate;
 use rouille::{Request, Response};
 use serde::Deserialize;
 use serde_json::json;
 
 fn find(conn: &Tx, id: &str) -> ApiResult<User> {
+    let id = &crate::ids::UserId::from_wire(id);
     users::find_by_id(conn, id)?.ok_or_else(|| ApiError::not_found("User not found"))
 }
 
@@ -78,10 +80,8 @@ pub fn update(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
             "must be 'user' or 'admin'",
         ));
     }
-    if let Some(s) = &body.status
-        && s != "active"
-        && s != "disabled"
-    {
+    let status = body.status.as_deref().map(UserStatus::parse);
+    if status == Some(None) {
         return Err(ApiError::field(
             ErrorCode::InvalidRequest,
             "status",
@@ -121,9 +121,10 @@ pub fn update(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
         if let Some(r) = &body.role {
             u.role = r.clone();
         }
-        let disabling = body.status.as_deref() == Some("disabled") && u.status != "disabled";
-        if let Some(s) = &body.status {
-            u.status = s.clone();
+        let disabling =
+            status == Some(Some(UserStatus::Disabled)) && u.status != UserStatus::Disabled;
+        if let Some(Some(s)) = status {
+            u.status = s;
         }
         u.updated_at = ctx.now;
         users::update_admin(tx, &u).map_err(|e| {

@@ -97,13 +97,13 @@ pub fn org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
 pub fn admin(state: &AppState, _ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     guard::admin(state, req)?;
     let action = short(req, "action")?;
-    let org_id = short(req, "orgId")?;
+    let org_id = short(req, "orgId")?.map(crate::ids::OrgId::from_wire);
     let user_id = short(req, "userId")?;
     page(
         state,
         req,
         &Filter {
-            org_id: org_id.as_deref(),
+            org_id: org_id.as_ref(),
             action: action.as_deref(),
             actor_id: None,
             user_id: user_id.as_deref(),

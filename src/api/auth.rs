@@ -10,6 +10,7 @@ use crate::db::sessions;
 use crate::db::users::{self};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::http::{cookies, input, respond};
+use crate::ids::{OrgId, SessionId};
 use crate::session::login::{
     active_membership, email_verification_required, entry, finish_login, limit_ip,
     partial_response, password_login, second_factor_due, sign_up, tokens_response,
@@ -186,7 +187,7 @@ pub fn logout(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
     }
     // The session from the access token (even an expired one is fine to end), else from the
     // refresh token.
-    let mut target: Option<(String, String)> = None;
+    let mut target: Option<(OrgId, SessionId)> = None;
     if let Some((token, _)) = guard::access_token(req) {
         let s = &state.config;
         // An expired (but genuine) token can still end its session.

@@ -10,6 +10,7 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::http::cookies;
 use crate::http::input::{bearer, cookie};
 use crate::state::AppState;
+use crate::status::{MemberStatus, UserStatus};
 use crate::tokens::{AccessClaims, TokenError};
 use rouille::Request;
 
@@ -91,7 +92,7 @@ pub fn access_token(req: &Request) -> Option<(&str, bool)> {
 
 /// Whether a membership lets its user in: the one test every gate below uses.
 pub fn is_active(m: &Membership) -> bool {
-    m.status == "active"
+    m.status == MemberStatus::Active
 }
 
 /// The one membership rule of every way into an org (an access token, a login, a magic link,
@@ -117,7 +118,9 @@ pub fn user(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<UserCtx> {
     let found = state
         .db
         .read(|c| sessions::with_user(c, &org.id, &claims.sid))?
-        .filter(|(s, u, _)| s.user_id == claims.sub && s.is_live(ctx.now) && u.status == "active");
+        .filter(|(s, u, _)| {
+            s.user_id == claims.sub && s.is_live(ctx.now) && u.status == UserStatus::Active
+        });
     let (session, user, membership) =
         found.ok_or_else(|| ApiError::unauthenticated("Session has ended"))?;
     let membership = active_membership(membership)?;
@@ -163,7 +166,9 @@ pub fn account(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<(Session
     state
         .db
         .read(|c| sessions::with_user(c, &claims.org_id, &claims.sid))?
-        .filter(|(s, u, _)| s.user_id == claims.sub && s.is_live(ctx.now) && u.status == "active")
+        .filter(|(s, u, _)| {
+            s.user_id == claims.sub && s.is_live(ctx.now) && u.status == UserStatus::Active
+        })
         .map(|(s, u, _)| (s, u))
         .ok_or_else(|| ApiError::unauthenticated("Session has ended"))
 }

@@ -19,6 +19,7 @@ use crate::http::input;
 use crate::http::respond;
 use crate::session::login::finish_login;
 use crate::state::AppState;
+use crate::status::InvitationState;
 use crate::validate;
 use rouille::{Request, Response};
 use serde::Deserialize;
@@ -86,9 +87,8 @@ pub fn invite(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
 pub fn list(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     let me = guard::org_admin(state, ctx, req)?;
     let st = input::query(req, "state").filter(|s| !s.is_empty());
-    if let Some(s) = &st
-        && !["pending", "accepted", "declined", "revoked", "expired"].contains(&s.as_str())
-    {
+    let st = st.as_deref().map(InvitationState::parse);
+    if st == Some(None) {
         return Err(ApiError::field(
             ErrorCode::InvalidRequest,
             "state",
@@ -97,7 +97,7 @@ pub fn list(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     }
     let limit = input::query_int(req, "limit", 100, 1, 100)?;
     let views = state.db.read(|c| {
-        let rows = invitations::list(c, &me.org.id, st.as_deref(), ctx.now, limit)?;
+        let rows = invitations::list(c, &me.org.id, st.flatten(), ctx.now, limit)?;
         rows.iter()
             .map(|i| invite_view(c, i, ctx.now))
             .collect::<db::Result<Vec<_>>>()
@@ -117,7 +117,7 @@ pub fn revoke(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
                 inv.effective_state(ctx.now)
             )));
         }
-        invitations::respond(tx, &me.org.id, &inv.id, "revoked", None, ctx.now)?;
+        invitations::respond(tx, &me.org.id, &inv.id, InvitationState::Revoked, None, ctx.now)?;
         tx.emit(Some(&me.org), "invite.revoked", json!({ "inviteId": inv.id, "email": inv.email, "revokedBy": { "id": me.user.id, "email": me.user.email } }))?;
         tx.audit(act(&me, "invite.revoked", &inv.id))?;
         Ok(())
@@ -131,7 +131,7 @@ pub fn resend(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
     let view = state.change(ctx, req, |tx| {
         let inv = invitations::find(tx, &me.org.id, &id)?
             .ok_or_else(|| ApiError::not_found("Invitation not found"))?;
-        if inv.state != "pending" {
+        if inv.state != InvitationState::Pending {
             return Err(ApiError::invalid_request(format!(
                 "The invitation is {}",
                 inv.state
@@ -202,7 +202,14 @@ pub fn decline(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response
     let body: DeclineRequest = input::json(req, state.config.server.max_body_bytes)?;
     state.change(ctx, req, |tx| {
         let (inv, org) = by_token(tx, req, &body.token, ctx.now)?;
-        invitations::respond(tx, &org.id, &inv.id, "declined", None, ctx.now)?;
+        invitations::respond(
+            tx,
+            &org.id,
+            &inv.id,
+            InvitationState::Declined,
+            None,
+            ctx.now,
+        )?;
         tx.emit(
             Some(&org),
             "invite.declined",

@@ -16,8 +16,10 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::flows::org_settings::SettingsPatch;
 use crate::http::input::{self, nullable, query_int};
 use crate::http::respond;
+use crate::ids::{OrgId, UserId};
 use crate::role::Role;
 use crate::state::AppState;
+use crate::status::MemberStatus;
 use crate::validate;
 use rouille::{Request, Response};
 use serde::Deserialize;
@@ -128,10 +130,8 @@ pub fn list_members(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Res
     let me = guard::user(state, ctx, req)?;
     let limit = query_int(req, "limit", 20, 1, 100)?;
     let status = input::query(req, "status").filter(|s| !s.is_empty());
-    if let Some(s) = &status
-        && s != "active"
-        && s != "deactivated"
-    {
+    let status = status.as_deref().map(MemberStatus::parse);
+    if status == Some(None) {
         return Err(ApiError::field(
             ErrorCode::InvalidRequest,
             "status",
@@ -152,7 +152,7 @@ pub fn list_members(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Res
     }
     let after = cursor::from_query(&state.cursor_key, req)?;
     let filter = ListFilter {
-        status: status.as_deref(),
+        status: status.flatten(),
         role: role.as_deref(),
         q: q.as_deref().map(str::trim),
     };
@@ -173,7 +173,7 @@ pub fn list_members(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Res
 }
 
 /// The member `userId` of the caller's org, or 404 (never another org's data).
-fn target(conn: &Tx, me: &UserCtx, user_id: &str) -> ApiResult<(Membership, User)> {
+fn target(conn: &Tx, me: &UserCtx, user_id: &crate::ids::UserId) -> ApiResult<(Membership, User)> {
     let m = users::find_membership(conn, &me.org.id, user_id)?
         .ok_or_else(|| ApiError::not_found("Member not found"))?;
     let u =
@@ -183,7 +183,9 @@ fn target(conn: &Tx, me: &UserCtx, user_id: &str) -> ApiResult<(Membership, User
 
 pub fn get_member(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     let me = guard::user(state, ctx, req)?;
-    let (m, u) = state.db.read(|c| target(c, &me, ctx.param("userId")))?;
+    let (m, u) = state
+        .db
+        .read(|c| target(c, &me, &UserId::from_wire(ctx.param("userId"))))?;
     Ok(respond::ok(json!({ "member": views::member(&m, &u) })))
 }
 
@@ -201,7 +203,7 @@ fn only_owner_may(me: &UserCtx, what: &str) -> ApiResult<()> {
 /// takes the write lock up front): two admins demoting the last two owners at once run one
 /// after the other, and the second sees one owner. A backend with concurrent writers must lock
 /// the org's owner memberships (`SELECT … FOR UPDATE`) or serialize these transactions.
-fn keep_an_owner(tx: &Tx, org_id: &str, m: &Membership, what: &str) -> ApiResult<()> {
+fn keep_an_owner(tx: &Tx, org_id: &OrgId, m: &Membership, what: &str) -> ApiResult<()> {
     if m.is_active_owner() && members::active_owner_count(tx, org_id)? <= 1 {
         return Err(ApiError::forbidden(format!(
             "The last owner cannot be {what}"
@@ -239,7 +241,7 @@ pub fn update_member(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Re
             ));
         }
     }
-    let user_id = ctx.param("userId").to_string();
+    let user_id = UserId::from_wire(ctx.param("userId"));
     let member = state.change(ctx, req, |tx| {
         let (mut m, u) = target(tx, &me, &user_id)?;
         let previous = m.role.clone();
@@ -288,7 +290,7 @@ fn end_sessions(tx: &Change, me: &UserCtx, u: &User, reason: &str, now: i64) -> 
 
 pub fn remove_member(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     let me = guard::org_admin(state, ctx, req)?;
-    let user_id = ctx.param("userId").to_string();
+    let user_id = UserId::from_wire(ctx.param("userId"));
     state.change(ctx, req, |tx| {
         let (m, u) = target(tx, &me, &user_id)?;
         if m.role() == Role::Owner {
@@ -310,11 +312,11 @@ pub fn remove_member(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Re
 
 fn set_status(state: &AppState, ctx: &Ctx, req: &Request, active: bool) -> ApiResult<Response> {
     let me = guard::org_admin(state, ctx, req)?;
-    let user_id = ctx.param("userId").to_string();
+    let user_id = UserId::from_wire(ctx.param("userId"));
     let (status, event) = if active {
-        ("active", "member.reactivated")
+        (MemberStatus::Active, "member.reactivated")
     } else {
-        ("deactivated", "member.deactivated")
+        (MemberStatus::Deactivated, "member.deactivated")
     };
     let member = state.change(ctx, req, |tx| {
         let (mut m, u) = target(tx, &me, &user_id)?;
@@ -325,7 +327,7 @@ fn set_status(state: &AppState, ctx: &Ctx, req: &Request, active: bool) -> ApiRe
             keep_an_owner(tx, &me.org.id, &m, "deactivated")?;
         }
         if m.status != status {
-            m.status = status.into();
+            m.status = status;
             members::update(tx, &me.org.id, &m, ctx.now)?;
             if !active {
                 end_sessions(tx, &me, &u, "member_deactivated", ctx.now)?;

@@ -17,11 +17,13 @@ use crate::flows::invite;
 use crate::flows::public_invite;
 use crate::http::input::{self, query_int};
 use crate::http::respond;
+use crate::ids::UserId;
 use crate::org_keys::{self, KEY_PREFIX};
 use crate::password;
 use crate::ratelimit::Quota;
 use crate::session::login;
 use crate::state::AppState;
+use crate::status::{MemberStatus, UserStatus};
 use crate::tokens::TokenError;
 use crate::validate;
 use rouille::{Request, Response};
@@ -160,7 +162,7 @@ fn check_role_grant(state: &AppState, k: &KeyCtx, role: &str) -> ApiResult<()> {
 }
 
 /// The user and their membership in the key's org, or 404.
-fn member_of(state: &AppState, k: &KeyCtx, user_id: &str) -> ApiResult<(User, Membership)> {
+fn member_of(state: &AppState, k: &KeyCtx, user_id: &UserId) -> ApiResult<(User, Membership)> {
     let found = state.db.read(|c| {
         let Some(m) = users::find_membership(c, &k.org.id, user_id)? else {
             return Ok::<_, ApiError>(None);
@@ -215,7 +217,7 @@ fn check_token(state: &AppState, ctx: &Ctx, org: &Org, token: &str) -> ApiResult
     if !session.is_live(ctx.now) {
         return Ok(not_valid("session_expired"));
     }
-    if user.status != "active" {
+    if user.status != UserStatus::Active {
         return Ok(not_valid("user_inactive"));
     }
     let membership = match guard::active_membership(membership) {
@@ -244,7 +246,7 @@ pub fn verify(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
 
 pub fn get_user(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     run(state, ctx, req, "users:read", |k| {
-        let (user, membership) = member_of(state, k, ctx.param("id"))?;
+        let (user, membership) = member_of(state, k, &UserId::from_wire(ctx.param("id")))?;
         Ok(respond::ok(json!({
             "user": views::user(&user),
             "membership": views::membership(&membership),
@@ -254,7 +256,7 @@ pub fn get_user(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respons
 
 pub fn get_member(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     run(state, ctx, req, "users:read", |k| {
-        let (_, membership) = member_of(state, k, ctx.param("userId"))?;
+        let (_, membership) = member_of(state, k, &UserId::from_wire(ctx.param("userId")))?;
         Ok(respond::ok(
             json!({ "membership": views::membership(&membership) }),
         ))
@@ -363,7 +365,7 @@ pub fn create_user(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Resp
             org_id: k.org.id.clone(),
             user_id: user.id.clone(),
             role,
-            status: "active".into(),
+            status: MemberStatus::Active,
             metadata: json!({}),
             joined_at: ctx.now,
         };
@@ -475,7 +477,7 @@ pub fn authenticate(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Res
 /// access token already issued fails `/public/verify` with `session_revoked`).
 pub fn revoke_sessions(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     run(state, ctx, req, "sessions:write", |k| {
-        let (user, _) = member_of(state, k, ctx.param("id"))?;
+        let (user, _) = member_of(state, k, &UserId::from_wire(ctx.param("id")))?;
         let reason = "revoked_by_api_key";
         let revoked = state.change(ctx, req, |tx| {
             let ids = sessions::revoke_in_org(tx, &k.org.id, &user.id, reason, ctx.now)?;

@@ -16,6 +16,7 @@ use crate::flows::two_factor::{
 use crate::http::{cookies, input, respond};
 use crate::session::login::{entry, finish_login_session, tokens_json};
 use crate::state::AppState;
+use crate::status::UserStatus;
 use rouille::{Request, Response};
 use serde::Deserialize;
 use serde_json::json;
@@ -58,7 +59,9 @@ fn load_partial(
         return Err(ApiError::of(ErrorCode::OrgMismatch)
             .with_message("The partial token belongs to another organization"));
     }
-    let user = user.filter(|u| u.status == "active").ok_or_else(bad)?;
+    let user = user
+        .filter(|u| u.status == UserStatus::Active)
+        .ok_or_else(bad)?;
     // A login that accepts an invitation has no membership yet: it is made at the end.
     let membership = match membership {
         Some(m) if guard::is_active(&m) && partial.invitation_id.is_none() => Some(m),

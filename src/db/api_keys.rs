@@ -2,17 +2,18 @@
 //! except the lookup by hash, which is how a request finds its org in the first place.
 
 use crate::db::Result;
+use crate::ids::{OrgId, UserId};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 #[derive(Debug, Clone)]
 pub struct ApiKey {
     pub id: String,
-    pub org_id: String,
+    pub org_id: OrgId,
     pub name: String,
     pub key_hash: String,
     pub prefix: String,
     pub scopes: Vec<String>,
-    pub created_by: Option<String>,
+    pub created_by: Option<UserId>,
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
@@ -69,7 +70,7 @@ pub fn insert(conn: &Connection, k: &ApiKey) -> Result<()> {
 }
 
 /// Every key of the org (revoked and expired ones too), newest first.
-pub fn list(conn: &Connection, org_id: &str) -> Result<Vec<ApiKey>> {
+pub fn list(conn: &Connection, org_id: &OrgId) -> Result<Vec<ApiKey>> {
     let mut st = conn.prepare_cached(&format!(
         "SELECT {COLS} FROM api_keys WHERE org_id = ?1 ORDER BY created_at DESC, id DESC LIMIT 1000"
     ))?;
@@ -78,7 +79,7 @@ pub fn list(conn: &Connection, org_id: &str) -> Result<Vec<ApiKey>> {
 }
 
 /// One key of the org by id.
-pub fn find(conn: &Connection, org_id: &str, id: &str) -> Result<Option<ApiKey>> {
+pub fn find(conn: &Connection, org_id: &OrgId, id: &str) -> Result<Option<ApiKey>> {
     Ok(conn
         .prepare_cached(&format!(
             "SELECT {COLS} FROM api_keys WHERE org_id = ?1 AND id = ?2"
@@ -98,7 +99,7 @@ pub fn find_live_by_hash(conn: &Connection, key_hash: &str) -> Result<Option<Api
 }
 
 /// Revokes one key of the org; true if it was unrevoked.
-pub fn revoke(conn: &Connection, org_id: &str, id: &str, now: i64) -> Result<bool> {
+pub fn revoke(conn: &Connection, org_id: &OrgId, id: &str, now: i64) -> Result<bool> {
     let n = conn.execute(
         "UPDATE api_keys SET revoked_at = ?3 WHERE org_id = ?1 AND id = ?2 AND revoked_at IS NULL",
         params![org_id, id, now],
@@ -107,7 +108,7 @@ pub fn revoke(conn: &Connection, org_id: &str, id: &str, now: i64) -> Result<boo
 }
 
 /// Records last uses gathered in memory: `(org_id, key_id, at)`. Never moves a time back.
-pub fn touch_last_used(conn: &Connection, uses: &[(String, String, i64)]) -> Result<()> {
+pub fn touch_last_used(conn: &Connection, uses: &[(OrgId, String, i64)]) -> Result<()> {
     let mut st = conn.prepare_cached(
         "UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?3)
          WHERE org_id = ?1 AND id = ?2",

@@ -1,10 +1,11 @@
 //! The audit log: one row per security-relevant action.
 
 use crate::db::Result;
+use crate::ids::OrgId;
 use rusqlite::{Connection, params};
 
 pub struct Entry<'a> {
-    pub org_id: Option<&'a str>,
+    pub org_id: Option<&'a OrgId>,
     pub actor_type: &'a str,
     pub actor_id: Option<&'a str>,
     pub action: &'a str,
@@ -19,7 +20,7 @@ impl<'a> Entry<'a> {
     /// An entry with no metadata; the request's IP and user agent are stamped by
     /// `api::audit`.
     pub fn new(
-        org_id: Option<&'a str>,
+        org_id: Option<&'a OrgId>,
         actor_type: &'a str,
         actor_id: Option<&'a str>,
         action: &'a str,
@@ -70,7 +71,7 @@ pub fn insert(conn: &Connection, id: &str, e: &Entry<'_>, now: i64) -> Result<()
 #[derive(Debug)]
 pub struct Row {
     pub id: String,
-    pub org_id: Option<String>,
+    pub org_id: Option<OrgId>,
     pub actor_type: String,
     pub actor_id: Option<String>,
     pub action: String,
@@ -85,7 +86,7 @@ pub struct Row {
 /// Filters of an audit listing; every one optional.
 #[derive(Default)]
 pub struct Filter<'a> {
-    pub org_id: Option<&'a str>,
+    pub org_id: Option<&'a OrgId>,
     pub action: Option<&'a str>,
     pub actor_id: Option<&'a str>,
     /// Entries where this user is the actor or the target.

@@ -3,13 +3,15 @@
 //! value is stored only as its hash. Org sessions made from one carry its id.
 
 use crate::db::Result;
+use crate::ids::{OrgId, SessionId, UserId};
+use crate::status::BrowserState;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 #[derive(Debug, Clone)]
 pub struct BrowserSession {
     pub id: String,
-    pub user_id: String,
-    pub state: String,
+    pub user_id: UserId,
+    pub state: crate::status::BrowserState,
     pub auth_methods: Vec<String>,
     pub failed_codes: i64,
     pub auth_time: i64,
@@ -23,7 +25,7 @@ impl BrowserSession {
         self.revoked_at.is_none() && now < self.expires_at
     }
     pub fn is_active(&self, now: i64) -> bool {
-        self.is_live(now) && self.state == "active"
+        self.is_live(now) && self.state == BrowserState::Active
     }
 }
 
@@ -50,8 +52,8 @@ pub fn insert(
     conn: &Connection,
     id: &str,
     token_hash: &str,
-    user_id: &str,
-    state: &str,
+    user_id: &UserId,
+    state: BrowserState,
     amr: &[String],
     ip: &str,
     user_agent: Option<&str>,
@@ -125,7 +127,7 @@ pub fn revoke(
     id: &str,
     reason: &str,
     now: i64,
-) -> Result<Vec<(String, String)>> {
+) -> Result<Vec<(SessionId, OrgId)>> {
     conn.execute(
         "UPDATE browser_sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
         params![id, now],
@@ -141,7 +143,7 @@ pub fn revoke(
 /// Ends every browser session of a user (a password change or reset, a claimed email).
 pub fn revoke_all_for_user(
     conn: &Connection,
-    user_id: &str,
+    user_id: &UserId,
     except: Option<&str>,
     now: i64,
 ) -> Result<usize> {
@@ -153,7 +155,7 @@ pub fn revoke_all_for_user(
 }
 
 /// Marks an org session as made from browser session `bs_id`.
-pub fn link_session(conn: &Connection, session_id: &str, bs_id: &str) -> Result<()> {
+pub fn link_session(conn: &Connection, session_id: &SessionId, bs_id: &str) -> Result<()> {
     conn.execute(
         "UPDATE sessions SET browser_session_id = ?2 WHERE id = ?1",
         params![session_id, bs_id],
@@ -183,7 +185,7 @@ pub fn set_auth_methods(
 }
 
 /// Ids of the org sessions made from browser session `bs_id`, revoked ones included.
-pub fn org_sessions(conn: &Connection, bs_id: &str) -> Result<Vec<String>> {
+pub fn org_sessions(conn: &Connection, bs_id: &str) -> Result<Vec<SessionId>> {
     Ok(conn
         .prepare("SELECT id FROM sessions WHERE browser_session_id = ?1")?
         .query_map([bs_id], |r| r.get(0))?
@@ -191,7 +193,7 @@ pub fn org_sessions(conn: &Connection, bs_id: &str) -> Result<Vec<String>> {
 }
 
 /// The browser session an org session was made from, if any.
-pub fn of_session(conn: &Connection, session_id: &str) -> Result<Option<String>> {
+pub fn of_session(conn: &Connection, session_id: &SessionId) -> Result<Option<String>> {
     Ok(conn
         .query_row(
             "SELECT browser_session_id FROM sessions WHERE id = ?1",

@@ -2,14 +2,15 @@
 //! only as hashes, single use.
 
 use crate::db::Result;
+use crate::ids::{OrgId, UserId};
 use rusqlite::{Connection, OptionalExtension, params};
 
 #[derive(Debug, Clone)]
 pub struct EmailToken {
     pub token_hash: String,
     pub purpose: String,
-    pub user_id: String,
-    pub org_id: Option<String>,
+    pub user_id: UserId,
+    pub org_id: Option<OrgId>,
     pub email: String,
     pub expires_at: i64,
     pub used_at: Option<i64>,
@@ -20,8 +21,8 @@ pub fn insert(
     conn: &Connection,
     token_hash: &str,
     purpose: &str,
-    user_id: &str,
-    org_id: Option<&str>,
+    user_id: &UserId,
+    org_id: Option<&OrgId>,
     email: &str,
     now: i64,
     expires_at: i64,
@@ -69,7 +70,7 @@ pub fn use_token(conn: &Connection, token_hash: &str, now: i64) -> Result<bool> 
 }
 
 /// Kills every other unused token of this purpose for the user (after a reset, say).
-pub fn burn_all(conn: &Connection, user_id: &str, purpose: &str, now: i64) -> Result<()> {
+pub fn burn_all(conn: &Connection, user_id: &UserId, purpose: &str, now: i64) -> Result<()> {
     conn.execute(
         "UPDATE email_tokens SET used_at = ?3 WHERE user_id = ?1 AND purpose = ?2 AND used_at IS NULL",
         params![user_id, purpose, now],

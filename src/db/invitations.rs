@@ -1,16 +1,18 @@
 //! Invitations to join an org, by single-use token (stored only as a hash).
 
 use crate::db::Result;
+use crate::ids::{OrgId, UserId};
+use crate::status::InvitationState;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 #[derive(Debug, Clone)]
 pub struct Invitation {
     pub id: String,
-    pub org_id: String,
+    pub org_id: OrgId,
     pub email: String,
     pub role: String,
-    pub state: String,
-    pub invited_by: Option<String>,
+    pub state: crate::status::InvitationState,
+    pub invited_by: Option<UserId>,
     pub created_at: i64,
     pub expires_at: i64,
     pub responded_at: Option<i64>,
@@ -21,16 +23,16 @@ pub struct Invitation {
 
 impl Invitation {
     /// The state a reader sees: a pending invitation past its expiry is `expired`.
-    pub fn effective_state(&self, now: i64) -> &str {
-        if self.state == "pending" && now >= self.expires_at {
-            "expired"
+    pub fn effective_state(&self, now: i64) -> InvitationState {
+        if self.state == InvitationState::Pending && now >= self.expires_at {
+            InvitationState::Expired
         } else {
-            &self.state
+            self.state
         }
     }
 
     pub fn is_open(&self, now: i64) -> bool {
-        self.effective_state(now) == "pending"
+        self.effective_state(now) == InvitationState::Pending
     }
 }
 
@@ -72,7 +74,7 @@ pub fn insert(conn: &Connection, inv: &Invitation, token_hash: &str) -> Result<(
     Ok(())
 }
 
-pub fn find(conn: &Connection, org_id: &str, id: &str) -> Result<Option<Invitation>> {
+pub fn find(conn: &Connection, org_id: &OrgId, id: &str) -> Result<Option<Invitation>> {
     Ok(conn
         .prepare_cached(&format!(
             "SELECT {COLS} FROM invitations WHERE org_id = ?1 AND id = ?2"
@@ -93,7 +95,7 @@ pub fn find_by_token(conn: &Connection, token_hash: &str) -> Result<Option<Invit
 /// An open (pending, unexpired) invitation for this email in the org.
 pub fn find_open_for_email(
     conn: &Connection,
-    org_id: &str,
+    org_id: &OrgId,
     email: &str,
     now: i64,
 ) -> Result<Option<Invitation>> {
@@ -109,8 +111,8 @@ pub fn find_open_for_email(
 /// The org's invitations, newest first; `state` filters on the effective state.
 pub fn list(
     conn: &Connection,
-    org_id: &str,
-    state: Option<&str>,
+    org_id: &OrgId,
+    state: Option<InvitationState>,
     now: i64,
     limit: i64,
 ) -> Result<Vec<Invitation>> {
@@ -142,10 +144,10 @@ pub fn open_for_email(conn: &Connection, email: &str, now: i64) -> Result<Vec<In
 /// Moves a pending invitation to `state`; true if it was pending.
 pub fn respond(
     conn: &Connection,
-    org_id: &str,
+    org_id: &OrgId,
     id: &str,
-    state: &str,
-    accepted_by: Option<&str>,
+    state: InvitationState,
+    accepted_by: Option<&UserId>,
     now: i64,
 ) -> Result<bool> {
     let n = conn.execute(
@@ -159,7 +161,7 @@ pub fn respond(
 /// A new token and expiry for a pending invitation (the old token dies).
 pub fn renew(
     conn: &Connection,
-    org_id: &str,
+    org_id: &OrgId,
     id: &str,
     token_hash: &str,
     expires_at: i64,

@@ -3,10 +3,12 @@
 
 use crate::db::Result;
 use crate::db::users::{self, COLS, M_COLS, M_COLS_LEN, Membership, User, membership_at, user_at};
+use crate::ids::{OrgId, UserId};
+use crate::status::MemberStatus;
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub struct ListFilter<'a> {
-    pub status: Option<&'a str>,
+    pub status: Option<MemberStatus>,
     pub role: Option<&'a str>,
     /// Substring of the name or email.
     pub q: Option<&'a str>,
@@ -23,7 +25,7 @@ fn like(q: &str) -> String {
 /// Members of `org_id`, newest first (joined_at, id), after the cursor position.
 pub fn list(
     conn: &Connection,
-    org_id: &str,
+    org_id: &OrgId,
     f: &ListFilter<'_>,
     after: Option<(i64, &str)>,
     limit: i64,
@@ -46,7 +48,7 @@ pub fn list(
 }
 
 /// Active owners of the org.
-pub fn active_owner_count(conn: &Connection, org_id: &str) -> Result<i64> {
+pub fn active_owner_count(conn: &Connection, org_id: &OrgId) -> Result<i64> {
     Ok(conn.query_row(
         "SELECT COUNT(*) FROM memberships WHERE org_id = ?1 AND role = 'owner' AND status = 'active'",
         [org_id],
@@ -54,7 +56,7 @@ pub fn active_owner_count(conn: &Connection, org_id: &str) -> Result<i64> {
     )?)
 }
 
-pub fn update(conn: &Connection, org_id: &str, m: &Membership, now: i64) -> Result<()> {
+pub fn update(conn: &Connection, org_id: &OrgId, m: &Membership, now: i64) -> Result<()> {
     conn.execute(
         "UPDATE memberships SET role = ?3, status = ?4, metadata = ?5, updated_at = ?6
          WHERE org_id = ?1 AND id = ?2",
@@ -63,7 +65,7 @@ pub fn update(conn: &Connection, org_id: &str, m: &Membership, now: i64) -> Resu
     Ok(())
 }
 
-pub fn delete(conn: &Connection, org_id: &str, user_id: &str) -> Result<bool> {
+pub fn delete(conn: &Connection, org_id: &OrgId, user_id: &UserId) -> Result<bool> {
     let n = conn.execute(
         "DELETE FROM memberships WHERE org_id = ?1 AND user_id = ?2",
         params![org_id, user_id],
@@ -72,8 +74,8 @@ pub fn delete(conn: &Connection, org_id: &str, user_id: &str) -> Result<bool> {
 }
 
 /// The membership of the user with this email in the org, if any.
-pub fn find_by_email(conn: &Connection, org_id: &str, email: &str) -> Result<Option<Membership>> {
-    let user_id: Option<String> = conn
+pub fn find_by_email(conn: &Connection, org_id: &OrgId, email: &str) -> Result<Option<Membership>> {
+    let user_id: Option<UserId> = conn
         .query_row("SELECT id FROM users WHERE email = ?1", [email], |r| {
             r.get(0)
         })

@@ -9,6 +9,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod browser_sessions;
 pub mod email_tokens;
+mod ids;
 pub mod invitations;
 pub mod members;
 pub mod meta;

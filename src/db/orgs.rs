@@ -1,6 +1,7 @@
 //! Organizations (tenants). Deleted orgs are kept (soft delete) and never returned.
 
 use crate::db::Result;
+use crate::ids::OrgId;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 
@@ -29,11 +30,11 @@ pub struct OrgSettings {
 
 #[derive(Debug, Clone)]
 pub struct Org {
-    pub id: String,
+    pub id: OrgId,
     pub slug: String,
     pub name: String,
     pub plan: String,
-    pub status: String,
+    pub status: crate::status::OrgStatus,
     pub app_url: Option<String>,
     /// The operator set `app_url` (any host); an org admin may set only allowed hosts.
     pub app_url_by_operator: bool,
@@ -104,7 +105,7 @@ pub fn find_by_slug(conn: &Connection, slug: &str) -> Result<Option<Org>> {
         .optional()?)
 }
 
-pub fn find_by_id(conn: &Connection, id: &str) -> Result<Option<Org>> {
+pub fn find_by_id(conn: &Connection, id: &OrgId) -> Result<Option<Org>> {
     Ok(conn
         .prepare_cached(&format!(
             "SELECT {COLS} FROM orgs WHERE id = ?1 AND deleted_at IS NULL"
@@ -147,7 +148,7 @@ pub fn update(conn: &Connection, org: &Org) -> Result<()> {
 }
 
 /// Marks the org deleted and revokes every live session in it.
-pub fn soft_delete(conn: &Connection, org_id: &str, now: i64) -> Result<()> {
+pub fn soft_delete(conn: &Connection, org_id: &OrgId, now: i64) -> Result<()> {
     conn.execute(
         "UPDATE orgs SET deleted_at = ?2, updated_at = ?2 WHERE id = ?1 AND deleted_at IS NULL",
         params![org_id, now],

@@ -3,6 +3,7 @@
 //! `next_attempt_at`), so a delivery in flight when the process dies is simply due again later.
 
 use crate::db::Result;
+use crate::ids::OrgId;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 pub const KIND_WEBHOOK: &str = "webhook";
@@ -11,7 +12,7 @@ pub const KIND_EMAIL: &str = "email";
 pub fn insert_event(
     conn: &Connection,
     id: &str,
-    org_id: Option<&str>,
+    org_id: Option<&OrgId>,
     event: &str,
     payload: &str,
     now: i64,
@@ -74,7 +75,7 @@ pub fn next_due(conn: &Connection) -> Result<Option<i64>> {
 pub struct Claimed {
     pub id: String,
     pub kind: String,
-    pub org_id: Option<String>,
+    pub org_id: Option<OrgId>,
     pub event_id: Option<String>,
     pub endpoint_id: Option<String>,
     pub payload: String,
@@ -188,7 +189,7 @@ pub fn count_with_status(conn: &Connection, status: &str) -> Result<i64> {
 pub struct Item {
     pub id: String,
     pub kind: String,
-    pub org_id: Option<String>,
+    pub org_id: Option<OrgId>,
     pub event_id: Option<String>,
     pub event: Option<String>,
     pub endpoint_id: Option<String>,

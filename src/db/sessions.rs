@@ -1,13 +1,14 @@
 //! Sessions (one per login, scoped to an org) and their rotating refresh tokens.
 
 use crate::db::Result;
+use crate::ids::{OrgId, SessionId, UserId};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 #[derive(Debug, Clone)]
 pub struct Session {
-    pub id: String,
-    pub org_id: String,
-    pub user_id: String,
+    pub id: SessionId,
+    pub org_id: OrgId,
+    pub user_id: UserId,
     pub auth_methods: Vec<String>,
     pub ip_address: Option<String>,
     pub user_agent: Option<String>,
@@ -74,7 +75,7 @@ pub fn insert(conn: &Connection, s: &Session) -> Result<()> {
 }
 
 /// A session of `org_id` by id (tenant first).
-pub fn find(conn: &Connection, org_id: &str, id: &str) -> Result<Option<Session>> {
+pub fn find(conn: &Connection, org_id: &OrgId, id: &SessionId) -> Result<Option<Session>> {
     Ok(conn
         .prepare_cached(&format!(
             "SELECT {COLS} FROM sessions WHERE org_id = ?1 AND id = ?2"
@@ -84,7 +85,11 @@ pub fn find(conn: &Connection, org_id: &str, id: &str) -> Result<Option<Session>
 }
 
 /// A user's own session by id, whatever its org.
-pub fn find_for_user(conn: &Connection, user_id: &str, id: &str) -> Result<Option<Session>> {
+pub fn find_for_user(
+    conn: &Connection,
+    user_id: &UserId,
+    id: &SessionId,
+) -> Result<Option<Session>> {
     Ok(conn
         .prepare_cached(&format!(
             "SELECT {COLS} FROM sessions WHERE user_id = ?1 AND id = ?2"
@@ -96,7 +101,7 @@ pub fn find_for_user(conn: &Connection, user_id: &str, id: &str) -> Result<Optio
 /// The user's live sessions (all orgs), newest first.
 pub fn list_live_for_user(
     conn: &Connection,
-    user_id: &str,
+    user_id: &UserId,
     now: i64,
 ) -> Result<Vec<(Session, String)>> {
     let mut st = conn.prepare_cached(
@@ -121,7 +126,7 @@ pub fn count_live(conn: &Connection, now: i64) -> Result<i64> {
 }
 
 /// Revokes one session; true if it was live.
-pub fn revoke(conn: &Connection, id: &str, reason: &str, now: i64) -> Result<bool> {
+pub fn revoke(conn: &Connection, id: &SessionId, reason: &str, now: i64) -> Result<bool> {
     let n = conn.execute(
         "UPDATE sessions SET revoked_at = ?2, revoked_reason = ?3 WHERE id = ?1 AND revoked_at IS NULL",
         params![id, now, reason],
@@ -133,11 +138,11 @@ pub fn revoke(conn: &Connection, id: &str, reason: &str, now: i64) -> Result<boo
 /// The user's browser sessions end too, except the one `keep` was made from.
 pub fn revoke_all_for_user(
     conn: &Connection,
-    user_id: &str,
-    keep: Option<&str>,
+    user_id: &UserId,
+    keep: Option<&SessionId>,
     reason: &str,
     now: i64,
-) -> Result<Vec<(String, String)>> {
+) -> Result<Vec<(SessionId, OrgId)>> {
     conn.prepare_cached(
         "UPDATE browser_sessions SET revoked_at = ?3
          WHERE user_id = ?1 AND revoked_at IS NULL
@@ -157,11 +162,11 @@ pub fn revoke_all_for_user(
 /// Revokes the user's live sessions in one org; returns the revoked ids.
 pub fn revoke_in_org(
     conn: &Connection,
-    org_id: &str,
-    user_id: &str,
+    org_id: &OrgId,
+    user_id: &UserId,
     reason: &str,
     now: i64,
-) -> Result<Vec<String>> {
+) -> Result<Vec<SessionId>> {
     let mut st = conn.prepare_cached(
         "UPDATE sessions SET revoked_at = ?3, revoked_reason = ?4
          WHERE org_id = ?1 AND user_id = ?2 AND revoked_at IS NULL RETURNING id",
@@ -173,7 +178,12 @@ pub fn revoke_in_org(
 /// After a refresh: the session was seen now and its idle deadline moves (never past the
 /// absolute one) — only for a session still unrevoked and within its absolute lifetime;
 /// false otherwise (a revocation won the race).
-pub fn touch_live(conn: &Connection, id: &str, now: i64, idle_expires_at: i64) -> Result<bool> {
+pub fn touch_live(
+    conn: &Connection,
+    id: &SessionId,
+    now: i64,
+    idle_expires_at: i64,
+) -> Result<bool> {
     let n = conn
         .prepare_cached(
             "UPDATE sessions SET last_seen_at = ?2, idle_expires_at = MIN(?3, expires_at)
@@ -186,8 +196,8 @@ pub fn touch_live(conn: &Connection, id: &str, now: i64, idle_expires_at: i64) -
 #[derive(Debug)]
 pub struct RefreshRow {
     pub token_hash: String,
-    pub session_id: String,
-    pub org_id: String,
+    pub session_id: SessionId,
+    pub org_id: OrgId,
     pub rotated_at: Option<i64>,
     pub successor_enc: Option<Vec<u8>>,
 }
@@ -195,8 +205,8 @@ pub struct RefreshRow {
 pub fn insert_refresh(
     conn: &Connection,
     token_hash: &str,
-    session_id: &str,
-    org_id: &str,
+    session_id: &SessionId,
+    org_id: &OrgId,
     now: i64,
 ) -> Result<()> {
     conn.prepare_cached(
@@ -272,8 +282,8 @@ pub fn sweep_ended(conn: &Connection, before: i64, limit: i64) -> Result<usize> 
 /// every request with an access token checks.
 pub fn with_user(
     conn: &Connection,
-    org_id: &str,
-    id: &str,
+    org_id: &OrgId,
+    id: &SessionId,
 ) -> Result<
     Option<(
         Session,

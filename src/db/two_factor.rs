@@ -1,6 +1,7 @@
 //! TOTP secrets (sealed), backup codes (hashed) and partial tokens (hashed) of the 2FA step.
 
 use crate::db::Result;
+use crate::ids::{OrgId, UserId};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub struct TotpRow {
@@ -9,7 +10,7 @@ pub struct TotpRow {
     pub last_used_step: Option<i64>,
 }
 
-pub fn totp(conn: &Connection, user_id: &str) -> Result<Option<TotpRow>> {
+pub fn totp(conn: &Connection, user_id: &UserId) -> Result<Option<TotpRow>> {
     Ok(conn
         .prepare_cached(
             "SELECT secret_enc, enabled_at, last_used_step FROM totp_secrets WHERE user_id = ?1",
@@ -25,7 +26,7 @@ pub fn totp(conn: &Connection, user_id: &str) -> Result<Option<TotpRow>> {
 }
 
 /// Stores a pending (not yet enabled) secret, replacing any earlier pending one.
-pub fn put_pending(conn: &Connection, user_id: &str, secret_enc: &[u8], now: i64) -> Result<()> {
+pub fn put_pending(conn: &Connection, user_id: &UserId, secret_enc: &[u8], now: i64) -> Result<()> {
     conn.execute(
         "INSERT INTO totp_secrets (user_id, secret_enc, created_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (user_id) DO UPDATE SET secret_enc = excluded.secret_enc,
@@ -36,7 +37,7 @@ pub fn put_pending(conn: &Connection, user_id: &str, secret_enc: &[u8], now: i64
     Ok(())
 }
 
-pub fn enable(conn: &Connection, user_id: &str, step: i64, now: i64) -> Result<()> {
+pub fn enable(conn: &Connection, user_id: &UserId, step: i64, now: i64) -> Result<()> {
     conn.execute(
         "UPDATE totp_secrets SET enabled_at = ?2, last_used_step = ?3 WHERE user_id = ?1",
         params![user_id, now, step],
@@ -45,7 +46,7 @@ pub fn enable(conn: &Connection, user_id: &str, step: i64, now: i64) -> Result<(
 }
 
 /// Records an accepted step; false if a concurrent request already used it (replay).
-pub fn use_step(conn: &Connection, user_id: &str, step: i64) -> Result<bool> {
+pub fn use_step(conn: &Connection, user_id: &UserId, step: i64) -> Result<bool> {
     let n = conn.execute(
         "UPDATE totp_secrets SET last_used_step = ?2
          WHERE user_id = ?1 AND (last_used_step IS NULL OR last_used_step < ?2)",
@@ -55,7 +56,7 @@ pub fn use_step(conn: &Connection, user_id: &str, step: i64) -> Result<bool> {
 }
 
 /// Removes the secret and every backup code.
-pub fn disable(conn: &Connection, user_id: &str) -> Result<()> {
+pub fn disable(conn: &Connection, user_id: &UserId) -> Result<()> {
     conn.execute("DELETE FROM totp_secrets WHERE user_id = ?1", [user_id])?;
     conn.execute("DELETE FROM backup_codes WHERE user_id = ?1", [user_id])?;
     Ok(())
@@ -64,7 +65,7 @@ pub fn disable(conn: &Connection, user_id: &str) -> Result<()> {
 /// Replaces the user's backup codes with these hashes.
 pub fn replace_backup_codes(
     conn: &Connection,
-    user_id: &str,
+    user_id: &UserId,
     hashes: &[String],
     now: i64,
 ) -> Result<()> {
@@ -79,7 +80,7 @@ pub fn replace_backup_codes(
 }
 
 /// Marks an unused backup code used; true if there was one.
-pub fn use_backup_code(conn: &Connection, user_id: &str, hash: &str, now: i64) -> Result<bool> {
+pub fn use_backup_code(conn: &Connection, user_id: &UserId, hash: &str, now: i64) -> Result<bool> {
     let n = conn.execute(
         "UPDATE backup_codes SET used_at = ?3
          WHERE id = (SELECT id FROM backup_codes WHERE user_id = ?1 AND code_hash = ?2 AND used_at IS NULL LIMIT 1)",
@@ -88,7 +89,7 @@ pub fn use_backup_code(conn: &Connection, user_id: &str, hash: &str, now: i64) -
     Ok(n == 1)
 }
 
-pub fn backup_codes_remaining(conn: &Connection, user_id: &str) -> Result<i64> {
+pub fn backup_codes_remaining(conn: &Connection, user_id: &UserId) -> Result<i64> {
     Ok(conn.query_row(
         "SELECT COUNT(*) FROM backup_codes WHERE user_id = ?1 AND used_at IS NULL",
         [user_id],
@@ -99,8 +100,8 @@ pub fn backup_codes_remaining(conn: &Connection, user_id: &str) -> Result<i64> {
 #[derive(Debug, Clone)]
 pub struct Partial {
     pub token_hash: String,
-    pub org_id: String,
-    pub user_id: String,
+    pub org_id: OrgId,
+    pub user_id: UserId,
     pub purpose: String,
     pub auth_methods: Vec<String>,
     pub failed_attempts: i64,
@@ -120,8 +121,8 @@ impl Partial {
 pub fn insert_partial(
     conn: &Connection,
     token_hash: &str,
-    org_id: &str,
-    user_id: &str,
+    org_id: &OrgId,
+    user_id: &UserId,
     purpose: &str,
     auth_methods: &[&str],
     invitation_id: Option<&str>,
@@ -193,7 +194,7 @@ pub fn use_partial(conn: &Connection, token_hash: &str, now: i64) -> Result<()> 
 
 /// Spends every unused partial token of the user (a reset, a claimed email, a new password:
 /// a login half-done with the old credentials must not complete).
-pub fn burn_partials(conn: &Connection, user_id: &str, now: i64) -> Result<()> {
+pub fn burn_partials(conn: &Connection, user_id: &UserId, now: i64) -> Result<()> {
     conn.execute(
         "UPDATE partial_tokens SET used_at = ?2 WHERE user_id = ?1 AND used_at IS NULL",
         params![user_id, now],

@@ -1,11 +1,13 @@
 //! Users (deployment-wide accounts) and their memberships in orgs.
 
 use crate::db::Result;
+use crate::ids::{OrgId, UserId};
+use crate::status::UserStatus;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 #[derive(Debug, Clone)]
 pub struct User {
-    pub id: String,
+    pub id: UserId,
     pub email: String,
     pub email_verified: bool,
     pub password_hash: Option<String>,
@@ -15,7 +17,7 @@ pub struct User {
     pub avatar_url: Option<String>,
     pub phone_number: Option<String>,
     pub role: String,
-    pub status: String,
+    pub status: crate::status::UserStatus,
     pub two_factor_enabled: bool,
     pub created_at: i64,
     pub updated_at: i64,
@@ -26,7 +28,7 @@ impl User {
     /// A new active platform `user` with this email and nothing else set yet.
     pub fn new(email: String, now: i64) -> User {
         User {
-            id: crate::ids::new_id("usr", now),
+            id: UserId::fresh(now),
             email,
             email_verified: false,
             password_hash: None,
@@ -36,7 +38,7 @@ impl User {
             avatar_url: None,
             phone_number: None,
             role: "user".into(),
-            status: "active".into(),
+            status: UserStatus::Active,
             two_factor_enabled: false,
             created_at: now,
             updated_at: now,
@@ -102,7 +104,7 @@ pub fn insert(conn: &Connection, u: &User) -> Result<()> {
     Ok(())
 }
 
-pub fn find_by_id(conn: &Connection, id: &str) -> Result<Option<User>> {
+pub fn find_by_id(conn: &Connection, id: &UserId) -> Result<Option<User>> {
     Ok(conn
         .prepare_cached(&format!("SELECT {COLS} FROM users u WHERE u.id = ?1"))?
         .query_row([id], from_row)
@@ -163,10 +165,10 @@ pub fn search(
 #[derive(Debug, Clone)]
 pub struct Membership {
     pub id: String,
-    pub org_id: String,
-    pub user_id: String,
+    pub org_id: OrgId,
+    pub user_id: UserId,
     pub role: String,
-    pub status: String,
+    pub status: crate::status::MemberStatus,
     pub metadata: serde_json::Value,
     pub joined_at: i64,
 }
@@ -215,8 +217,8 @@ pub fn insert_membership(conn: &Connection, m: &Membership) -> Result<()> {
 /// The membership of `user_id` in `org_id` (tenant first, by construction).
 pub fn find_membership(
     conn: &Connection,
-    org_id: &str,
-    user_id: &str,
+    org_id: &OrgId,
+    user_id: &UserId,
 ) -> Result<Option<Membership>> {
     Ok(conn
         .prepare_cached(
@@ -228,7 +230,7 @@ pub fn find_membership(
 }
 
 /// Removes the password (the account then signs in by magic link until it sets one).
-pub fn clear_password(conn: &Connection, id: &str, now: i64) -> Result<()> {
+pub fn clear_password(conn: &Connection, id: &UserId, now: i64) -> Result<()> {
     conn.execute(
         "UPDATE users SET password_hash = NULL, updated_at = ?2 WHERE id = ?1",
         params![id, now],
@@ -236,7 +238,7 @@ pub fn clear_password(conn: &Connection, id: &str, now: i64) -> Result<()> {
     Ok(())
 }
 
-pub fn set_password_hash(conn: &Connection, id: &str, hash: &str, now: i64) -> Result<()> {
+pub fn set_password_hash(conn: &Connection, id: &UserId, hash: &str, now: i64) -> Result<()> {
     conn.execute(
         "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
         params![id, hash, now],
@@ -244,7 +246,7 @@ pub fn set_password_hash(conn: &Connection, id: &str, hash: &str, now: i64) -> R
     Ok(())
 }
 
-pub fn set_last_login(conn: &Connection, id: &str, now: i64) -> Result<()> {
+pub fn set_last_login(conn: &Connection, id: &UserId, now: i64) -> Result<()> {
     conn.prepare_cached("UPDATE users SET last_login_at = ?2 WHERE id = ?1")?
         .execute(params![id, now])?;
     Ok(())
@@ -271,7 +273,7 @@ pub fn update_profile(conn: &Connection, u: &User) -> Result<()> {
 /// The user's memberships in live orgs, with the org, oldest first.
 pub fn memberships_of(
     conn: &Connection,
-    user_id: &str,
+    user_id: &UserId,
 ) -> Result<Vec<(Membership, crate::db::orgs::Org)>> {
     use crate::db::orgs::{O_COLS, org_at};
     let mut st = conn.prepare_cached(&format!(
@@ -284,7 +286,7 @@ pub fn memberships_of(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-pub fn set_email_verified(conn: &Connection, id: &str, now: i64) -> Result<()> {
+pub fn set_email_verified(conn: &Connection, id: &UserId, now: i64) -> Result<()> {
     conn.execute(
         "UPDATE users SET email_verified = 1, updated_at = ?2 WHERE id = ?1",
         params![id, now],
@@ -313,7 +315,7 @@ pub fn update_admin(conn: &Connection, u: &User) -> Result<()> {
 }
 
 /// Deletes the user; memberships, sessions, tokens and 2FA rows go with it (cascade).
-pub fn delete(conn: &Connection, id: &str) -> Result<bool> {
+pub fn delete(conn: &Connection, id: &UserId) -> Result<bool> {
     Ok(conn.execute("DELETE FROM users WHERE id = ?1", [id])? == 1)
 }
 
@@ -321,7 +323,7 @@ pub fn delete(conn: &Connection, id: &str) -> Result<bool> {
 /// (joined_at, membership id) cursor position if given; `email` narrows to one address.
 pub fn list_members(
     conn: &Connection,
-    org_id: &str,
+    org_id: &OrgId,
     email: Option<&str>,
     after: Option<(i64, &str)>,
     limit: i64,

@@ -2,12 +2,13 @@
 //! HTTP CRUD (`/org/webhooks`) builds on these functions.
 
 use crate::db::Result;
+use crate::ids::OrgId;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     pub id: String,
-    pub org_id: String,
+    pub org_id: OrgId,
     pub url: String,
     pub events: Vec<String>,
     pub description: Option<String>,
@@ -66,7 +67,7 @@ pub fn insert_endpoint(conn: &Connection, e: &NewEndpoint<'_>, now: i64) -> Resu
 }
 
 /// One endpoint of one org (tenant isolation: the org id is part of the lookup).
-pub fn get(conn: &Connection, org_id: &str, id: &str) -> Result<Option<Endpoint>> {
+pub fn get(conn: &Connection, org_id: &OrgId, id: &str) -> Result<Option<Endpoint>> {
     Ok(conn
         .prepare_cached(&format!(
             "SELECT {COLS} FROM webhook_endpoints WHERE org_id = ?1 AND id = ?2"
@@ -86,7 +87,7 @@ pub fn get_any(conn: &Connection, id: &str) -> Result<Option<Endpoint>> {
 }
 
 /// Ids of the org's active endpoints subscribed to `event` (by name or `"*"`).
-pub fn subscribed(conn: &Connection, org_id: &str, event: &str) -> Result<Vec<String>> {
+pub fn subscribed(conn: &Connection, org_id: &OrgId, event: &str) -> Result<Vec<String>> {
     let mut st = conn.prepare_cached(
         "SELECT id FROM webhook_endpoints
          WHERE org_id = ?1 AND is_active = 1
@@ -109,7 +110,7 @@ pub fn disable(conn: &Connection, id: &str, reason: &str, now: i64) -> Result<()
 }
 
 /// The org's endpoints, newest first.
-pub fn list(conn: &Connection, org_id: &str) -> Result<Vec<Endpoint>> {
+pub fn list(conn: &Connection, org_id: &OrgId) -> Result<Vec<Endpoint>> {
     let mut st = conn.prepare_cached(&format!(
         "SELECT {COLS} FROM webhook_endpoints WHERE org_id = ?1 ORDER BY created_at DESC, id DESC LIMIT 500"
     ))?;
@@ -118,7 +119,7 @@ pub fn list(conn: &Connection, org_id: &str) -> Result<Vec<Endpoint>> {
 }
 
 /// Writes url, events, description and the active flag (re-enabling clears the reason).
-pub fn update(conn: &Connection, org_id: &str, e: &Endpoint, now: i64) -> Result<()> {
+pub fn update(conn: &Connection, org_id: &OrgId, e: &Endpoint, now: i64) -> Result<()> {
     conn.execute(
         "UPDATE webhook_endpoints SET url = ?3, events = ?4, description = ?5, is_active = ?6,
                 disabled_reason = CASE WHEN ?6 = 1 THEN NULL ELSE disabled_reason END, updated_at = ?7
@@ -138,7 +139,7 @@ pub fn update(conn: &Connection, org_id: &str, e: &Endpoint, now: i64) -> Result
 
 pub fn set_secret(
     conn: &Connection,
-    org_id: &str,
+    org_id: &OrgId,
     id: &str,
     secret_enc: &[u8],
     now: i64,
@@ -151,7 +152,7 @@ pub fn set_secret(
 }
 
 /// Deletes the endpoint; its pending deliveries go with it (cascade).
-pub fn delete(conn: &Connection, org_id: &str, id: &str) -> Result<bool> {
+pub fn delete(conn: &Connection, org_id: &OrgId, id: &str) -> Result<bool> {
     Ok(conn.execute(
         "DELETE FROM webhook_endpoints WHERE org_id = ?1 AND id = ?2",
         params![org_id, id],

@@ -9,6 +9,7 @@ use crate::db::sessions;
 use crate::db::users::{self, User};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::events;
+use crate::ids::SessionId;
 use crate::password;
 use crate::session::login;
 use crate::state::AppState;
@@ -16,7 +17,7 @@ use rouille::Request;
 use serde_json::json;
 
 pub(crate) fn self_entry<'a>(
-    org_id: Option<&'a str>,
+    org_id: Option<&'a crate::ids::OrgId>,
     user_id: &'a str,
     action: &'a str,
 ) -> Entry<'a> {
@@ -70,7 +71,7 @@ pub fn revoke_own_session(
     ctx: &Ctx,
     req: &Request,
     user: &User,
-    id: &str,
+    id: &SessionId,
 ) -> ApiResult<()> {
     let s = sessions::find_for_user(tx, &user.id, id)?
         .filter(|s| s.is_live(ctx.now))
@@ -101,7 +102,7 @@ pub fn change_password_for(
     req: &Request,
     user: &User,
     org: Option<&Org>,
-    keep: Option<&str>,
+    keep: Option<&SessionId>,
     current: &str,
     new: &str,
 ) -> ApiResult<usize> {
@@ -142,11 +143,7 @@ pub fn change_password_for(
         let who = events::who(&user.id, &user.email);
         tx.sessions_revoked(&revoked, who.clone(), "password_changed")?;
         tx.emit(org, "user.password_changed", json!({ "user": who }))?;
-        let mut e = self_entry(
-            org.map(|o| o.id.as_str()),
-            &user.id,
-            "user.password_changed",
-        );
+        let mut e = self_entry(org.map(|o| &o.id), &user.id, "user.password_changed");
         e.metadata = json!({ "sessionsRevoked": revoked.len() });
         tx.audit(e)?;
         Ok(revoked)

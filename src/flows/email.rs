@@ -16,6 +16,7 @@ use crate::password;
 use crate::session::login;
 use crate::session::login::entry;
 use crate::state::AppState;
+use crate::status::UserStatus;
 use rouille::Request;
 use serde_json::json;
 
@@ -108,7 +109,8 @@ pub(crate) fn member_by_email(
     email: &str,
     active_only: bool,
 ) -> ApiResult<Option<User>> {
-    let Some(user) = users::find_by_email(conn, email)?.filter(|u| u.status == "active") else {
+    let Some(user) = users::find_by_email(conn, email)?.filter(|u| u.status == UserStatus::Active)
+    else {
         return Ok(None);
     };
     let m = users::find_membership(conn, &org.id, &user.id)?;
@@ -196,7 +198,7 @@ fn token_of(
             .with_message("The token belongs to another organization"));
     }
     let user = users::find_by_id(conn, &t.user_id)?
-        .filter(|u| u.status == "active" && u.email == t.email)
+        .filter(|u| u.status == UserStatus::Active && u.email == t.email)
         .ok_or_else(bad)?;
     Ok((t, org, user))
 }

@@ -20,6 +20,7 @@ use crate::password;
 use crate::session::login;
 use crate::session::login::finish_login;
 use crate::state::AppState;
+use crate::status::{InvitationState, MemberStatus, UserStatus};
 use crate::validate;
 use rouille::{Request, Response};
 use serde::Deserialize;
@@ -157,7 +158,7 @@ pub fn create(
         org_id: org.id.clone(),
         email: email.to_string(),
         role: role.to_string(),
-        state: "pending".into(),
+        state: InvitationState::Pending,
         invited_by: inviter.map(|u| u.id.clone()),
         created_at: now,
         expires_at: now + days * DAY_MS,
@@ -341,7 +342,7 @@ pub(crate) fn accept_existing(
             "An account with this email exists: accept with its access token or its password",
         ));
     };
-    if user.status != "active" {
+    if user.status != UserStatus::Active {
         return Err(login::invalid_credentials());
     }
     let amr: Vec<&str> = amr.iter().map(String::as_str).collect();
@@ -395,7 +396,7 @@ fn join(
         org_id: org.id.clone(),
         user_id: user.id.clone(),
         role: inv.role.clone(),
-        status: "active".into(),
+        status: MemberStatus::Active,
         metadata: json!({}),
         joined_at: ctx.now,
     };
@@ -403,7 +404,14 @@ fn join(
     if !is_new && !user.email_verified && Delivery::of(inv) == Delivery::Email {
         users::set_email_verified(tx, &user.id, ctx.now)?;
     }
-    invitations::respond(tx, &org.id, &inv.id, "accepted", Some(&user.id), ctx.now)?;
+    invitations::respond(
+        tx,
+        &org.id,
+        &inv.id,
+        InvitationState::Accepted,
+        Some(&user.id),
+        ctx.now,
+    )?;
     tx.emit(Some(org), "member.joined", json!({
             "user": { "id": user.id, "name": user.name, "email": user.email },
             "membership": { "role": m.role, "status": m.status, "joinedAt": crate::clock::rfc3339(m.joined_at) },

@@ -10,6 +10,7 @@ use crate::db::two_factor::{self as tf, Partial};
 use crate::db::users::{Membership, User};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::events;
+use crate::ids::UserId;
 use crate::ratelimit::{Attempt, Budget};
 use crate::state::AppState;
 use crate::totp;
@@ -27,7 +28,7 @@ fn seal_key(state: &AppState) -> [u8; 32] {
 /// The account-wide budget of wrong codes (API.md §10): every place a code is checked draws
 /// on it, so partial tokens, `/2fa/disable` and `/2fa/backup-codes` together allow
 /// `second_factor_max_failures` guesses per `second_factor_window`.
-pub fn failure_key(user_id: &str) -> String {
+pub fn failure_key(user_id: &UserId) -> String {
     format!("2fa:{user_id}")
 }
 
@@ -37,7 +38,7 @@ pub fn failure_key(user_id: &str) -> String {
 pub(crate) fn check_budget<'a>(
     state: &'a AppState,
     ctx: &Ctx,
-    user_id: &str,
+    user_id: &UserId,
 ) -> ApiResult<CodeAttempt<'a>> {
     let sec = &state.config.security;
     let window = sec.second_factor_window.as_millis() as i64;
@@ -130,7 +131,7 @@ pub fn begin_enrolment(
     })
 }
 
-fn new_backup_codes(tx: &Tx, user_id: &str, now: i64) -> crate::db::Result<Vec<String>> {
+fn new_backup_codes(tx: &Tx, user_id: &UserId, now: i64) -> crate::db::Result<Vec<String>> {
     let codes = totp::new_backup_codes();
     let hashes: Vec<String> = codes.iter().map(|c| totp::backup_code_hash(c)).collect();
     tf::replace_backup_codes(tx, user_id, &hashes, now)?;
@@ -182,7 +183,7 @@ fn user_entry<'a>(
     action: &'a str,
 ) -> crate::db::audit::Entry<'a> {
     crate::db::audit::Entry::new(
-        org.map(|o| o.id.as_str()),
+        org.map(|o| &o.id),
         "user",
         Some(&user.id),
         action,
@@ -195,7 +196,7 @@ fn user_entry<'a>(
 pub(crate) fn check_code(
     tx: &Tx,
     state: &AppState,
-    user_id: &str,
+    user_id: &UserId,
     code: &str,
     now: i64,
 ) -> ApiResult<bool> {
@@ -253,7 +254,7 @@ pub fn disable_with_code(
 pub fn check_sign_in_code(
     state: &AppState,
     ctx: &Ctx,
-    user_id: &str,
+    user_id: &UserId,
     code: &str,
 ) -> ApiResult<bool> {
     let attempt = check_budget(state, ctx, user_id)?;

@@ -20,6 +20,7 @@ pub use worker::spawn;
 use crate::clock::rfc3339;
 use crate::crypto;
 use crate::db::{self, Db, outbox as store, webhooks};
+use crate::ids::OrgId;
 use serde_json::Value;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Condvar, Mutex};
@@ -69,7 +70,7 @@ pub fn is_subscribable(name: &str) -> bool {
 /// `{"id","event","orgId","orgSlug","timestamp","data"}` in that order.
 pub fn emit(
     tx: &db::Tx,
-    org: Option<(&str, &str)>,
+    org: Option<(&OrgId, &str)>,
     event: &str,
     data: Value,
     now: i64,
@@ -89,7 +90,7 @@ pub fn emit(
 /// `(event id, delivery id)`. The caller checks that the endpoint belongs to the org.
 pub fn emit_to(
     tx: &db::Tx,
-    org: (&str, &str),
+    org: (&OrgId, &str),
     endpoint_id: &str,
     event: &str,
     data: Value,
@@ -104,7 +105,7 @@ pub fn emit_to(
 /// Writes the `events` row; returns its id and the body receivers get.
 fn record_event(
     tx: &db::Tx,
-    org: Option<(&str, &str)>,
+    org: Option<(&OrgId, &str)>,
     event: &str,
     data: &Value,
     now: i64,
@@ -127,7 +128,7 @@ fn record_event(
 
 fn queue_delivery(
     tx: &db::Tx,
-    org_id: &str,
+    org_id: &OrgId,
     event_id: &str,
     endpoint_id: &str,
     payload: &str,
@@ -156,7 +157,7 @@ fn queue_delivery(
 pub fn enqueue_email(
     tx: &db::Tx,
     key: &MailKey,
-    org_id: Option<&str>,
+    org_id: Option<&OrgId>,
     to: &str,
     subject: &str,
     text: &str,
@@ -176,7 +177,7 @@ pub fn enqueue_email(
         &store::NewRow {
             id: &id,
             kind: store::KIND_EMAIL,
-            org_id,
+            org_id: org_id.map(OrgId::as_str),
             event_id: None,
             endpoint_id: None,
             payload: &payload,
@@ -251,7 +252,7 @@ pub fn open_secret(app_secret: &str, endpoint_id: &str, sealed: &[u8]) -> Option
 pub fn create_endpoint(
     tx: &db::Tx,
     app_secret: &str,
-    org_id: &str,
+    org_id: &OrgId,
     url: &str,
     events: &[String],
     description: Option<&str>,

@@ -16,6 +16,7 @@ use crate::password;
 use crate::ratelimit::{Attempt, Budget, client_key};
 use crate::session::{self, Issued, Origin};
 use crate::state::AppState;
+use crate::status::{MemberStatus, UserStatus};
 use crate::validate;
 use rouille::{Request, Response};
 use serde_json::json;
@@ -144,7 +145,7 @@ pub fn sign_up(
         org_id: org.id.clone(),
         user_id: user.id.clone(),
         role: "member".into(),
-        status: "active".into(),
+        status: MemberStatus::Active,
         metadata: json!({}),
         joined_at: ctx.now,
     };
@@ -294,7 +295,7 @@ pub fn record_login_failure(
         };
         let named = org.map(|o| o.slug.clone());
         let org = org.filter(|_| member);
-        let org_id = org.map(|o| o.id.as_str());
+        let org_id = org.map(|o| &o.id);
         let mut e = Entry::new(
             org_id,
             "anonymous",
@@ -388,7 +389,7 @@ pub fn check_password(
     let phc = user.as_ref().and_then(|u| u.password_hash.as_deref());
     let (ok, rehash) = state.hasher.verify(phc, password)?;
     match (ok, user) {
-        (true, Some(u)) if u.status == "active" => {
+        (true, Some(u)) if u.status == UserStatus::Active => {
             state.metrics.login(true);
             clear_login_pair(state, ctx, &email);
             Ok((u, rehash))

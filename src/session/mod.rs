@@ -11,13 +11,14 @@ use crate::db::sessions::{self, Session};
 use crate::db::users::{self, Membership, User};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::state::AppState;
+use crate::status::UserStatus;
 use crate::tokens::AccessClaims;
 
 /// What a successful login, refresh or switch hands the client.
 pub struct Issued {
     pub access_token: String,
     pub refresh_token: String,
-    pub session_id: String,
+    pub session_id: crate::ids::SessionId,
 }
 
 /// Where a session is started from (for the session list and the audit trail).
@@ -79,7 +80,7 @@ pub fn start(
 ) -> ApiResult<Issued> {
     let t = &state.config.tokens;
     let session = Session {
-        id: crate::ids::new_id("ses", now),
+        id: crate::ids::SessionId::fresh(now),
         org_id: org.id.clone(),
         user_id: user.id.clone(),
         auth_methods: amr.iter().map(|s| s.to_string()).collect(),
@@ -156,7 +157,7 @@ pub fn prepare_refresh(conn: &Tx, token: &str, now: i64) -> ApiResult<Prepared> 
     let row = sessions::find_refresh(conn, &crypto::token_hash(token))?.ok_or_else(invalid)?;
     let (session, user, membership) =
         sessions::with_user(conn, &row.org_id, &row.session_id)?.ok_or_else(invalid)?;
-    if !session.is_live(now) || user.status != "active" {
+    if !session.is_live(now) || user.status != UserStatus::Active {
         return Err(invalid());
     }
     let membership = membership

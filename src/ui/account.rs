@@ -218,7 +218,7 @@ pub fn backup_codes(p: &mut Page<'_>) -> ApiResult<Response> {
 
 pub fn revoke_session(p: &mut Page<'_>) -> ApiResult<Response> {
     act(p, |p, user| {
-        let id = p.field("session_id");
+        let id = crate::ids::SessionId::from_wire(p.field("session_id"));
         let (ctx, req) = (p.ctx, p.req);
         p.state.change(ctx, req, |tx| {
             crate::flows::account::revoke_own_session(tx, ctx, req, user, &id)

@@ -17,6 +17,7 @@ use crate::db::users::{self, User};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::http::input;
 use crate::state::AppState;
+use crate::status::{BrowserState, UserStatus};
 use hmac::{Hmac, Mac};
 use rouille::{Request, Response};
 use serde_json::{Value, json};
@@ -203,7 +204,7 @@ impl<'a> Page<'a> {
                     .ok()
                     .flatten()
             })
-            .filter(|(bs, u)| bs.is_live(ctx.now) && u.status == "active")
+            .filter(|(bs, u)| bs.is_live(ctx.now) && u.status == UserStatus::Active)
             .map(|(session, user)| Signed { session, user });
         let mut page = Page {
             state,
@@ -528,7 +529,11 @@ impl<'a> Page<'a> {
                 &id,
                 &crypto::token_hash(&token),
                 &user.id,
-                if pending { "pending_2fa" } else { "active" },
+                if pending {
+                    BrowserState::PendingSecondFactor
+                } else {
+                    BrowserState::Active
+                },
                 amr,
                 &ip,
                 ua.as_deref(),
@@ -542,7 +547,11 @@ impl<'a> Page<'a> {
         let bs = BrowserSession {
             id,
             user_id: user.id.clone(),
-            state: if pending { "pending_2fa" } else { "active" }.into(),
+            state: if pending {
+                BrowserState::PendingSecondFactor
+            } else {
+                BrowserState::Active
+            },
             auth_methods: amr.to_vec(),
             failed_codes: 0,
             auth_time: now,

@@ -14,6 +14,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::flows::invite;
 use crate::http::cookies;
 use crate::session::login;
+use crate::status::{BrowserState, MemberStatus, OrgStatus};
 use rouille::Response;
 use serde_json::json;
 
@@ -143,7 +144,9 @@ pub fn login_magic_link(p: &mut Page<'_>) -> ApiResult<Response> {
 fn pending(p: &Page<'_>) -> Option<(crate::db::browser_sessions::BrowserSession, User)> {
     p.browser
         .as_ref()
-        .filter(|b| b.session.state == "pending_2fa" && b.session.is_live(p.ctx.now))
+        .filter(|b| {
+            b.session.state == BrowserState::PendingSecondFactor && b.session.is_live(p.ctx.now)
+        })
         .map(|b| (b.session.clone(), b.user.clone()))
 }
 
@@ -223,7 +226,7 @@ pub fn second_factor(p: &mut Page<'_>) -> ApiResult<Response> {
         return Ok(p.redirect("/login"));
     }
     if let Some(b) = p.browser.as_mut() {
-        b.session.state = "active".into();
+        b.session.state = BrowserState::Active;
         b.session.auth_methods = amr;
         b.session.expires_at = expires;
     }
@@ -889,11 +892,11 @@ pub fn setup(p: &mut Page<'_>) -> ApiResult<Response> {
         let hash = p.state.hasher.hash(&password)?;
         let now = p.ctx.now;
         let org = Org {
-            id: crate::ids::new_id("org", now),
+            id: crate::ids::OrgId::fresh(now),
             slug: org_slug.trim().to_string(),
             name,
             plan: "free".into(),
-            status: "active".into(),
+            status: OrgStatus::Active,
             app_url: None,
             app_url_by_operator: false,
             logo_url: None,
@@ -912,7 +915,7 @@ pub fn setup(p: &mut Page<'_>) -> ApiResult<Response> {
             org_id: org.id.clone(),
             user_id: user.id.clone(),
             role: crate::role::Role::Owner.as_str().into(),
-            status: "active".into(),
+            status: MemberStatus::Active,
             metadata: json!({}),
             joined_at: now,
         };
