@@ -88,6 +88,28 @@ impl Change<'_> {
         Ok(id)
     }
 
+    /// [`Change::emit`] to one endpoint of the org only, whatever it subscribes to (the
+    /// webhook test); returns `(event id, delivery id)`. The caller checks that the endpoint
+    /// belongs to the org.
+    pub fn emit_to(
+        &self,
+        org: &Org,
+        endpoint_id: &str,
+        event: &str,
+        data: Value,
+    ) -> db::Result<(String, String)> {
+        let out = crate::outbox::emit_to(
+            self.tx,
+            (&org.id, org.slug.as_str()),
+            endpoint_id,
+            event,
+            data,
+            self.origin.now,
+        )?;
+        self.queued.set(true);
+        Ok(out)
+    }
+
     /// [`Change::emit`] for an org known only by id (the org may be gone: then nothing is
     /// sent).
     pub fn emit_in(&self, org_id: &OrgId, event: &str, data: Value) -> db::Result<()> {
@@ -129,6 +151,12 @@ impl Change<'_> {
         )?;
         self.queued.set(true);
         Ok(id)
+    }
+
+    /// Marks an existing outbox row made due again in this change (an operator's retry): the
+    /// worker is woken after the commit as for a new one.
+    pub fn requeued(&self) {
+        self.queued.set(true);
     }
 
     /// Writes an audit entry stamped with the request's client IP and user agent.

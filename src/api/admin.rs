@@ -284,6 +284,8 @@ pub fn add_member(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
         let org = orgs::find_by_slug(tx, &slug)?.ok_or_else(ApiError::org_not_found)?;
         let user = users::find_by_id(tx, &body.user_id)?
             .ok_or_else(|| ApiError::not_found("User not found"))?;
+        // Check-then-insert under SQLite's single writer (the UNIQUE (org_id, user_id) index
+        // is the backstop a second backend would rely on).
         if users::find_membership(tx, &org.id, &user.id)?.is_some() {
             return Err(ApiError::of(ErrorCode::AlreadyMember)
                 .with_message("The user is already a member of this organization"));

@@ -5,7 +5,7 @@
 use crate::api::{Ctx, guard};
 use crate::clock::rfc3339;
 use crate::cursor;
-use crate::db::audit::{self, Entry};
+use crate::db::audit::Entry;
 use crate::db::outbox::{self as store, Item, ListFilter};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::http::input::{self, query_int};
@@ -89,31 +89,24 @@ pub fn list(state: &AppState, _ctx: &Ctx, req: &Request) -> ApiResult<Response> 
 pub fn retry(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     let admin = guard::admin(state, req)?;
     let id = ctx.param("id");
-    let item = state.db.write(|tx| {
+    let item = state.change(ctx, req, |tx| {
         if !store::retry_now(tx, id, ctx.now)? {
             return Err(ApiError::not_found("No such outbox item"));
         }
-        let ip = ctx.ip.to_string();
-        let ua = input::user_agent(req);
+        tx.requeued();
         let item = store::get(tx, id)?.ok_or_else(|| ApiError::not_found("No such outbox item"))?;
-        audit::insert(
-            tx,
-            &crate::ids::new_id("aud", ctx.now),
-            &Entry {
-                org_id: item.org_id.as_ref(),
-                actor_type: "admin_key",
-                actor_id: Some(&admin.key_id),
-                action: "outbox.retried",
-                target_type: Some("outbox"),
-                target_id: Some(id),
-                ip: Some(&ip),
-                user_agent: ua.as_deref(),
-                metadata: json!({ "kind": item.kind }),
-            },
-            ctx.now,
-        )?;
+        tx.audit(Entry {
+            org_id: item.org_id.as_ref(),
+            actor_type: "admin_key",
+            actor_id: Some(&admin.key_id),
+            action: "outbox.retried",
+            target_type: Some("outbox"),
+            target_id: Some(id),
+            ip: None,
+            user_agent: None,
+            metadata: json!({ "kind": item.kind }),
+        })?;
         Ok(item)
     })?;
-    state.outbox.notify();
     Ok(respond::accepted(json!({ "item": item_view(&item) })))
 }

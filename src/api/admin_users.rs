@@ -161,6 +161,7 @@ pub fn delete(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
         let u = find(tx, &id)?;
         let orgs = users::memberships_of(tx, &u.id)?;
         for (m, org) in &orgs {
+            // Relies on SQLite's single writer, as `org::keep_an_owner` does.
             if m.is_active_owner() && members::active_owner_count(tx, &org.id)? <= 1 {
                 return Err(ApiError::forbidden(format!(
                     "The user is the last owner of '{}'; give the org another owner first",

@@ -204,6 +204,9 @@ fn only_owner_may(me: &UserCtx, what: &str) -> ApiResult<()> {
 /// after the other, and the second sees one owner. A backend with concurrent writers must lock
 /// the org's owner memberships (`SELECT … FOR UPDATE`) or serialize these transactions.
 fn keep_an_owner(tx: &Tx, org_id: &OrgId, m: &Membership, what: &str) -> ApiResult<()> {
+    // Count-then-change is safe only because SQLite has a single writer (`BEGIN IMMEDIATE`:
+    // no other change runs between the count and ours). A second backend must lock the org's
+    // owner memberships here (`SELECT … FOR UPDATE`).
     if m.is_active_owner() && members::active_owner_count(tx, org_id)? <= 1 {
         return Err(ApiError::forbidden(format!(
             "The last owner cannot be {what}"

@@ -209,18 +209,15 @@ pub fn test(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     let id = ctx.param("id").to_string();
     let (event_id, delivery_id) = state.change(ctx, req, |tx| {
         let e = find(tx, &me, &id)?;
-        let out = outbox::emit_to(
-            tx,
-            (&me.org.id, &me.org.slug),
+        let out = tx.emit_to(
+            &me.org,
             &e.id,
             "webhook.test",
             json!({ "webhook": { "id": e.id, "url": e.url }, "message": "This is a test event from Latchkey." }),
-            ctx.now,
         )?;
         tx.audit(act(&me, "webhook.tested", &e.id))?;
         Ok(out)
     })?;
-    state.outbox.notify();
     Ok(respond::accepted(
         json!({ "eventId": event_id, "deliveryId": delivery_id }),
     ))
@@ -301,7 +298,6 @@ pub fn retry(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> 
         tx.audit(act(&me, "webhook.delivery_retried", &e.id))?;
         Ok(())
     })?;
-    state.outbox.notify();
     Ok(respond::accepted(
         json!({ "message": "Retry scheduled", "deliveryId": delivery }),
     ))

@@ -18,7 +18,7 @@ pub struct Entry<'a> {
 
 impl<'a> Entry<'a> {
     /// An entry with no metadata; the request's IP and user agent are stamped by
-    /// `api::audit`.
+    /// `change::Change::audit`.
     pub fn new(
         org_id: Option<&'a OrgId>,
         actor_type: &'a str,

@@ -237,6 +237,9 @@ impl Db {
     }
 
     /// Runs `f` inside a `BEGIN IMMEDIATE` transaction; commits on `Ok`, rolls back on `Err`.
+    /// Writers are serialized (one writer lock, and SQLite's own single writer): read-then-write
+    /// rules such as the last-owner check and pending-before-insert checks rely on it — each
+    /// such place says so; a second backend must lock what they read.
     pub fn write<T, E: From<Error>>(&self, f: impl FnOnce(&Tx) -> Result<T, E>) -> Result<T, E> {
         let mut conn = self.take().map_err(Error::from)?;
         let out = (|| {

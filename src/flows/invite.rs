@@ -144,6 +144,9 @@ pub fn create(
     // an invitation for a member), so these checks hold only because SQLite admits one writer
     // at a time and `tx` is a `BEGIN IMMEDIATE` transaction. A backend with concurrent writers
     // must lock here (the org row, or a unique index on pending (org_id, email)).
+    // Both checks and the insert below run under SQLite's single writer, so no second pending
+    // invitation for the email can slip in between; a second backend must lock the org's
+    // invitations (or add a partial UNIQUE index on pending ones) to keep this rule.
     if members::find_by_email(tx, &org.id, email)?.is_some() {
         return Err(
             ApiError::of(ErrorCode::AlreadyMember).with_message("This person is already a member")
