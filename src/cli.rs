@@ -129,6 +129,52 @@ pub fn org_create(path: Option<&Path>, slug: &str, name: &str) -> CliResult {
     Ok(())
 }
 
+/// What `latchkey client create` registers (API.md §13).
+pub struct ClientArgs<'a> {
+    pub name: &'a str,
+    pub redirect_uris: &'a [String],
+    pub post_logout_redirect_uris: &'a [String],
+    pub public: bool,
+    pub first_party: bool,
+    pub org: Option<&'a str>,
+    pub profile: &'a str,
+}
+
+/// Registers an OAuth client and prints `{client, clientSecret}` as the operator API does.
+pub fn client_create(path: Option<&Path>, a: &ClientArgs<'_>) -> CliResult {
+    use crate::flows::oauth_clients::{self as flow, CreateClient, Registrar};
+    let config = load(path)?;
+    let db = open(&config)?;
+    let org = match a.org {
+        Some(slug) => Some(
+            db.read(|c| orgs::find_by_slug(c, slug))?
+                .ok_or_else(|| format!("no organization with slug '{slug}'"))?,
+        ),
+        None => None,
+    };
+    let body = CreateClient {
+        name: a.name.to_string(),
+        redirect_uris: a.redirect_uris.to_vec(),
+        post_logout_redirect_uris: a.post_logout_redirect_uris.to_vec(),
+        public: a.public,
+        first_party: a.first_party,
+        org_slug: None,
+        profile: Some(a.profile.to_string()),
+    };
+    let now = SystemClock.now_ms();
+    let (client, secret) = flow::new_client(&config, &body, org.as_ref(), Registrar::Operator, now)
+        .map_err(|e| match e.errors.first() {
+            Some(f) => format!("{}: {}", f.field, f.message),
+            None => e.message.clone(),
+        })?;
+    db.write(|tx| crate::db::oauth::insert_client(tx, &client))?;
+    println!(
+        "{}",
+        serde_json::json!({ "client": flow::view(&client, org.as_ref()), "clientSecret": secret })
+    );
+    Ok(())
+}
+
 pub fn user_create(
     path: Option<&Path>,
     email: &str,

@@ -23,6 +23,7 @@ pub mod keys;
 pub mod log;
 pub mod maintenance;
 pub mod metrics;
+pub mod oauth;
 pub mod org_keys;
 pub mod outbox;
 pub mod password;

@@ -48,6 +48,11 @@ enum Command {
         #[command(subcommand)]
         what: UserCommand,
     },
+    /// Manage OAuth / OpenID Connect clients.
+    Client {
+        #[command(subcommand)]
+        what: ClientCommand,
+    },
     /// Manage JWT signing keys.
     Keys {
         #[command(subcommand)]
@@ -112,6 +117,34 @@ enum UserCommand {
 }
 
 #[derive(Subcommand)]
+enum ClientCommand {
+    /// Register a client and print it as JSON with its secret (shown only once).
+    Create {
+        /// A name people see on the consent screen.
+        #[arg(long)]
+        name: String,
+        /// A redirect URI, matched exactly (repeat for several).
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// A post-logout redirect URI (repeat for several).
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        /// A public client (SPA, CLI, mobile): no secret, PKCE only.
+        #[arg(long)]
+        public: bool,
+        /// A first-party client: no consent screen.
+        #[arg(long)]
+        first_party: bool,
+        /// Make it org-owned: only this org's members, tokens only for this org (slug).
+        #[arg(long)]
+        org: Option<String>,
+        /// oidc (default) or workos.
+        #[arg(long, default_value = "oidc")]
+        profile: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum KeysCommand {
     /// Make a new signing key active; the old one stays in the JWKS until its tokens expire.
     Rotate,
@@ -152,6 +185,29 @@ fn main() -> ExitCode {
             password_stdin,
             name.as_deref(),
             org.as_deref().map(|o| (o, role.as_str())),
+        ),
+        Command::Client {
+            what:
+                ClientCommand::Create {
+                    name,
+                    redirect_uris,
+                    post_logout_redirect_uris,
+                    public,
+                    first_party,
+                    org,
+                    profile,
+                },
+        } => cli::client_create(
+            config,
+            &cli::ClientArgs {
+                name: &name,
+                redirect_uris: &redirect_uris,
+                post_logout_redirect_uris: &post_logout_redirect_uris,
+                public,
+                first_party,
+                org: org.as_deref(),
+                profile: &profile,
+            },
         ),
         Command::Keys {
             what: KeysCommand::Rotate,

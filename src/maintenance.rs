@@ -238,6 +238,8 @@ pub struct Swept {
     pub email_tokens: usize,
     pub invitations: usize,
     pub browser_sessions: usize,
+    pub oauth_codes: usize,
+    pub device_codes: usize,
     /// False when the pass ran out of its budget with rows left.
     pub complete: bool,
 }
@@ -251,6 +253,8 @@ impl Swept {
             + self.email_tokens
             + self.invitations
             + self.browser_sessions
+            + self.oauth_codes
+            + self.device_codes
     }
 
     fn fields(&self) -> Vec<(&'static str, serde_json::Value)> {
@@ -262,6 +266,8 @@ impl Swept {
             ("email_tokens", json!(self.email_tokens)),
             ("invitations", json!(self.invitations)),
             ("browser_sessions", json!(self.browser_sessions)),
+            ("oauth_codes", json!(self.oauth_codes)),
+            ("device_codes", json!(self.device_codes)),
         ]
     }
 }
@@ -275,16 +281,20 @@ enum Table {
     EmailTokens,
     Invitations,
     BrowserSessions,
+    OauthCodes,
+    DeviceCodes,
     Audit,
 }
 
-const TABLES: [Table; 7] = [
+const TABLES: [Table; 9] = [
     Table::Successors,
     Table::Sessions,
     Table::PartialTokens,
     Table::EmailTokens,
     Table::Invitations,
     Table::BrowserSessions,
+    Table::OauthCodes,
+    Table::DeviceCodes,
     Table::Audit,
 ];
 
@@ -323,6 +333,10 @@ pub fn sweep(state: &AppState, now: i64, budget: Duration) -> Result<Swept, db::
                 Table::BrowserSessions => {
                     db::browser_sessions::sweep_ended(tx, now - TOKEN_RETENTION_MS, batch)
                 }
+                Table::OauthCodes => db::oauth::sweep_codes(tx, now - TOKEN_RETENTION_MS, batch),
+                Table::DeviceCodes => {
+                    db::oauth::sweep_device_codes(tx, now - TOKEN_RETENTION_MS, batch)
+                }
                 Table::Audit => db::audit::sweep(tx, audit_before, batch),
             })?;
             *match table {
@@ -332,6 +346,8 @@ pub fn sweep(state: &AppState, now: i64, budget: Duration) -> Result<Swept, db::
                 Table::EmailTokens => &mut swept.email_tokens,
                 Table::Invitations => &mut swept.invitations,
                 Table::BrowserSessions => &mut swept.browser_sessions,
+                Table::OauthCodes => &mut swept.oauth_codes,
+                Table::DeviceCodes => &mut swept.device_codes,
                 Table::Audit => &mut swept.audit,
             } += n;
             if (n as i64) < batch {

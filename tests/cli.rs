@@ -56,6 +56,7 @@ fn help_explains_every_command() {
         vec!["org", "create", "--help"],
         vec!["user", "create", "--help"],
         vec!["keys", "rotate", "--help"],
+        vec!["client", "create", "--help"],
         vec!["backup", "--help"],
     ] {
         let (ok, out, _) = run(&args);
@@ -303,4 +304,83 @@ fn without_a_config_serve_announces_the_development_default_first() {
     let _ = child.wait();
     assert!(first.contains("development default"), "first line: {first}");
     assert!(dir.path().join("latchkey.db").exists());
+}
+
+#[test]
+fn client_create_registers_an_oauth_client_and_prints_its_secret_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = project(dir.path(), free_port());
+    let c = cfg.to_str().unwrap();
+    let (ok, _, err) = run(&[
+        "--config", c, "org", "create", "--slug", "acme", "--name", "Acme",
+    ]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = run(&[
+        "--config",
+        c,
+        "client",
+        "create",
+        "--name",
+        "Portal",
+        "--redirect-uri",
+        "https://portal.example/cb",
+        "--redirect-uri",
+        "http://localhost:3000/cb",
+        "--org",
+        "acme",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["client"]["orgSlug"], "acme");
+    assert_eq!(v["client"]["redirectUris"].as_array().unwrap().len(), 2);
+    let secret = v["clientSecret"].as_str().unwrap();
+    assert!(secret.starts_with("sk_"));
+    // Stored as its hash only.
+    let hash = latchkey::crypto::token_hash(secret);
+    let mut stored = Vec::new();
+    for f in ["latchkey.db", "latchkey.db-wal"] {
+        stored.extend(std::fs::read(dir.path().join(f)).unwrap_or_default());
+    }
+    let stored = String::from_utf8_lossy(&stored);
+    assert!(stored.contains(&hash) && !stored.contains(secret));
+    let (ok, out, _) = run(&[
+        "--config",
+        c,
+        "client",
+        "create",
+        "--name",
+        "CLI",
+        "--redirect-uri",
+        "http://127.0.0.1/cb",
+        "--public",
+    ]);
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["clientSecret"], serde_json::Value::Null);
+    assert_eq!(v["client"]["public"], true);
+    // Bad input names the field; an unknown org is refused.
+    let (ok, _, err) = run(&[
+        "--config",
+        c,
+        "client",
+        "create",
+        "--name",
+        "X",
+        "--redirect-uri",
+        "not a uri",
+    ]);
+    assert!(!ok && err.contains("redirectUris"), "{err}");
+    let (ok, _, err) = run(&[
+        "--config",
+        c,
+        "client",
+        "create",
+        "--name",
+        "X",
+        "--redirect-uri",
+        "https://a.example/cb",
+        "--org",
+        "nope",
+    ]);
+    assert!(!ok && err.contains("nope"), "{err}");
 }

@@ -3,101 +3,10 @@
 //! token of the page, redirects followed by hand. The real-browser flows are in tests/browser/.
 
 mod common;
+use common::browser::{Browser, csrf_of, html, location};
 use common::mail::{Sink, token_in};
 use common::{PASSWORD, Resp, TestServer};
 use serde_json::json;
-use std::collections::HashMap;
-
-/// A cookie jar over a test server.
-struct Browser<'a> {
-    s: &'a TestServer,
-    jar: HashMap<String, String>,
-    origin: String,
-    lang: Option<String>,
-}
-
-impl<'a> Browser<'a> {
-    fn new(s: &'a TestServer) -> Browser<'a> {
-        Browser {
-            s,
-            jar: HashMap::new(),
-            origin: "http://127.0.0.1".into(),
-            lang: None,
-        }
-    }
-
-    fn headers(&self) -> Vec<(String, String)> {
-        let mut h = Vec::new();
-        if !self.jar.is_empty() {
-            let c: Vec<String> = self.jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            h.push(("Cookie".into(), c.join("; ")));
-        }
-        if let Some(l) = &self.lang {
-            h.push(("Accept-Language".into(), l.clone()));
-        }
-        h
-    }
-
-    fn keep(&mut self, r: &Resp) {
-        for c in r.headers_named("Set-Cookie") {
-            let first = c.split(';').next().unwrap();
-            let (k, v) = first.split_once('=').unwrap();
-            if c.contains("Max-Age=0") {
-                self.jar.remove(k);
-            } else {
-                self.jar.insert(k.to_string(), v.to_string());
-            }
-        }
-    }
-
-    fn get(&mut self, path: &str) -> Resp {
-        let r = self.s.raw("GET", path, &self.headers(), None);
-        self.keep(&r);
-        r
-    }
-
-    /// Posts `fields` (plus the CSRF token of `form_page`'s form) to `path`.
-    fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Resp {
-        let mut h = self.headers();
-        h.push((
-            "Content-Type".into(),
-            "application/x-www-form-urlencoded".into(),
-        ));
-        h.push(("Origin".into(), self.origin.clone()));
-        let body: String = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(fields)
-            .finish();
-        let r = self.s.raw("POST", path, &h, Some(body.as_bytes()));
-        self.keep(&r);
-        r
-    }
-
-    /// GETs `page`, then posts its form's CSRF token with `fields` to `action`.
-    fn submit(&mut self, page: &str, action: &str, fields: &[(&str, &str)]) -> Resp {
-        let p = self.get(page);
-        let csrf = csrf_of(&p);
-        let mut all: Vec<(&str, &str)> = vec![("csrf", csrf.as_str())];
-        all.extend_from_slice(fields);
-        self.post(action, &all)
-    }
-}
-
-fn html(r: &Resp) -> String {
-    String::from_utf8_lossy(&r.body).to_string()
-}
-
-fn csrf_of(r: &Resp) -> String {
-    let h = html(r);
-    let i = h
-        .find("name=\"csrf\" value=\"")
-        .unwrap_or_else(|| panic!("a csrf field: {} {h}", r.status))
-        + 19;
-    h[i..].split('"').next().unwrap().to_string()
-}
-
-fn location(r: &Resp) -> &str {
-    r.header("Location").unwrap_or("")
-}
 
 fn server() -> TestServer {
     let sink = Sink::start();

@@ -43,19 +43,62 @@ pub fn jwks(state: &AppState, ctx: &Ctx, _: &Request) -> ApiResult<Response> {
 }
 
 pub fn openid_configuration(state: &AppState, _: &Ctx, _: &Request) -> ApiResult<Response> {
-    let base = &state.config.server.public_url;
-    let doc = json!({
-        "issuer": base,
+    Ok(discovery(state, true))
+}
+
+/// `GET /.well-known/oauth-authorization-server` (RFC 8414): the same metadata.
+pub fn oauth_metadata(state: &AppState, _: &Ctx, _: &Request) -> ApiResult<Response> {
+    Ok(discovery(state, false))
+}
+
+/// The provider metadata (OIDC Discovery 1.0 §3, RFC 8414 §2): the real endpoints.
+fn discovery(state: &AppState, oidc: bool) -> Response {
+    let base = state.config.server.public_url.trim_end_matches('/');
+    let mut algs = vec!["RS256"];
+    let primary = state.config.tokens.algorithm.as_str();
+    if primary != "RS256" {
+        algs.push(primary);
+    }
+    let mut doc = json!({
+        "issuer": state.config.server.public_url,
+        "authorization_endpoint": format!("{base}/oauth2/authorize"),
+        "token_endpoint": format!("{base}/oauth2/token"),
+        "userinfo_endpoint": format!("{base}/oauth2/userinfo"),
         "jwks_uri": format!("{base}/.well-known/jwks.json"),
-        "id_token_signing_alg_values_supported": [state.config.tokens.algorithm.as_str()],
-        "token_endpoint": format!("{base}/api/v1/auth/refresh"),
+        "revocation_endpoint": format!("{base}/oauth2/revoke"),
+        "introspection_endpoint": format!("{base}/oauth2/introspect"),
+        "end_session_endpoint": format!("{base}/oauth2/logout"),
+        "device_authorization_endpoint": format!("{base}/oauth2/device_authorization"),
+        "scopes_supported": crate::oauth::SCOPES,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": [
+            crate::oauth::GRANT_CODE,
+            crate::oauth::GRANT_REFRESH,
+            crate::oauth::GRANT_DEVICE,
+        ],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "subject_types_supported": ["public"],
-        "response_types_supported": ["token"],
-        "claims_supported": ["iss", "sub", "aud", "iat", "exp", "jti", "sid", "org_id",
-            "org_slug", "org_role", "email", "email_verified", "amr"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "prompt_values_supported": ["none", "login", "consent"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "sid",
+            "azp", "name", "given_name", "family_name", "picture", "updated_at", "email",
+            "email_verified", "org_id", "org_slug", "org_role"],
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "authorization_response_iss_parameter_supported": true,
+        "ui_locales_supported": ["en", "de"],
+        "access_token_signing_alg_values_supported": algs,
     });
-    Ok(Response::from_data("application/json", doc.to_string())
-        .with_additional_header("Cache-Control", "public, max-age=300"))
+    if !oidc {
+        doc.as_object_mut().map(|m| m.remove("userinfo_endpoint"));
+    }
+    Response::from_data("application/json", doc.to_string())
+        .with_additional_header("Cache-Control", "public, max-age=300")
 }
 
 /// `GET /metrics`: the Prometheus text exposition.

@@ -13,6 +13,7 @@ pub mod guard;
 pub mod invites;
 pub mod links;
 pub mod meta;
+pub mod oauth_clients;
 pub mod openapi;
 pub mod org;
 pub mod public;
@@ -21,6 +22,7 @@ pub mod views;
 pub mod webhooks;
 
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::oauth;
 use crate::state::AppState;
 use rouille::{Request, Response};
 use std::net::IpAddr;
@@ -95,7 +97,26 @@ pub static ROUTES: &[(&str, &str, Handler)] = &[
         "/.well-known/openid-configuration",
         meta::openid_configuration,
     ),
+    (
+        "GET",
+        "/.well-known/oauth-authorization-server",
+        meta::oauth_metadata,
+    ),
     ("GET", "/api/v1/openapi.json", openapi::document),
+    // The OAuth 2.1 / OIDC provider's back channel (the browser endpoints are pages).
+    ("POST", "/oauth2/token", oauth::token::token),
+    ("OPTIONS", "/oauth2/token", oauth::endpoints::preflight),
+    ("GET", "/oauth2/userinfo", oauth::endpoints::userinfo),
+    ("POST", "/oauth2/userinfo", oauth::endpoints::userinfo),
+    ("OPTIONS", "/oauth2/userinfo", oauth::endpoints::preflight),
+    ("POST", "/oauth2/revoke", oauth::endpoints::revoke),
+    ("OPTIONS", "/oauth2/revoke", oauth::endpoints::preflight),
+    ("POST", "/oauth2/introspect", oauth::endpoints::introspect),
+    (
+        "POST",
+        "/oauth2/device_authorization",
+        oauth::endpoints::device_authorization,
+    ),
     // End users (X-Org-Slug).
     ("POST", "/api/v1/auth/signup", auth::signup),
     ("POST", "/api/v1/auth/login", auth::login),
@@ -216,6 +237,27 @@ pub static ROUTES: &[(&str, &str, Handler)] = &[
         "/api/v1/org/webhooks/{id}/deliveries/{deliveryId}/retry",
         webhooks::retry,
     ),
+    (
+        "POST",
+        "/api/v1/org/oauth-clients",
+        oauth_clients::org_create,
+    ),
+    ("GET", "/api/v1/org/oauth-clients", oauth_clients::org_list),
+    (
+        "GET",
+        "/api/v1/org/oauth-clients/{id}",
+        oauth_clients::org_get,
+    ),
+    (
+        "PUT",
+        "/api/v1/org/oauth-clients/{id}",
+        oauth_clients::org_update,
+    ),
+    (
+        "DELETE",
+        "/api/v1/org/oauth-clients/{id}",
+        oauth_clients::org_delete,
+    ),
     // Server to server (X-API-Key).
     ("POST", "/api/v1/public/verify", public::verify),
     ("GET", "/api/v1/public/users", public::list_users),
@@ -254,6 +296,31 @@ pub static ROUTES: &[(&str, &str, Handler)] = &[
         "DELETE",
         "/api/v1/admin/users/{id}/sessions",
         admin_users::revoke_sessions,
+    ),
+    (
+        "POST",
+        "/api/v1/admin/oauth-clients",
+        oauth_clients::admin_create,
+    ),
+    (
+        "GET",
+        "/api/v1/admin/oauth-clients",
+        oauth_clients::admin_list,
+    ),
+    (
+        "GET",
+        "/api/v1/admin/oauth-clients/{id}",
+        oauth_clients::admin_get,
+    ),
+    (
+        "PUT",
+        "/api/v1/admin/oauth-clients/{id}",
+        oauth_clients::admin_update,
+    ),
+    (
+        "DELETE",
+        "/api/v1/admin/oauth-clients/{id}",
+        oauth_clients::admin_delete,
     ),
     ("GET", "/api/v1/admin/audit", audit_log::admin),
     ("GET", "/api/v1/admin/outbox", admin_outbox::list),

@@ -13,6 +13,7 @@ mod ids;
 pub mod invitations;
 pub mod members;
 pub mod meta;
+pub mod oauth;
 pub mod orgs;
 pub mod outbox;
 pub mod sessions;
@@ -37,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/002_identity_hardening.sql"),
     include_str!("../../migrations/003_browser_sessions.sql"),
     include_str!("../../migrations/004_upkeep.sql"),
+    include_str!("../../migrations/006_oauth.sql"),
 ];
 
 /// The schema version this binary writes and understands.

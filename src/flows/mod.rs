@@ -6,6 +6,7 @@
 pub mod account;
 pub mod email;
 pub mod invite;
+pub mod oauth_clients;
 pub mod org_settings;
 pub mod public_invite;
 pub mod two_factor;

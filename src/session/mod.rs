@@ -148,6 +148,13 @@ pub struct Prepared {
     pub org: Org,
 }
 
+impl Prepared {
+    /// The session the refresh token belongs to.
+    pub fn session_id(&self) -> &crate::ids::SessionId {
+        &self.session.id
+    }
+}
+
 fn invalid() -> ApiError {
     ApiError::of(ErrorCode::InvalidRefreshToken)
 }

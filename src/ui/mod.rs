@@ -6,6 +6,7 @@
 //! functions as the JSON handlers, so every rule of the API holds here too.
 
 mod account;
+mod oauth;
 mod pages;
 pub mod templates;
 
@@ -75,6 +76,13 @@ static PAGES: &[(&str, &str, PageFn)] = &[
     ("POST", "/account/2fa/backup-codes", account::backup_codes),
     ("POST", "/account/sessions/revoke", account::revoke_session),
     ("POST", "/logout", pages::logout),
+    ("GET", "/oauth2/authorize", oauth::authorize),
+    ("POST", "/oauth2/authorize", oauth::authorize),
+    ("POST", "/oauth2/authorize/decide", oauth::decide),
+    ("GET", "/device", oauth::device_form),
+    ("POST", "/device", oauth::device),
+    ("GET", "/oauth2/logout", oauth::logout),
+    ("POST", "/oauth2/logout", oauth::logout),
     ("GET", "/setup", pages::setup_form),
     ("POST", "/setup", pages::setup),
 ];
@@ -153,7 +161,12 @@ pub fn dispatch(state: &AppState, ctx: &mut Ctx, req: &Request) -> Option<ApiRes
     let result = (|| {
         if method == "POST" {
             page.read_form()?;
-            page.check_csrf()?;
+            // A relying party may POST its authorization request (OIDC Core §3.1.2.1): a
+            // cross-site navigation without our token. It decides nothing by itself — the
+            // person's own session and consent do — so it is the one form without CSRF.
+            if route != "/oauth2/authorize" {
+                page.check_csrf()?;
+            }
         }
         handler(&mut page)
     })();

@@ -71,7 +71,8 @@ fn login_page(
 
 pub fn login_form(p: &mut Page<'_>) -> ApiResult<Response> {
     let org = p.org()?;
-    if p.signed_in().is_some() {
+    // `prompt=login` (an OAuth client asked for a fresh sign-in): the form even when signed in.
+    if p.signed_in().is_some() && p.query("prompt") != "login" {
         let (o, r) = (
             org.as_ref().map(|o| o.slug.clone()).unwrap_or_default(),
             p.query("return_to"),
@@ -250,6 +251,12 @@ pub(super) fn continue_sign_in(
     let (next_org, next_return) = p.next();
     let org_slug = org.filter(|o| !o.is_empty()).unwrap_or(next_org);
     let return_to = return_to.filter(|r| !r.is_empty()).unwrap_or(next_return);
+    // Signing in for an OAuth client or a device: the provider picks the org, checks its
+    // policy and makes the session itself (ui::oauth); no org session of the pages here.
+    if is_provider_return(&return_to) {
+        p.clear_next();
+        return Ok(p.redirect(&return_to));
+    }
     let active: Vec<(Membership, Org)> = p
         .state
         .db
@@ -331,6 +338,12 @@ pub(super) fn continue_sign_in(
         &issued.refresh_token,
     );
     Ok(resp)
+}
+
+/// A `return_to` of the OAuth provider's own browser endpoints.
+fn is_provider_return(r: &str) -> bool {
+    (r.starts_with("/oauth2/authorize?") || r == "/device" || r.starts_with("/device?"))
+        && !r.contains(['\r', '\n'])
 }
 
 pub fn continue_page(p: &mut Page<'_>) -> ApiResult<Response> {

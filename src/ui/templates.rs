@@ -40,6 +40,15 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("account.html", include_str!("templates/account.html")),
     ("setup.html", include_str!("templates/setup.html")),
     ("message.html", include_str!("templates/message.html")),
+    (
+        "oauth_consent.html",
+        include_str!("templates/oauth_consent.html"),
+    ),
+    ("device.html", include_str!("templates/device.html")),
+    (
+        "oauth_logout.html",
+        include_str!("templates/oauth_logout.html"),
+    ),
     ("error.html", include_str!("templates/error.html")),
     ("email.txt", include_str!("templates/email.txt")),
     ("email.html", include_str!("templates/email.html")),
@@ -312,6 +321,7 @@ mod tests {
             include_str!("mod.rs"),
             include_str!("pages.rs"),
             include_str!("account.rs"),
+            include_str!("oauth.rs"),
         ];
         let ui = Ui::load(None).unwrap();
         for src in sources {

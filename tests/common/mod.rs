@@ -2,6 +2,7 @@
 //! clock the test can move, plus a small HTTP client that returns what a user would see.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod mail;
 pub mod receiver;
 
