@@ -114,7 +114,12 @@ enum UserCommand {
 #[derive(Subcommand)]
 enum KeysCommand {
     /// Make a new signing key active; the old one stays in the JWKS until its tokens expire.
-    Rotate,
+    Rotate {
+        /// Which key: the configured `tokens.algorithm` (the default; access tokens) or
+        /// `RS256` (id_tokens).
+        #[arg(long, value_name = "ALG")]
+        alg: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -154,8 +159,8 @@ fn main() -> ExitCode {
             org.as_deref().map(|o| (o, role.as_str())),
         ),
         Command::Keys {
-            what: KeysCommand::Rotate,
-        } => cli::keys_rotate(config),
+            what: KeysCommand::Rotate { alg },
+        } => cli::keys_rotate(config, alg.as_deref()),
         Command::Backup { file } => cli::backup(config, &file),
     };
     match result {
