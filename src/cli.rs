@@ -242,20 +242,30 @@ pub fn user_create(
     Ok(())
 }
 
-pub fn keys_rotate(path: Option<&Path>) -> CliResult {
+/// `latchkey keys rotate [--alg ALG]`: a new active key for the configured `tokens.algorithm`
+/// (access tokens), or with `--alg RS256` for the RS256 key (id_tokens; the same key when the
+/// configured algorithm is RS256). Any other algorithm has no active key to rotate.
+pub fn keys_rotate(path: Option<&Path>, alg: Option<&str>) -> CliResult {
     let config = load(path)?;
+    let primary = config.tokens.algorithm;
+    let alg = match alg {
+        None => primary,
+        Some(name) => match config::Algorithm::parse(name) {
+            Some(a) if a == primary || a == config::Algorithm::RS256 => a,
+            _ => {
+                return Err(format!(
+                    "--alg must be {primary} (tokens.algorithm) or RS256, not {name:?}"
+                )
+                .into());
+            }
+        },
+    };
     let db = open(&config)?;
     let secret = app::resolve_secret(&config, &db)?;
     let publish_ms = config.tokens.access_ttl.as_millis() as i64 + 5 * 60 * 1000;
-    let kid = keys::rotate(
-        &db,
-        secret.expose(),
-        config.tokens.algorithm,
-        SystemClock.now_ms(),
-        publish_ms,
-    )?;
+    let kid = keys::rotate(&db, secret.expose(), alg, SystemClock.now_ms(), publish_ms)?;
     eprintln!(
-        "new signing key {kid} is active; the previous key stays published until its tokens expire"
+        "new {alg} signing key {kid} is active; the previous {alg} key stays published until its tokens expire"
     );
     println!("{kid}");
     Ok(())

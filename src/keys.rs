@@ -1,7 +1,9 @@
-//! The signing-key store: loads the active key and the retired keys still published from the
-//! database, creates the first key on first start, rotates, and reloads when another process
-//! (`latchkey keys rotate`) changed them. Private halves are sealed with a key derived from
-//! `security.secret_key`, bound to the key's kid.
+//! The signing-key store: one active key per algorithm in use — the configured
+//! `tokens.algorithm` (access tokens) and RS256 (id_tokens; one key when the configured
+//! algorithm is RS256) — and the retired keys still published. It creates missing keys on
+//! start, rotates per algorithm, and reloads when another process (`latchkey keys rotate`)
+//! changed them. Private halves are sealed with a key derived from `security.secret_key`,
+//! bound to the key's kid.
 
 use crate::config::Algorithm;
 use crate::crypto;
@@ -12,12 +14,17 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 struct Loaded {
+    /// The active key of the configured algorithm: signs access tokens.
     active: Arc<SigningKey>,
+    /// The active RS256 key (the same key as `active` when the configured algorithm is RS256).
+    rs256: Arc<SigningKey>,
     verifiers: Vec<VerifyingKey>,
 }
 
 pub struct KeyStore {
     seal_key: [u8; 32],
+    /// The configured `tokens.algorithm`.
+    primary: Algorithm,
     loaded: RwLock<Loaded>,
     last_reload: AtomicI64,
     verified: VerifiedCache,
@@ -95,8 +102,45 @@ fn seal_key(secret: &str) -> [u8; 32] {
     crypto::derive_key(secret, "signing-key-seal")
 }
 
-/// Makes a new key active, retiring the current one; the retired public key stays in the
-/// JWKS for `publish_for_ms` (the access-token lifetime plus a margin). Returns the new kid.
+/// A fresh key of `alg`, sealed, with the public JWK to store (RS256: with `x5c`).
+struct NewKey {
+    kid: String,
+    alg: Algorithm,
+    jwk: String,
+    sealed: Vec<u8>,
+}
+
+fn new_key(secret: &str, alg: Algorithm, now: i64) -> Result<NewKey, KeyError> {
+    let key = SigningKey::generate(alg);
+    let jwk = key
+        .publishable_jwk(now)
+        .map_err(|e| KeyError::Key(e.to_string()))?;
+    let sealed = crypto::seal(
+        &seal_key(secret),
+        &key.private_bytes(),
+        key.kid().as_bytes(),
+    );
+    Ok(NewKey {
+        kid: key.kid().to_string(),
+        alg,
+        jwk: jwk.to_string(),
+        sealed,
+    })
+}
+
+/// The algorithms that have an active key when `primary` is configured.
+fn algorithms_in_use(primary: Algorithm) -> Vec<Algorithm> {
+    if primary == Algorithm::RS256 {
+        vec![Algorithm::RS256]
+    } else {
+        vec![primary, Algorithm::RS256]
+    }
+}
+
+/// Makes a new key of `alg` active, retiring the active key of that algorithm (keys of other
+/// algorithms are untouched); the retired public key stays in the JWKS for `publish_for_ms`
+/// (the access-token lifetime plus a margin). Returns the new kid. `alg` is the configured
+/// `tokens.algorithm` or RS256 (`latchkey keys rotate [--alg RS256]`).
 pub fn rotate(
     db: &Db,
     secret: &str,
@@ -104,30 +148,111 @@ pub fn rotate(
     now: i64,
     publish_for_ms: i64,
 ) -> Result<String, KeyError> {
-    let key = SigningKey::generate(alg);
-    let sealed = crypto::seal(
-        &seal_key(secret),
-        &key.private_bytes(),
-        key.kid().as_bytes(),
-    );
-    let jwk = key.public_jwk().to_string();
+    let key = new_key(secret, alg, now)?;
     db.write(|tx| {
         signing_keys::rotate_in(
             tx,
-            key.kid(),
-            alg.as_str(),
-            &jwk,
-            &sealed,
+            &key.kid,
+            key.alg.as_str(),
+            &key.jwk,
+            &key.sealed,
             now,
             now + publish_for_ms,
         )
     })?;
-    Ok(key.kid().to_string())
+    Ok(key.kid)
+}
+
+/// Brings the stored keys to what `primary` needs: an active key for each algorithm in use
+/// (created if missing), no active key of another algorithm (retired: a changed
+/// `tokens.algorithm`), and an `x5c` on the active RS256 key (added to one made before
+/// certificates were published).
+fn prepare(
+    db: &Db,
+    secret: &str,
+    primary: Algorithm,
+    now: i64,
+    publish_for_ms: i64,
+) -> Result<(), KeyError> {
+    let rows = db.read(|c| signing_keys::published(c, now))?;
+    let active: Vec<&signing_keys::KeyRow> =
+        rows.iter().filter(|r| r.retired_at.is_none()).collect();
+    let in_use = algorithms_in_use(primary);
+    // Generated outside the write transaction (RSA takes a while).
+    let mut missing = Vec::new();
+    for alg in &in_use {
+        if !active.iter().any(|r| r.alg == alg.as_str()) {
+            missing.push(new_key(secret, *alg, now)?);
+        }
+    }
+    let mut certified = Vec::new();
+    for row in active.iter().filter(|r| r.alg == Algorithm::RS256.as_str()) {
+        let jwk: serde_json::Value = serde_json::from_str(&row.public_jwk)
+            .map_err(|e| KeyError::Key(format!("{}: {e}", row.kid)))?;
+        let vk = VerifyingKey::from_jwk(&jwk).map_err(|e| KeyError::Key(e.to_string()))?;
+        if !vk.has_certificate() {
+            let key = unseal(&seal_key(secret), row, Algorithm::RS256)?;
+            let jwk = key
+                .publishable_jwk(row.created_at)
+                .map_err(|e| KeyError::Key(e.to_string()))?;
+            certified.push((row.kid.clone(), jwk.to_string()));
+        }
+    }
+    let retire: Vec<String> = active
+        .iter()
+        .filter(|r| !in_use.iter().any(|a| a.as_str() == r.alg))
+        .map(|r| r.kid.clone())
+        .collect();
+    if missing.is_empty() && certified.is_empty() && retire.is_empty() {
+        return Ok(());
+    }
+    db.write(|tx| {
+        for key in &missing {
+            // Another process starting at the same time may have made one meanwhile.
+            if signing_keys::active_kid(tx, key.alg.as_str())?.is_none() {
+                signing_keys::rotate_in(
+                    tx,
+                    &key.kid,
+                    key.alg.as_str(),
+                    &key.jwk,
+                    &key.sealed,
+                    now,
+                    now + publish_for_ms,
+                )?;
+            }
+        }
+        for kid in &retire {
+            signing_keys::retire(tx, kid, now, now + publish_for_ms)?;
+        }
+        for (kid, jwk) in &certified {
+            signing_keys::set_public_jwk(tx, kid, jwk)?;
+        }
+        Ok::<_, KeyError>(())
+    })
+}
+
+fn unseal(
+    seal_key: &[u8; 32],
+    row: &signing_keys::KeyRow,
+    alg: Algorithm,
+) -> Result<SigningKey, KeyError> {
+    let bytes = crypto::open(seal_key, &row.private_enc, row.kid.as_bytes())
+        .ok_or_else(|| KeyError::Unseal(row.kid.clone()))?;
+    let key =
+        SigningKey::from_private_bytes(alg, &bytes).map_err(|e| KeyError::Key(e.to_string()))?;
+    if key.kid() != row.kid {
+        return Err(KeyError::Key(format!(
+            "signing key {}: the private key does not match its kid",
+            row.kid
+        )));
+    }
+    Ok(key)
 }
 
 impl KeyStore {
-    /// Loads the keys; creates the first one (or rotates to `alg` when the configured
-    /// algorithm changed).
+    /// Loads the keys of the configured algorithm `alg` and RS256; creates what is missing
+    /// (on first start, and the RS256 key of a database from before id_tokens), and retires
+    /// the active key of an algorithm no longer configured.
     pub fn open(
         db: &Db,
         secret: &str,
@@ -136,58 +261,110 @@ impl KeyStore {
         publish_for_ms: i64,
     ) -> Result<KeyStore, KeyError> {
         let seal_key = seal_key(secret);
-        let rows = db.read(|c| signing_keys::published(c, now))?;
-        let active_alg = rows
-            .iter()
-            .find(|r| r.retired_at.is_none())
-            .map(|r| r.alg.clone());
-        if active_alg.as_deref() != Some(alg.as_str()) {
-            rotate(db, secret, alg, now, publish_for_ms)?;
-        }
-        let loaded = Self::load(db, &seal_key, now)?;
+        prepare(db, secret, alg, now, publish_for_ms)?;
+        let loaded = Self::load(db, &seal_key, alg, now)?;
         Ok(KeyStore {
             seal_key,
+            primary: alg,
             loaded: RwLock::new(loaded),
             last_reload: AtomicI64::new(now),
             verified: VerifiedCache::new(),
         })
     }
 
-    fn load(db: &Db, seal_key: &[u8; 32], now: i64) -> Result<Loaded, KeyError> {
+    fn load(
+        db: &Db,
+        seal_key: &[u8; 32],
+        primary: Algorithm,
+        now: i64,
+    ) -> Result<Loaded, KeyError> {
         let rows = db.read(|c| signing_keys::published(c, now))?;
         let mut active = None;
+        let mut rs256 = None;
         let mut verifiers = Vec::new();
         for row in rows {
             let jwk: serde_json::Value = serde_json::from_str(&row.public_jwk)
                 .map_err(|e| KeyError::Key(format!("{}: {e}", row.kid)))?;
             let vk = VerifyingKey::from_jwk(&jwk).map_err(|e| KeyError::Key(e.to_string()))?;
+            let alg = vk.alg();
+            if alg.as_str() != row.alg {
+                return Err(KeyError::Key(format!(
+                    "signing key {}: stored as {} but its JWK is {alg}",
+                    row.kid, row.alg
+                )));
+            }
             verifiers.push(vk);
-            if row.retired_at.is_none() {
-                let alg = Algorithm::parse(&row.alg)
-                    .ok_or_else(|| KeyError::Key(format!("unknown algorithm {}", row.alg)))?;
-                let bytes = crypto::open(seal_key, &row.private_enc, row.kid.as_bytes())
-                    .ok_or_else(|| KeyError::Unseal(row.kid.clone()))?;
-                let sk = SigningKey::from_private_bytes(alg, &bytes)
-                    .map_err(|e| KeyError::Key(e.to_string()))?;
-                active = Some(Arc::new(sk));
+            // Only the keys that sign are unsealed (an active key of another algorithm, left
+            // by a process with another configuration, is only published).
+            if row.retired_at.is_none() && (alg == primary || alg == Algorithm::RS256) {
+                let sk = Arc::new(unseal(seal_key, &row, alg)?);
+                if alg == Algorithm::RS256 {
+                    rs256 = Some(sk.clone());
+                }
+                if alg == primary {
+                    active = Some(sk);
+                }
             }
         }
-        let active = active.ok_or_else(|| KeyError::Key("no active signing key".into()))?;
-        Ok(Loaded { active, verifiers })
+        let missing = |alg: Algorithm| KeyError::Key(format!("no active {alg} signing key"));
+        Ok(Loaded {
+            active: active.ok_or_else(|| missing(primary))?,
+            rs256: rs256.ok_or_else(|| missing(Algorithm::RS256))?,
+            verifiers,
+        })
     }
 
     /// Re-reads the keys from the database (after a rotation by another process, and to drop
     /// retired keys whose publication ended).
     pub fn reload(&self, db: &Db, now: i64) -> Result<(), KeyError> {
-        let loaded = Self::load(db, &self.seal_key, now)?;
+        let loaded = Self::load(db, &self.seal_key, self.primary, now)?;
         *self.loaded.write().unwrap_or_else(|p| p.into_inner()) = loaded;
         self.last_reload.store(now, Ordering::Relaxed);
         Ok(())
     }
 
+    /// The kid of the key that signs access tokens (the configured algorithm).
     pub fn active_kid(&self) -> String {
         let l = self.loaded.read().unwrap_or_else(|p| p.into_inner());
         l.active.kid().to_string()
+    }
+
+    /// The kid of the active RS256 key (what [`KeyStore::sign_rs256`] puts in the header).
+    pub fn rs256_kid(&self) -> String {
+        let l = self.loaded.read().unwrap_or_else(|p| p.into_inner());
+        l.rs256.kid().to_string()
+    }
+
+    /// Signs any JSON object (an id_token's claims) as a compact JWS with the active RS256 key:
+    /// header `{"alg":"RS256","typ":"JWT","kid"}`, the claims exactly as given (the caller
+    /// sets `iss`, `aud`, `iat`, `exp`, … from `state.clock`). Signed by `ring`.
+    pub fn sign_rs256(&self, claims: &serde_json::Value) -> Result<String, KeyError> {
+        let key = self
+            .loaded
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .rs256
+            .clone();
+        key.sign_json(claims)
+            .map_err(|e| KeyError::Key(format!("RS256 signing: {e}")))
+    }
+
+    /// The claims of `token` if it is an RS256 JWS whose signature checks against a published
+    /// RS256 key (active or retired), else `None`. Nothing else is checked — not `exp`, nor
+    /// `iss`, `aud` or `iat`: the caller checks the claims it relies on (for `id_token_hint`,
+    /// at least `iss` and `aud`; an RS256 access token, when `tokens.algorithm` is RS256,
+    /// passes here too). No reload is attempted for an unknown kid: this server signed with a
+    /// key it had loaded.
+    pub fn verify_rs256_ignoring_expiry(&self, token: &str) -> Option<serde_json::Value> {
+        let l = self.loaded.read().unwrap_or_else(|p| p.into_inner());
+        let rs: Vec<VerifyingKey> = l
+            .verifiers
+            .iter()
+            .filter(|k| k.alg() == Algorithm::RS256)
+            .cloned()
+            .collect();
+        drop(l);
+        tokens::verify_signature_only(&rs, token).ok()
     }
 
     pub fn sign(&self, claims: &AccessClaims) -> Result<String, TokenError> {
@@ -293,11 +470,29 @@ impl KeyStore {
         }
     }
 
-    /// The JWKS document, read fresh from the database so a rotation shows at once.
+    /// The JWKS document, read fresh from the database so a rotation shows at once: the
+    /// active keys first (the configured algorithm's, then RS256), then the retired keys
+    /// still published (again the configured algorithm's first); newest first within each.
     pub fn jwks(&self, db: &Db, now: i64) -> Result<serde_json::Value, KeyError> {
-        let rows = db.read(|c| signing_keys::published(c, now))?;
+        self.jwks_for(db, now, false)
+    }
+
+    /// [`KeyStore::jwks`], or with `only_rs256` its RS256 keys alone (a JWKS for clients
+    /// that only take RS256).
+    pub fn jwks_for(
+        &self,
+        db: &Db,
+        now: i64,
+        only_rs256: bool,
+    ) -> Result<serde_json::Value, KeyError> {
+        let mut rows = db.read(|c| signing_keys::published(c, now))?;
+        // Stable: within each group the database's order (newest first) is kept.
+        rows.sort_by_key(|r| (r.retired_at.is_some(), r.alg != self.primary.as_str()));
         let mut keys = Vec::new();
         for row in rows {
+            if only_rs256 && row.alg != Algorithm::RS256.as_str() {
+                continue;
+            }
             let jwk: serde_json::Value = serde_json::from_str(&row.public_jwk)
                 .map_err(|e| KeyError::Key(format!("{}: {e}", row.kid)))?;
             keys.push(VerifyingKey::from_jwk(&jwk).map_err(|e| KeyError::Key(e.to_string()))?);

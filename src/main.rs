@@ -147,7 +147,12 @@ enum ClientCommand {
 #[derive(Subcommand)]
 enum KeysCommand {
     /// Make a new signing key active; the old one stays in the JWKS until its tokens expire.
-    Rotate,
+    Rotate {
+        /// Which key: the configured `tokens.algorithm` (the default; access tokens) or
+        /// `RS256` (id_tokens).
+        #[arg(long, value_name = "ALG")]
+        alg: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -210,8 +215,8 @@ fn main() -> ExitCode {
             },
         ),
         Command::Keys {
-            what: KeysCommand::Rotate,
-        } => cli::keys_rotate(config),
+            what: KeysCommand::Rotate { alg },
+        } => cli::keys_rotate(config, alg.as_deref()),
         Command::Backup { file } => cli::backup(config, &file),
     };
     match result {

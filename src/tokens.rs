@@ -1,6 +1,7 @@
 //! Access tokens: signing keys (EdDSA/Ed25519, ES256/P-256, RS256), their public JWKs and
 //! RFC 7638 key ids, the JWKS document, and JWT signing and verification against the
-//! caller's clock.
+//! caller's clock. EdDSA and ES256 go through jwt-simple; RS256 signs and verifies with `ring`
+//! (`tokens/rsa.rs`; RUSTSEC-2023-0071), and its JWK carries a self-signed `x5c`.
 //!
 //! Times never come from the library's wall clock: [`SigningKey::sign`] writes `iat`/`exp`
 //! exactly as given in [`AccessClaims`], and [`verify`] checks them against `now_secs`:
@@ -9,10 +10,10 @@
 
 use std::fmt;
 
+use base64::Engine as _;
 use jwt_simple::algorithms::{
     ECDSAP256KeyPairLike, ECDSAP256PublicKeyLike, ES256KeyPair, ES256PublicKey, Ed25519KeyPair,
-    Ed25519PublicKey, EdDSAKeyPairLike, EdDSAPublicKeyLike, RS256KeyPair, RS256PublicKey,
-    RSAKeyPairLike, RSAPublicKeyLike,
+    Ed25519PublicKey, EdDSAKeyPairLike, EdDSAPublicKeyLike,
 };
 use jwt_simple::claims::{Audiences, Claims, NoCustomClaims};
 use jwt_simple::common::VerificationOptions;
@@ -21,6 +22,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::crypto::{b64url, b64url_decode, sha256};
+
+mod rsa;
+use rsa::RsaSigner;
 
 /// How far in the future `iat` (and `nbf`) may be, in seconds, to absorb clock skew between
 /// instances. `exp` gets no leeway: a token is dead at `now_secs >= exp`.
@@ -139,7 +143,7 @@ struct CustomClaims<'a> {
 enum KeyPair {
     Ed(Ed25519KeyPair),
     Es(ES256KeyPair),
-    Rs(Box<RS256KeyPair>),
+    Rs(RsaSigner),
 }
 
 impl Clone for KeyPair {
@@ -164,7 +168,11 @@ impl Clone for KeyPair {
 enum PublicKey {
     Ed(Ed25519PublicKey),
     Es(ES256PublicKey),
-    Rs(Box<RS256PublicKey>),
+    /// Modulus and exponent, big-endian without leading zeros, within [`rsa::check_policy`].
+    Rs {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
 }
 
 /// A key pair that signs access tokens. Its `kid` is the RFC 7638 thumbprint of its public key.
@@ -189,9 +197,9 @@ impl SigningKey {
         let key = match alg {
             Algorithm::EdDSA => KeyPair::Ed(Ed25519KeyPair::generate()),
             Algorithm::ES256 => KeyPair::Es(ES256KeyPair::generate()),
-            Algorithm::RS256 => KeyPair::Rs(Box::new(
-                RS256KeyPair::generate(MIN_RSA_BITS).expect("2048-bit RSA generation is supported"),
-            )),
+            Algorithm::RS256 => {
+                KeyPair::Rs(RsaSigner::generate().expect("2048-bit RSA generation is supported"))
+            }
         };
         Self::from_key_pair(key).expect("a freshly generated key pair is valid")
     }
@@ -200,13 +208,17 @@ impl SigningKey {
         let public = match &key {
             KeyPair::Ed(k) => PublicKey::Ed(k.public_key()),
             KeyPair::Es(k) => PublicKey::Es(k.public_key()),
-            KeyPair::Rs(k) => PublicKey::Rs(Box::new(k.public_key())),
+            KeyPair::Rs(k) => {
+                let (n, e) = k.components();
+                PublicKey::Rs { n, e }
+            }
         };
         let public = VerifyingKey::from_public_key(public)?;
         let key = match key {
             KeyPair::Ed(k) => KeyPair::Ed(k.with_key_id(&public.kid)),
             KeyPair::Es(k) => KeyPair::Es(k.with_key_id(&public.kid)),
-            KeyPair::Rs(k) => KeyPair::Rs(Box::new(k.with_key_id(&public.kid))),
+            // The kid goes into the header at signing time.
+            KeyPair::Rs(k) => KeyPair::Rs(k),
         };
         Ok(SigningKey { key, public })
     }
@@ -225,14 +237,14 @@ impl SigningKey {
         match &self.key {
             KeyPair::Ed(k) => k.to_der(),
             KeyPair::Es(k) => k.to_der().expect("a valid P-256 key encodes as PKCS#8"),
-            KeyPair::Rs(k) => k.to_der().expect("a valid RSA key encodes as PKCS#8"),
+            KeyPair::Rs(k) => k.pkcs8().to_vec(),
         }
     }
 
     /// Loads a key from [`SigningKey::private_bytes`]. The public key is always recomputed
     /// from the private key (Ed25519 from the seed), never trusted from the input. RS256 also
-    /// accepts PKCS#1 DER; its key is consistency-checked, with a 2048–4096-bit modulus and
-    /// exponent 65537 (jwt-simple 0.15 refuses others).
+    /// accepts PKCS#1 DER (re-encoded as PKCS#8 for [`SigningKey::private_bytes`]); `ring`
+    /// consistency-checks it, with a 2048–4096-bit modulus and exponent 65537.
     pub fn from_private_bytes(alg: Algorithm, bytes: &[u8]) -> Result<SigningKey, TokenError> {
         let key = match alg {
             Algorithm::EdDSA => {
@@ -241,9 +253,7 @@ impl SigningKey {
             Algorithm::ES256 => {
                 KeyPair::Es(ES256KeyPair::from_der(bytes).map_err(key_err("P-256 key"))?)
             }
-            Algorithm::RS256 => KeyPair::Rs(Box::new(
-                RS256KeyPair::from_der(bytes).map_err(key_err("RSA key"))?,
-            )),
+            Algorithm::RS256 => KeyPair::Rs(RsaSigner::from_der(bytes)?),
         };
         Self::from_key_pair(key)
     }
@@ -256,6 +266,42 @@ impl SigningKey {
 
     pub fn verifying_key(&self) -> VerifyingKey {
         self.public.clone()
+    }
+
+    /// The public JWK to store and publish for a key made at `now_ms`: for RS256 with `x5c`
+    /// (a self-signed certificate over the key, valid from `now_ms`, never expiring) and
+    /// `x5t#S256`; for the other algorithms [`SigningKey::public_jwk`].
+    pub fn publishable_jwk(&self, now_ms: i64) -> Result<Value, TokenError> {
+        match &self.key {
+            KeyPair::Rs(k) => {
+                let cert = k.self_signed_cert(self.kid(), now_ms)?;
+                Ok(self.public.clone().with_certificate(cert)?.jwk)
+            }
+            _ => Ok(self.public_jwk()),
+        }
+    }
+
+    /// Signs any JSON claims as a compact JWS `{"alg":"RS256","typ":"JWT","kid"}` (RS256
+    /// keys only: id_tokens and other tokens whose claims are not [`AccessClaims`]). The
+    /// claims are serialized as given; nothing is added, no time is read.
+    pub fn sign_json(&self, claims: &Value) -> Result<String, TokenError> {
+        let KeyPair::Rs(k) = &self.key else {
+            return Err(TokenError::Key(format!(
+                "sign_json needs an RS256 key, not {}",
+                self.alg()
+            )));
+        };
+        if !claims.is_object() {
+            return Err(TokenError::Malformed);
+        }
+        let header = json!({"alg": "RS256", "typ": "JWT", "kid": self.kid()});
+        let input = format!(
+            "{}.{}",
+            b64url(header.to_string().as_bytes()),
+            b64url(claims.to_string().as_bytes())
+        );
+        let sig = k.sign(input.as_bytes())?;
+        Ok(format!("{input}.{}", b64url(&sig)))
     }
 
     /// Signs `claims` as a compact JWS with header `{"alg","typ":"JWT","kid"}`. The payload
@@ -286,7 +332,10 @@ impl SigningKey {
         let signed = match &self.key {
             KeyPair::Ed(k) => k.sign(jwt),
             KeyPair::Es(k) => k.sign(jwt),
-            KeyPair::Rs(k) => k.sign(jwt),
+            KeyPair::Rs(_) => {
+                let claims = serde_json::to_value(claims).map_err(|_| TokenError::Malformed)?;
+                return self.sign_json(&claims);
+            }
         };
         signed.map_err(|e| TokenError::Key(format!("signing failed: {e}")))
     }
@@ -366,12 +415,12 @@ impl VerifyingKey {
             }
             (Some("RSA"), _) => {
                 let (n, e) = (member("n")?, member("e")?);
-                let pk = RS256PublicKey::from_components(
-                    strip_leading_zeros(&n),
-                    strip_leading_zeros(&e),
-                )
-                .map_err(key_err("RSA public key"))?;
-                PublicKey::Rs(Box::new(pk))
+                let (n, e) = (strip_leading_zeros(&n), strip_leading_zeros(&e));
+                rsa::check_policy(n, e)?;
+                PublicKey::Rs {
+                    n: n.to_vec(),
+                    e: e.to_vec(),
+                }
             }
             (Some(kty), crv) => {
                 return Err(TokenError::Key(format!(
@@ -380,7 +429,7 @@ impl VerifyingKey {
             }
             (None, _) => return Err(bad("JWK has no \"kty\"")),
         };
-        let key = VerifyingKey::from_public_key(public)?;
+        let mut key = VerifyingKey::from_public_key(public)?;
         if let Some(alg) = obj.get("alg")
             && alg.as_str() != Some(key.alg.as_str())
         {
@@ -402,7 +451,45 @@ impl VerifyingKey {
                 key.kid
             )));
         }
+        if let Some(chain) = obj.get("x5c") {
+            let cert = chain
+                .as_array()
+                .and_then(|c| c.first())
+                .and_then(Value::as_str)
+                .and_then(|c| base64::engine::general_purpose::STANDARD.decode(c).ok())
+                .ok_or_else(|| bad("JWK x5c is not an array of base64 certificates"))?;
+            key = key.with_certificate(cert)?;
+            if let Some(t) = obj.get("x5t#S256")
+                && *t != key.jwk["x5t#S256"]
+            {
+                return Err(bad("JWK x5t#S256 is not the SHA-256 of its certificate"));
+            }
+        }
         Ok(key)
+    }
+
+    /// Adds `x5c` (this one certificate, DER) and `x5t#S256` to the JWK of an RSA key. The
+    /// certificate must carry this very key.
+    fn with_certificate(mut self, cert: Vec<u8>) -> Result<VerifyingKey, TokenError> {
+        let PublicKey::Rs { n, e } = &self.key else {
+            return Err(TokenError::Key(format!(
+                "x5c is only published for RSA keys, not {}",
+                self.alg
+            )));
+        };
+        if !rsa::cert_holds_key(&cert, n, e) {
+            return Err(TokenError::Key(
+                "x5c certificate does not carry the JWK's key".into(),
+            ));
+        }
+        self.jwk["x5c"] = json!([base64::engine::general_purpose::STANDARD.encode(&cert)]);
+        self.jwk["x5t#S256"] = json!(b64url(&sha256(&cert)));
+        Ok(self)
+    }
+
+    /// Whether the JWK carries `x5c` (RSA keys made before certificates were added do not).
+    pub fn has_certificate(&self) -> bool {
+        self.jwk.get("x5c").is_some()
     }
 
     /// Computes the canonical JWK members, thumbprint and full public JWK.
@@ -430,14 +517,8 @@ impl VerifyingKey {
                     json!({"kty": "EC", "crv": "P-256", "x": x, "y": y}),
                 )
             }
-            PublicKey::Rs(k) => {
-                let c = k.to_components();
-                let (n, e) = (strip_leading_zeros(&c.n), strip_leading_zeros(&c.e));
-                if n.len() * 8 < MIN_RSA_BITS {
-                    return Err(TokenError::Key(format!(
-                        "RSA modulus shorter than {MIN_RSA_BITS} bits"
-                    )));
-                }
+            PublicKey::Rs { n, e } => {
+                rsa::check_policy(n, e)?;
                 let (n, e) = (b64url(n), b64url(e));
                 (
                     Algorithm::RS256,
@@ -453,7 +534,7 @@ impl VerifyingKey {
         let key = match key {
             PublicKey::Ed(k) => PublicKey::Ed(k.with_key_id(&kid)),
             PublicKey::Es(k) => PublicKey::Es(k.with_key_id(&kid)),
-            PublicKey::Rs(k) => PublicKey::Rs(Box::new(k.with_key_id(&kid))),
+            rs @ PublicKey::Rs { .. } => rs,
         };
         Ok(VerifyingKey { kid, alg, key, jwk })
     }
@@ -472,9 +553,19 @@ impl VerifyingKey {
         self.jwk.clone()
     }
 
-    /// Signature (and header) check only, through jwt-simple. Its time checks are neutralised
-    /// (time pinned to 0, future tokens accepted); [`verify`] checks times itself.
+    /// Signature (and header) check only: EdDSA and ES256 through jwt-simple, its time checks
+    /// neutralised (time pinned to 0, future tokens accepted; [`verify`] checks times itself);
+    /// RS256 through `ring` over the signing input, whatever the claims.
     fn check_signature(&self, token: &str) -> Result<(), TokenError> {
+        if let PublicKey::Rs { n, e } = &self.key {
+            let (input, sig) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
+            let sig = b64url_decode(sig).ok_or(TokenError::Malformed)?;
+            return if rsa::verify(n, e, input.as_bytes(), &sig) {
+                Ok(())
+            } else {
+                Err(TokenError::BadSignature)
+            };
+        }
         let options = VerificationOptions {
             accept_future: true,
             artificial_time: Some(UnixTimeStamp::from_secs(0)),
@@ -486,7 +577,7 @@ impl VerifyingKey {
         let result = match &self.key {
             PublicKey::Ed(k) => k.verify_token::<NoCustomClaims>(token, Some(options)),
             PublicKey::Es(k) => k.verify_token::<NoCustomClaims>(token, Some(options)),
-            PublicKey::Rs(k) => k.verify_token::<NoCustomClaims>(token, Some(options)),
+            PublicKey::Rs { .. } => unreachable!("checked above"),
         };
         result.map(|_| ()).map_err(|_| TokenError::BadSignature)
     }
@@ -539,6 +630,47 @@ fn verify_with(
     now_secs: i64,
     expiry: Expiry,
 ) -> Result<AccessClaims, TokenError> {
+    let payload = signed_payload(keys, token)?;
+
+    // The signature covers exactly these bytes; read the claims ourselves, as plain integers.
+    let payload: Value = serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
+    let nbf = match payload.get("nbf") {
+        None => None,
+        Some(v) => Some(v.as_i64().ok_or(TokenError::Malformed)?),
+    };
+    let claims = AccessClaims::deserialize(&payload).map_err(|_| TokenError::Malformed)?;
+    if expiry == Expiry::Enforce && claims.exp <= now_secs {
+        return Err(TokenError::Expired);
+    }
+    let latest = now_secs.saturating_add(FUTURE_SKEW_SECS);
+    if claims.iat > latest || nbf.is_some_and(|nbf| nbf > latest) {
+        return Err(TokenError::NotYetValid);
+    }
+    if claims.iss != issuer {
+        return Err(TokenError::WrongIssuer);
+    }
+    if claims.aud != audience {
+        return Err(TokenError::WrongAudience);
+    }
+    Ok(claims)
+}
+
+/// The claims of `token` once its signature checks against the key of `keys` its header names:
+/// the first checks of [`verify`] (size, shape, `kid`, `alg`, signature), none of its claim
+/// checks — no time, issuer or audience is looked at. For tokens whose claims are not
+/// [`AccessClaims`] (an id_token presented back as `id_token_hint`); the caller checks what
+/// it relies on. The claims must be a JSON object.
+pub fn verify_signature_only(keys: &[VerifyingKey], token: &str) -> Result<Value, TokenError> {
+    let payload = signed_payload(keys, token)?;
+    let claims: Value = serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
+    if !claims.is_object() {
+        return Err(TokenError::Malformed);
+    }
+    Ok(claims)
+}
+
+/// The decoded payload of `token` once its header and signature check out against `keys`.
+fn signed_payload(keys: &[VerifyingKey], token: &str) -> Result<Vec<u8>, TokenError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(TokenError::Malformed);
     }
@@ -570,28 +702,7 @@ fn verify_with(
         return Err(TokenError::BadSignature);
     }
     key.check_signature(token)?;
-
-    // The signature covers exactly these bytes; read the claims ourselves, as plain integers.
-    let payload: Value = serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
-    let nbf = match payload.get("nbf") {
-        None => None,
-        Some(v) => Some(v.as_i64().ok_or(TokenError::Malformed)?),
-    };
-    let claims = AccessClaims::deserialize(&payload).map_err(|_| TokenError::Malformed)?;
-    if expiry == Expiry::Enforce && claims.exp <= now_secs {
-        return Err(TokenError::Expired);
-    }
-    let latest = now_secs.saturating_add(FUTURE_SKEW_SECS);
-    if claims.iat > latest || nbf.is_some_and(|nbf| nbf > latest) {
-        return Err(TokenError::NotYetValid);
-    }
-    if claims.iss != issuer {
-        return Err(TokenError::WrongIssuer);
-    }
-    if claims.aud != audience {
-        return Err(TokenError::WrongAudience);
-    }
-    Ok(claims)
+    Ok(payload)
 }
 
 /// The JWKS document `{"keys":[jwk, …]}` for these keys, in the order given.
@@ -645,6 +756,186 @@ mod tests {
     }
 
     const ALGS: [Algorithm; 3] = [Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256];
+
+    /// The shared RS256 key's signer, for the tests of [`rsa`].
+    pub(super) fn rsa_signer() -> RsaSigner {
+        match &key(Algorithm::RS256).key {
+            KeyPair::Rs(k) => k.clone(),
+            _ => unreachable!(),
+        }
+    }
+
+    fn id_claims() -> Value {
+        json!({"iss": ISS, "sub": "usr_1", "aud": ["client_1"], "exp": NOW - 10,
+               "iat": NOW - 100, "nonce": "n-0S6_WzA2Mj", "amr": ["pwd"]})
+    }
+
+    #[test]
+    fn rs256_signs_with_ring_and_verifies_with_the_public_components() {
+        let sk = key(Algorithm::RS256);
+        let token = sk.sign_json(&id_claims()).unwrap();
+        let header = part(&token, 0);
+        assert_eq!(
+            header,
+            json!({"alg": "RS256", "typ": "JWT", "kid": sk.kid()})
+        );
+        assert_eq!(part(&token, 1), id_claims());
+        assert!(!token.contains('='), "base64url without padding");
+
+        // Any RS256 verifier holding only the JWK's n and e accepts it.
+        let jwk = sk.public_jwk();
+        let n = b64url_decode(jwk["n"].as_str().unwrap()).unwrap();
+        let e = b64url_decode(jwk["e"].as_str().unwrap()).unwrap();
+        let public = ring::signature::RsaPublicKeyComponents { n: &n, e: &e };
+        let (input, sig) = token.rsplit_once('.').unwrap();
+        let sig = b64url_decode(sig).unwrap();
+        assert_eq!(sig.len(), 256);
+        let params = &ring::signature::RSA_PKCS1_2048_8192_SHA256;
+        assert!(public.verify(params, input.as_bytes(), &sig).is_ok());
+        // Deterministic (PKCS#1 v1.5): the same input, the same signature.
+        assert_eq!(sk.sign_json(&id_claims()).unwrap(), token);
+
+        // A tampered signature or payload fails, with ring and through `verify_signature_only`.
+        let mut bad = sig.clone();
+        bad[100] ^= 0x40;
+        assert!(public.verify(params, input.as_bytes(), &bad).is_err());
+        let keys = [sk.verifying_key()];
+        let forged = format!("{input}.{}", b64url(&bad));
+        assert_eq!(
+            verify_signature_only(&keys, &forged),
+            Err(TokenError::BadSignature)
+        );
+        let mut edited = id_claims();
+        edited["sub"] = json!("usr_2");
+        let forged = format!(
+            "{}.{}.{}",
+            token.split('.').next().unwrap(),
+            b64json(&edited),
+            token.rsplit('.').next().unwrap()
+        );
+        assert_eq!(
+            verify_signature_only(&keys, &forged),
+            Err(TokenError::BadSignature)
+        );
+        // Expired (exp < NOW) and an audience array: the signature-only check does not care.
+        assert_eq!(verify_signature_only(&keys, &token).unwrap(), id_claims());
+        // An access-token check refuses the same token: not AccessClaims.
+        assert_eq!(check(&keys, &token), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn sign_json_is_rs256_only_and_takes_objects() {
+        for alg in [Algorithm::EdDSA, Algorithm::ES256] {
+            assert!(matches!(
+                key(alg).sign_json(&id_claims()),
+                Err(TokenError::Key(_))
+            ));
+        }
+        let sk = key(Algorithm::RS256);
+        assert_eq!(sk.sign_json(&json!([1])), Err(TokenError::Malformed));
+        assert_eq!(sk.sign_json(&json!("x")), Err(TokenError::Malformed));
+        // RS256 access tokens go through the same ring signer.
+        let token = sk.sign(&claims()).unwrap();
+        assert_eq!(part(&token, 1), serde_json::to_value(claims()).unwrap());
+        let mut c = claims();
+        c.exp = -1;
+        assert_eq!(sk.sign(&c), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn verify_signature_only_refuses_other_keys_and_algs() {
+        let rs = key(Algorithm::RS256);
+        let ed = key(Algorithm::EdDSA);
+        let token = rs.sign_json(&id_claims()).unwrap();
+        assert_eq!(
+            verify_signature_only(&[ed.verifying_key()], &token),
+            Err(TokenError::UnknownKey)
+        );
+        let payload = token.split('.').nth(1).unwrap();
+        let sig = token.rsplit('.').next().unwrap();
+        for alg in ["none", "HS256", "RS512", "PS256", "EdDSA"] {
+            let h = b64json(&json!({"alg": alg, "typ": "JWT", "kid": rs.kid()}));
+            assert_eq!(
+                verify_signature_only(&[rs.verifying_key()], &format!("{h}.{payload}.{sig}")),
+                Err(TokenError::BadSignature),
+                "{alg}"
+            );
+        }
+        let list = rs.sign_json(&json!({"a": 1})).unwrap();
+        assert!(verify_signature_only(&[rs.verifying_key()], &list).is_ok());
+    }
+
+    #[test]
+    fn rs256_loads_pkcs1_and_stores_pkcs8() {
+        let sk = key(Algorithm::RS256);
+        let pkcs8 = sk.private_bytes();
+        // PKCS#8 v1 of a 2048-bit key: SEQUENCE { 0, rsaEncryption, OCTET STRING { PKCS#1 } }.
+        assert_eq!(&pkcs8[4..7], &[0x02, 0x01, 0x00]);
+        assert_eq!(&pkcs8[22..24], &[0x04, 0x82]);
+        let pkcs1 = &pkcs8[26..];
+        assert_eq!(
+            usize::from(pkcs8[24]) << 8 | usize::from(pkcs8[25]),
+            pkcs1.len()
+        );
+        let loaded = SigningKey::from_private_bytes(Algorithm::RS256, pkcs1).unwrap();
+        assert_eq!(loaded.kid(), sk.kid());
+        assert_eq!(loaded.private_bytes(), pkcs8, "re-encoded as PKCS#8");
+        assert_eq!(
+            loaded.sign_json(&id_claims()).unwrap(),
+            sk.sign_json(&id_claims()).unwrap()
+        );
+        // A truncated or edited key is refused.
+        assert!(
+            SigningKey::from_private_bytes(Algorithm::RS256, &pkcs8[..pkcs8.len() - 1]).is_err()
+        );
+        let mut edited = pkcs8.clone();
+        edited[100] ^= 1;
+        assert!(SigningKey::from_private_bytes(Algorithm::RS256, &edited).is_err());
+    }
+
+    #[test]
+    fn rs256_jwk_carries_a_certificate_over_the_key() {
+        let sk = key(Algorithm::RS256);
+        let jwk = sk.publishable_jwk(NOW * 1000).unwrap();
+        let chain = jwk["x5c"].as_array().unwrap();
+        assert_eq!(chain.len(), 1);
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(chain[0].as_str().unwrap())
+            .unwrap();
+        assert_eq!(der[0], 0x30, "a DER SEQUENCE");
+        assert_eq!(jwk["x5t#S256"], b64url(&sha256(&der)));
+        assert_eq!(jwk["kid"], sk.kid(), "the thumbprint ignores x5c");
+        // A stored JWK with x5c loads and publishes the same members.
+        let vk = VerifyingKey::from_jwk(&jwk).unwrap();
+        assert!(vk.has_certificate());
+        assert_eq!(vk.public_jwk(), jwk);
+        assert!(!sk.verifying_key().has_certificate());
+        // Other algorithms publish no certificate.
+        assert_eq!(
+            key(Algorithm::EdDSA).publishable_jwk(0).unwrap(),
+            key(Algorithm::EdDSA).public_jwk()
+        );
+
+        // A certificate over another key, a wrong x5t#S256, or x5c on an EdDSA key: refused.
+        let other = SigningKey::generate(Algorithm::RS256)
+            .publishable_jwk(0)
+            .unwrap();
+        let mut swapped = jwk.clone();
+        swapped["x5c"] = other["x5c"].clone();
+        swapped.as_object_mut().unwrap().remove("x5t#S256");
+        assert!(VerifyingKey::from_jwk(&swapped).is_err());
+        let mut wrong = jwk.clone();
+        wrong["x5t#S256"] = other["x5t#S256"].clone();
+        assert!(VerifyingKey::from_jwk(&wrong).is_err());
+        let mut ed = key(Algorithm::EdDSA).public_jwk();
+        ed["x5c"] = jwk["x5c"].clone();
+        assert!(VerifyingKey::from_jwk(&ed).is_err());
+        for bad in [json!("abc"), json!([]), json!(["%%%"])] {
+            let mut j = jwk.clone();
+            j["x5c"] = bad.clone();
+            assert!(VerifyingKey::from_jwk(&j).is_err(), "{bad}");
+        }
+    }
 
     fn part(token: &str, i: usize) -> Value {
         let p = token.split('.').nth(i).unwrap();

@@ -226,7 +226,7 @@ fn admin_keys_orgs_users_and_key_rotation_from_the_command_line() {
     let conn = rusqlite::Connection::open(dir.path().join("latchkey.db")).unwrap();
     let active: String = conn
         .query_row(
-            "SELECT kid FROM signing_keys WHERE retired_at IS NULL",
+            "SELECT kid FROM signing_keys WHERE retired_at IS NULL AND alg = 'EdDSA'",
             [],
             |r| r.get(0),
         )

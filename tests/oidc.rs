@@ -585,14 +585,14 @@ fn oidcc_prompt_none_login_and_max_age() {
     let r = b.get(&authorize_path(&t.app.0, &[("prompt", "none")]));
     code_of(&r);
     // prompt=login and a passed max_age send the person to sign in again…
-    t.s.clock.advance_secs(120);
     for extra in [("prompt", "login"), ("max_age", "60")] {
+        t.s.clock.advance_secs(120);
         let r = b.get(&authorize_path(&t.app.0, &[extra]));
         assert_eq!(r.status, 303, "{extra:?}");
         assert!(location(&r).starts_with("/login?"), "{}", location(&r));
         let q = query_of(location(&r));
         // The login form shows even though the browser is signed in.
-        let form = b.get(&location(&r).to_string());
+        let form = b.get(location(&r));
         assert_eq!(form.status, 200);
         assert!(html(&form).contains("name=\"password\""));
         // …and after signing in, the id_token's auth_time is the new sign-in.
@@ -1061,14 +1061,14 @@ fn rp_initiated_logout_ends_the_browser_session_and_returns_only_to_registered_u
     assert_eq!(r.status, 302, "{}", html(&r));
     assert_eq!(location(&r), "http://app.test/bye?state=bye-1");
     assert_eq!(userinfo(&t.s, access).status, 401);
-    assert_eq!(location(&b.get("/account")), "/login");
+    assert!(location(&b.get("/account")).starts_with("/login"));
     // Without a hint, a signed-in person confirms first.
     let r = sign_in_and_authorize(&mut b, &authorize_path(&t.app.0, &[]), "ann@acme.test");
     code_of(&r);
     let r = b.get("/oauth2/logout");
     assert_eq!(r.status, 200);
-    assert!(html(&r).contains("action=\"&#x2f;oauth2&#x2f;logout\""));
+    assert!(html(&r).contains("action=\"/oauth2/logout\""));
     let r = b.submit("/oauth2/logout", "/oauth2/logout", &[]);
     assert_eq!(r.status, 200);
-    assert_eq!(location(&b.get("/account")), "/login");
+    assert!(location(&b.get("/account")).starts_with("/login"));
 }

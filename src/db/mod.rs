@@ -38,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/002_identity_hardening.sql"),
     include_str!("../../migrations/003_browser_sessions.sql"),
     include_str!("../../migrations/004_upkeep.sql"),
+    include_str!("../../migrations/005_signing_keys_per_alg.sql"),
     include_str!("../../migrations/006_oauth.sql"),
 ];
 

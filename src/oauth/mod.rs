@@ -459,17 +459,3 @@ pub fn session_issue(
 ) -> Result<Issued, ApiError> {
     rotated.issue(state, now)
 }
-
-// TEMPORARY until the RS256 signer lands in keys.rs (an inherent method then takes precedence).
-trait SignRs256Shim {
-    fn sign_rs256(&self, claims: &Value) -> Result<String, String>;
-    fn verify_rs256_ignoring_expiry(&self, token: &str) -> Option<Value>;
-}
-impl SignRs256Shim for crate::keys::KeyStore {
-    fn sign_rs256(&self, _claims: &Value) -> Result<String, String> {
-        Err("RS256 signing is not wired yet".into())
-    }
-    fn verify_rs256_ignoring_expiry(&self, _token: &str) -> Option<Value> {
-        None
-    }
-}
