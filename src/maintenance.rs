@@ -11,6 +11,7 @@
 //! | a refresh token's sealed successor | as soon as its grace window (`tokens.refresh_grace`) is over | answers a second refresh within the window |
 //! | `sessions` and their `refresh_tokens` | [`SESSION_RETENTION_MS`] after the session ended (expired, idle-expired or revoked) | `/public/verify` and the guards tell `session_expired` from `session_revoked`; the session's IP and user agent beside its audit entries |
 //! | `partial_tokens`, `email_tokens` | [`TOKEN_RETENTION_MS`] after they expire, used or not | nothing reads an expired token: it answers `invalid_token` whether kept or not |
+//! | `oauth_codes`, `oauth_device_codes` | [`TOKEN_RETENTION_MS`] after they expire (60 s; 10 min) | a replayed code within the day still revokes what its first use produced |
 //! | `invitations` | [`INVITATION_RETENTION_MS`] after they closed (expired while pending, or accepted, declined, revoked) | the org's invitation list shows them (`state=expired` and the others), and an expired one can still be resent |
 //!
 //! Each table is swept in batches of [`BATCH`] rows, one write transaction each, so no

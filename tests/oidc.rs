@@ -1165,3 +1165,44 @@ fn an_oauth_clients_tokens_are_not_latchkey_api_credentials() {
     // The app's own endpoints still take them.
     assert_eq!(userinfo(&t.s, access).status, 200);
 }
+
+#[test]
+fn the_sweep_deletes_codes_and_device_codes_a_day_after_they_expired() {
+    let t = setup();
+    let mut b = Browser::new(&t.s);
+    code_of(&sign_in_and_authorize(
+        &mut b,
+        &authorize_path(&t.app.0, &[]),
+        "ann@acme.test",
+    ));
+    let r = form_post(
+        &t.s,
+        "/oauth2/device_authorization",
+        Some((&t.app.0, &t.app.1)),
+        &[("scope", "openid")],
+    );
+    assert_eq!(r.status, 200);
+    let count = |sql: &str| -> i64 {
+        let c = rusqlite::Connection::open(t.s.db_path()).unwrap();
+        c.query_row(sql, [], |r| r.get(0)).unwrap()
+    };
+    let wait_for_sweep = || {
+        let at = t.s.state().now();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while t.s.state().maintenance.swept_at() < at {
+            assert!(std::time::Instant::now() < deadline, "no sweep");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    assert_eq!(count("SELECT COUNT(*) FROM oauth_codes"), 1);
+    assert_eq!(count("SELECT COUNT(*) FROM oauth_device_codes"), 1);
+    // Expired, but not for a day yet: kept (a replay still finds its code).
+    t.s.clock.advance_secs(3600);
+    wait_for_sweep();
+    assert_eq!(count("SELECT COUNT(*) FROM oauth_codes"), 1);
+    assert_eq!(count("SELECT COUNT(*) FROM oauth_device_codes"), 1);
+    t.s.clock.advance_secs(86_400);
+    wait_for_sweep();
+    assert_eq!(count("SELECT COUNT(*) FROM oauth_codes"), 0);
+    assert_eq!(count("SELECT COUNT(*) FROM oauth_device_codes"), 0);
+}
