@@ -70,3 +70,7 @@ CREATE TABLE oauth_sessions (
     nonce          TEXT
 ) STRICT;
 CREATE INDEX oauth_sessions_client ON oauth_sessions (client_id);
+
+-- Which client a session was made for (NULL: the JSON API or the hosted pages), read with
+-- the session on every request: an OAuth client's tokens are not `/api/v1` credentials.
+ALTER TABLE sessions ADD COLUMN client_id TEXT;

@@ -491,7 +491,7 @@ fn old_database(key: &SigningKey, private: &[u8], extra: &str) -> TestServer {
     conn.execute_batch(
         "DELETE FROM signing_keys;
          DROP TABLE oauth_sessions; DROP TABLE oauth_device_codes; DROP TABLE oauth_consents;
-         DROP TABLE oauth_codes; DROP TABLE oauth_clients;
+         DROP TABLE oauth_codes; DROP TABLE oauth_clients; ALTER TABLE sessions DROP COLUMN client_id;
          DROP INDEX signing_keys_active_per_alg;
          CREATE UNIQUE INDEX signing_keys_one_active ON signing_keys ((retired_at IS NULL)) WHERE retired_at IS NULL;
          PRAGMA user_version = 4;",

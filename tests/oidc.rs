@@ -1072,3 +1072,96 @@ fn rp_initiated_logout_ends_the_browser_session_and_returns_only_to_registered_u
     assert_eq!(r.status, 200);
     assert!(location(&b.get("/account")).starts_with("/login"));
 }
+
+#[test]
+fn a_two_factor_account_signs_in_through_the_provider_with_its_code() {
+    let t = setup();
+    let s = &t.s;
+    let access = s.login_ok("acme", "ann@acme.test")["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let d = s
+        .as_user(
+            "POST",
+            "/api/v1/auth/2fa/setup",
+            "acme",
+            &access,
+            Some(json!({})),
+        )
+        .data();
+    let secret = common::base32_decode(d["secret"].as_str().unwrap());
+    let code = |s: &TestServer| {
+        latchkey::totp::code_at_step(&secret, (s.state().now() / 1000 / 30) as u64)
+    };
+    let r = s.as_user(
+        "POST",
+        "/api/v1/auth/2fa/enable",
+        "acme",
+        &access,
+        Some(json!({ "code": code(s) })),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    s.clock.advance_secs(31);
+    let mut b = Browser::new(s);
+    let r = b.get(&authorize_path(&t.app.0, &[]));
+    let q = query_of(location(&r));
+    let r = b.submit(
+        location(&r),
+        "/login",
+        &[
+            ("email", "ann@acme.test"),
+            ("password", PASSWORD),
+            ("return_to", &q["return_to"]),
+        ],
+    );
+    assert_eq!(location(&r), "/login/2fa");
+    // Pending the second factor: the provider does not count it as signed in.
+    let r = b.get(&authorize_path(&t.app.0, &[("prompt", "none")]));
+    assert_eq!(query_of(location(&r))["error"], "login_required");
+    let r = b.submit("/login/2fa", "/login/2fa", &[("code", &code(s))]);
+    assert_eq!(r.status, 303, "{}", html(&r));
+    assert!(
+        location(&r).starts_with("/oauth2/authorize?"),
+        "{}",
+        location(&r)
+    );
+    let page = b.get(location(&r));
+    let r = consent(&mut b, page);
+    let tok = exchange(&t, &code_of(&r)).json();
+    let c = jwt_claims(tok["id_token"].as_str().unwrap());
+    assert_eq!(c["amr"], json!(["pwd", "otp"]));
+}
+
+#[test]
+fn an_oauth_clients_tokens_are_not_latchkey_api_credentials() {
+    let t = setup();
+    let mut b = Browser::new(&t.s);
+    let code = code_of(&sign_in_and_authorize(
+        &mut b,
+        &authorize_path(&t.app.0, &[]),
+        "ann@acme.test",
+    ));
+    let tok = exchange(&t, &code).json();
+    let access = tok["access_token"].as_str().unwrap();
+    let refresh = tok["refresh_token"].as_str().unwrap();
+    // A third-party app granted `openid profile` cannot act as the person in the org…
+    for (m, path) in [
+        ("GET", "/api/v1/auth/me"),
+        ("GET", "/api/v1/org/members"),
+        ("GET", "/api/v1/auth/sessions"),
+    ] {
+        t.s.as_user(m, path, "acme", access, None)
+            .assert_error(401, "unauthenticated");
+    }
+    // …nor refresh its session through the JSON API (only through /oauth2/token).
+    let r = t.s.send(
+        "POST",
+        "/api/v1/auth/refresh",
+        &[("X-Org-Slug", "acme")],
+        Some(json!({ "refreshToken": refresh })),
+    );
+    assert_eq!(r.status, 401);
+    // The app's own endpoints still take them.
+    assert_eq!(userinfo(&t.s, access).status, 200);
+}

@@ -125,6 +125,10 @@ pub fn refresh(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response
         .db
         .read(|c| session::prepare_refresh(c, &token, ctx.now))
         .map_err(clear_on_401)?;
+    // An OAuth client's refresh token is refreshed at /oauth2/token, by that client only.
+    if prepared.client_id().is_some() {
+        return Err(ApiError::of(ErrorCode::InvalidRefreshToken).clearing_cookies());
+    }
     if let Some(org) = &header_org
         && prepared.org.id != org.id
     {

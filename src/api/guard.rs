@@ -123,6 +123,7 @@ pub fn user(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<UserCtx> {
         });
     let (session, user, membership) =
         found.ok_or_else(|| ApiError::unauthenticated("Session has ended"))?;
+    not_an_oauth_session(&session)?;
     let membership = active_membership(membership)?;
     Ok(UserCtx {
         org,
@@ -171,6 +172,19 @@ pub fn account(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<(Session
         })
         .map(|(s, u, _)| (s, u))
         .ok_or_else(|| ApiError::unauthenticated("Session has ended"))
+        .and_then(|(s, u)| not_an_oauth_session(&s).map(|()| (s, u)))
+}
+
+/// A session made for an OAuth client carries that app's tokens (for the app and
+/// `/oauth2/userinfo`), never Latchkey's own `/api/v1` credentials: a third-party app granted
+/// `openid profile` must not administer the org as the person who consented.
+pub fn not_an_oauth_session(s: &Session) -> ApiResult<()> {
+    if s.client_id.is_some() {
+        return Err(ApiError::unauthenticated(
+            "This token was issued to an OAuth client; it is not valid for the Latchkey API",
+        ));
+    }
+    Ok(())
 }
 
 impl UserCtx {

@@ -17,6 +17,9 @@ pub struct Session {
     pub idle_expires_at: i64,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+    /// Set for a session made for an OAuth client (`oauth_sessions` has its scope): its
+    /// tokens are that app's, not Latchkey's `/api/v1` credentials.
+    pub client_id: Option<String>,
 }
 
 impl Session {
@@ -26,14 +29,14 @@ impl Session {
 }
 
 const COLS: &str = "id, org_id, user_id, auth_methods, ip_address, user_agent, created_at, \
-                    last_seen_at, idle_expires_at, expires_at, revoked_at";
+                    last_seen_at, idle_expires_at, expires_at, revoked_at, client_id";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Session> {
     session_at(r, 0)
 }
 
 /// How many columns `COLS` has (the session's part of a joined row).
-const COLS_LEN: usize = 11;
+const COLS_LEN: usize = 12;
 
 /// A session read from `COLS` starting at index `o`.
 pub(crate) fn session_at(r: &Row<'_>, o: usize) -> rusqlite::Result<Session> {
@@ -50,6 +53,7 @@ pub(crate) fn session_at(r: &Row<'_>, o: usize) -> rusqlite::Result<Session> {
         idle_expires_at: r.get(o + 8)?,
         expires_at: r.get(o + 9)?,
         revoked_at: r.get(o + 10)?,
+        client_id: r.get(o + 11)?,
     })
 }
 
@@ -106,13 +110,16 @@ pub fn list_live_for_user(
 ) -> Result<Vec<(Session, String)>> {
     let mut st = conn.prepare_cached(
         "SELECT s.id, s.org_id, s.user_id, s.auth_methods, s.ip_address, s.user_agent,
-                s.created_at, s.last_seen_at, s.idle_expires_at, s.expires_at, s.revoked_at, o.slug
+                s.created_at, s.last_seen_at, s.idle_expires_at, s.expires_at, s.revoked_at,
+                s.client_id, o.slug
          FROM sessions s JOIN orgs o ON o.id = s.org_id
          WHERE s.user_id = ?1 AND s.revoked_at IS NULL
            AND s.idle_expires_at > ?2 AND s.expires_at > ?2 AND o.deleted_at IS NULL
          ORDER BY s.created_at DESC, s.id DESC LIMIT 500",
     )?;
-    let rows = st.query_map(params![user_id, now], |r| Ok((from_row(r)?, r.get(11)?)))?;
+    let rows = st.query_map(params![user_id, now], |r| {
+        Ok((from_row(r)?, r.get(COLS_LEN)?))
+    })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -123,6 +130,15 @@ pub fn count_live(conn: &Connection, now: i64) -> Result<i64> {
         [now],
         |r| r.get(0),
     )?)
+}
+
+/// Marks a session as made for OAuth client `client_id`.
+pub fn set_client(conn: &Connection, id: &SessionId, client_id: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE sessions SET client_id = ?2 WHERE id = ?1",
+        params![id, client_id],
+    )?;
+    Ok(())
 }
 
 /// Revokes one session; true if it was live.
@@ -295,7 +311,7 @@ pub fn with_user(
     Ok(conn
         .prepare_cached(&format!(
         "SELECT s.id, s.org_id, s.user_id, s.auth_methods, s.ip_address, s.user_agent, s.created_at,
-                s.last_seen_at, s.idle_expires_at, s.expires_at, s.revoked_at,
+                s.last_seen_at, s.idle_expires_at, s.expires_at, s.revoked_at, s.client_id,
                 {}, {}
          FROM sessions s JOIN users u ON u.id = s.user_id
          LEFT JOIN memberships m ON m.org_id = s.org_id AND m.user_id = s.user_id

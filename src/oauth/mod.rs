@@ -322,6 +322,7 @@ pub fn start_session(
         g.membership,
         &amr,
     )?;
+    crate::db::sessions::set_client(tx, &issued.session_id, &g.client.id)?;
     oauth::insert_session(
         tx,
         &issued.session_id,

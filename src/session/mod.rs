@@ -91,6 +91,7 @@ pub fn start(
         idle_expires_at: now + ms(t.refresh_ttl).min(ms(t.session_max_age)),
         expires_at: now + ms(t.session_max_age),
         revoked_at: None,
+        client_id: None,
     };
     sessions::insert(tx, &session)?;
     let refresh = crypto::random_token(32);
@@ -109,7 +110,7 @@ pub enum Refreshed {
     /// so the signature is not computed while holding the write lock.
     Ok(Box<Rotated>),
     /// An already-rotated token outside the grace window: the session was revoked.
-    Reused { session: Session },
+    Reused { session: Box<Session> },
 }
 
 pub struct Rotated {
@@ -153,6 +154,11 @@ impl Prepared {
     pub fn session_id(&self) -> &crate::ids::SessionId {
         &self.session.id
     }
+
+    /// The OAuth client the session was made for, if any.
+    pub fn client_id(&self) -> Option<&str> {
+        self.session.client_id.as_deref()
+    }
 }
 
 fn invalid() -> ApiError {
@@ -188,7 +194,7 @@ pub fn current_by_refresh(conn: &Tx, token: &str, now: i64) -> ApiResult<(Sessio
         return Err(invalid());
     }
     let p = prepare_refresh(conn, token, now)?;
-    if p.row.rotated_at.is_some() {
+    if p.row.rotated_at.is_some() || p.client_id().is_some() {
         return Err(invalid());
     }
     Ok((p.session, p.user, p.org))
@@ -247,7 +253,9 @@ pub fn refresh(tx: &Tx, state: &AppState, p: Prepared, now: i64) -> ApiResult<Re
         }
         _ => {
             sessions::revoke(tx, &live.id, "refresh_token_reused", now)?;
-            Ok(Refreshed::Reused { session: live })
+            Ok(Refreshed::Reused {
+                session: Box::new(live),
+            })
         }
     }
 }
