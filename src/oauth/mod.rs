@@ -273,10 +273,17 @@ pub fn pkce_ok(verifier: &str, challenge: &str) -> bool {
 pub fn user_claims(user: &User, org: &Org, membership: &Membership, scope: &str) -> Value {
     let mut c = json!({ "sub": user.id });
     if has_scope(scope, "profile") {
-        c["name"] = json!(user.name);
-        c["given_name"] = json!(user.first_name);
-        c["family_name"] = json!(user.last_name);
-        c["picture"] = json!(user.avatar_url);
+        // OIDC Core §5.3.2: a claim without a value is left out, never null.
+        for (k, v) in [
+            ("name", &user.name),
+            ("given_name", &user.first_name),
+            ("family_name", &user.last_name),
+            ("picture", &user.avatar_url),
+        ] {
+            if let Some(v) = v {
+                c[k] = json!(v);
+            }
+        }
         c["updated_at"] = json!(user.updated_at.div_euclid(1000));
     }
     if has_scope(scope, "email") {

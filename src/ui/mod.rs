@@ -130,6 +130,10 @@ pub struct Page<'a> {
     form: HashMap<String, String>,
     /// `Set-Cookie` values to add to the answer.
     cookies: Vec<String>,
+    /// Origins besides our own that a form of this page may end at (CSP `form-action`):
+    /// browsers apply it to the redirects after a POST too, so a sign-in that ends at an
+    /// OAuth client needs that client's registered redirect origin.
+    pub form_targets: Vec<String>,
 }
 
 /// Routes a request to its page, or None when no page has this path (then the API's 404).
@@ -229,6 +233,7 @@ impl<'a> Page<'a> {
             browser,
             form: HashMap::new(),
             cookies: Vec::new(),
+            form_targets: Vec::new(),
         };
         page.lang = page.negotiate_lang();
         page
@@ -279,11 +284,22 @@ impl<'a> Page<'a> {
         let set = |resp: &mut Response, k: &str, v: &str| {
             crate::http::respond::set_header(resp, k, v.to_string())
         };
+        let mut targets = std::mem::take(&mut self.form_targets);
+        targets.extend(self.provider_redirect_origin());
+        targets.sort();
+        targets.dedup();
+        let mut form_action = "'self'".to_string();
+        for t in &targets {
+            form_action.push(' ');
+            form_action.push_str(t);
+        }
         set(
             resp,
             "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data: https:; style-src 'self'; script-src 'none'; \
-             object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+            &format!(
+                "default-src 'self'; img-src 'self' data: https:; style-src 'self'; script-src 'none'; \
+                 object-src 'none'; base-uri 'none'; form-action {form_action}; frame-ancestors 'none'"
+            ),
         );
         set(resp, "X-Frame-Options", "DENY");
         set(resp, "Referrer-Policy", "no-referrer");
@@ -294,6 +310,61 @@ impl<'a> Page<'a> {
         {
             set(resp, "Cache-Control", "no-store");
         }
+    }
+
+    /// The registered redirect origin of the OAuth client this page's sign-in may end at: the
+    /// client of the authorization request itself (`/oauth2/authorize…`), or of the
+    /// `return_to` the sign-in carries (form, query or the sign-in's cookie). Only an origin of
+    /// a URI registered for that client, so `form-action` never names an arbitrary host.
+    fn provider_redirect_origin(&self) -> Option<String> {
+        let from_request = || -> Option<(String, String)> {
+            let get = |k: &str| {
+                Some(self.field(k))
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or_else(|| self.query(k))
+            };
+            let id = get("client_id");
+            (!id.is_empty()).then(|| (id, get("redirect_uri")))
+        };
+        let from_return_to = || -> Option<(String, String)> {
+            let candidates = [
+                self.field("return_to"),
+                self.query("return_to"),
+                self.next().1,
+            ];
+            let r = candidates
+                .into_iter()
+                .find(|r| r.starts_with("/oauth2/authorize?"))?;
+            let q = r.split_once('?')?.1;
+            let mut id = String::new();
+            let mut uri = String::new();
+            for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
+                match k.as_ref() {
+                    "client_id" => id = v.into_owned(),
+                    "redirect_uri" => uri = v.into_owned(),
+                    _ => {}
+                }
+            }
+            (!id.is_empty()).then_some((id, uri))
+        };
+        let (id, uri) = if self.req.url().starts_with("/oauth2/") {
+            from_request()?
+        } else {
+            from_return_to()?
+        };
+        if id.len() > 128 || uri.len() > 2048 {
+            return None;
+        }
+        let client = self
+            .state
+            .db
+            .read(|c| crate::db::oauth::find_client(c, &id))
+            .ok()??;
+        if !client.redirect_uris.contains(&uri) {
+            return None;
+        }
+        let origin = url::Url::parse(&uri).ok()?.origin();
+        origin.is_tuple().then(|| origin.ascii_serialization())
     }
 
     /// The CSRF token of this browser's forms: an HMAC of its seed (and browser session).

@@ -481,6 +481,7 @@ pub fn device(p: &mut Page<'_>) -> ApiResult<Response> {
                 "orgs": orgs,
                 "scopes": d.scope.split_ascii_whitespace().collect::<Vec<_>>(),
                 "hidden": [["user_code", code]],
+                "user_code": code,
             }),
         );
     }
@@ -612,6 +613,13 @@ pub fn logout(p: &mut Page<'_>) -> ApiResult<Response> {
         .and_then(|c| c["sub"].as_str())
         .is_some_and(|sub| signed.as_deref() == Some(sub));
     let confirmed = p.req.method() == "POST";
+    if let Some(uri) = &redirect
+        && let Ok(u) = url::Url::parse(uri)
+        && u.origin().is_tuple()
+    {
+        // The confirmation form ends at the client's registered post-logout URI.
+        p.form_targets.push(u.origin().ascii_serialization());
+    }
     if signed.is_some() && !same_person && !confirmed {
         let hidden: Vec<(String, String)> = [
             ("post_logout_redirect_uri", post.clone()),

@@ -144,16 +144,9 @@ def save_shot(page, name):
     page.screenshot(path=str(OUT / name), full_page=True)
 
 
-# Server bug (reported for issue 15): every page carries CSP `form-action 'self'`, and Chromium
-# applies form-action to the redirects that follow a form's POST too. So the consent form
-# (POST /oauth2/authorize/decide → 302 to the client's redirect_uri) and the sign-in form
-# (POST /login → 303 /oauth2/authorize → 302 to the client) are blocked before they reach a client
-# on another origin ("Sending form data to …/oauth2/authorize/decide violates the following
-# Content Security Policy directive: form-action 'self'"). Until the server allows them, the
-# flows here run with the pages' CSP bypassed, and test_forms_that_end_at_the_client_are_not_
-# blocked_by_csp records the bug with the CSP on: a strict xfail, so it fails once the server is
-# fixed and this flag goes with it.
-CSP_BLOCKS_REDIRECT_TO_CLIENT = True
+# Every flow runs with the pages' Content-Security-Policy enforced, as in every browser: its
+# `form-action` names the client's registered redirect origin on the pages whose forms end there.
+CSP_BLOCKS_REDIRECT_TO_CLIENT = False
 
 
 @pytest.fixture
@@ -534,8 +527,6 @@ def test_rp_initiated_logout(site, app, meta, jwks, portal, page, shot):
     assert rp2.userinfo().status_code == 401
 
 
-@pytest.mark.xfail(CSP_BLOCKS_REDIRECT_TO_CLIENT, strict=True,
-                   reason="server bug: CSP form-action 'self' blocks the redirect to the client")
 def test_forms_that_end_at_the_client_are_not_blocked_by_csp(site, app, meta, portal, new_context,
                                                             shot):
     """With the pages' CSP enforced, as in every browser: the consent form, the sign-in form
