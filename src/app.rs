@@ -118,6 +118,17 @@ impl App {
                 &[("rows", json!(resealed))],
             );
         }
+        if config.is_dev_default() && config.workos.enabled {
+            let (client_id, key) = crate::workos::dev_client(&db, now)?;
+            log.warn(
+                "WorkOS-compatible API on (development default): point the WorkOS SDK here",
+                &[
+                    ("WORKOS_BASE_URL", json!(config.server.public_url)),
+                    ("WORKOS_CLIENT_ID", json!(client_id)),
+                    ("WORKOS_API_KEY", json!(key)),
+                ],
+            );
+        }
         let ui = crate::ui::templates::Ui::load(config.ui.templates_dir.as_deref())
             .map_err(StartError::Io)?;
         let no_org = db

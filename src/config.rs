@@ -40,6 +40,9 @@ allowed_app_hosts = ["localhost", "127.0.0.1"]
 
 [webhooks]
 allow_http = true
+
+[workos]
+enabled = true
 "#;
 
 /// Overrides `security.secret_key`.
@@ -193,6 +196,7 @@ pub struct Config {
     pub log: LogConfig,
     pub audit: AuditConfig,
     pub ui: UiConfig,
+    pub workos: WorkosConfig,
 }
 
 #[derive(Clone, Debug)]
@@ -326,6 +330,13 @@ pub struct AuditConfig {
 pub struct UiConfig {
     /// Files here replace the embedded page and email templates of the same name.
     pub templates_dir: Option<std::path::PathBuf>,
+}
+
+/// The WorkOS-compatible API (API.md §14, docs/workos.md).
+#[derive(Clone, Debug, Default)]
+pub struct WorkosConfig {
+    /// Answer WorkOS's User Management API at the root paths the SDKs call.
+    pub enabled: bool,
 }
 
 /// Why a configuration was refused. `Display`:

@@ -36,3 +36,4 @@ pub mod tokens;
 pub mod totp;
 pub mod ui;
 pub mod validate;
+pub mod workos;

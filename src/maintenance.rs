@@ -11,6 +11,8 @@
 //! | a refresh token's sealed successor | as soon as its grace window (`tokens.refresh_grace`) is over | answers a second refresh within the window |
 //! | `sessions` and their `refresh_tokens` | [`SESSION_RETENTION_MS`] after the session ended (expired, idle-expired or revoked) | `/public/verify` and the guards tell `session_expired` from `session_revoked`; the session's IP and user agent beside its audit entries |
 //! | `partial_tokens`, `email_tokens` | [`TOKEN_RETENTION_MS`] after they expire, used or not | nothing reads an expired token: it answers `invalid_token` whether kept or not |
+//! | `workos_pending`, `workos_codes` | [`TOKEN_RETENTION_MS`] after they expire | as partial and email tokens |
+//! | `idempotency_keys` | [`IDEMPOTENCY_MS`] after the request | a retried POST within the day gets the first answer |
 //! | `oauth_codes`, `oauth_device_codes` | [`TOKEN_RETENTION_MS`] after they expire (60 s; 10 min) | a replayed code within the day still revokes what its first use produced |
 //! | `invitations` | [`INVITATION_RETENTION_MS`] after they closed (expired while pending, or accepted, declined, revoked) | the org's invitation list shows them (`state=expired` and the others), and an expired one can still be resent |
 //!
@@ -32,6 +34,8 @@ pub const SESSION_RETENTION_MS: i64 = 30 * DAY_MS;
 /// Expired partial (2FA-step) and email (reset, verification, magic-link) tokens are kept
 /// this long.
 pub const TOKEN_RETENTION_MS: i64 = DAY_MS;
+/// How long the answer to an `Idempotency-Key` is kept (and honoured): a day.
+pub const IDEMPOTENCY_MS: i64 = DAY_MS;
 /// Closed invitations are kept this long.
 pub const INVITATION_RETENTION_MS: i64 = 30 * DAY_MS;
 /// A sweep pass runs this often (and the first this long after start).
@@ -241,6 +245,8 @@ pub struct Swept {
     pub browser_sessions: usize,
     pub oauth_codes: usize,
     pub device_codes: usize,
+    pub workos_codes: usize,
+    pub idempotency_keys: usize,
     /// False when the pass ran out of its budget with rows left.
     pub complete: bool,
 }
@@ -256,6 +262,8 @@ impl Swept {
             + self.browser_sessions
             + self.oauth_codes
             + self.device_codes
+            + self.workos_codes
+            + self.idempotency_keys
     }
 
     fn fields(&self) -> Vec<(&'static str, serde_json::Value)> {
@@ -269,6 +277,8 @@ impl Swept {
             ("browser_sessions", json!(self.browser_sessions)),
             ("oauth_codes", json!(self.oauth_codes)),
             ("device_codes", json!(self.device_codes)),
+            ("workos_codes", json!(self.workos_codes)),
+            ("idempotency_keys", json!(self.idempotency_keys)),
         ]
     }
 }
@@ -284,10 +294,13 @@ enum Table {
     BrowserSessions,
     OauthCodes,
     DeviceCodes,
+    WorkosPending,
+    WorkosCodes,
+    Idempotency,
     Audit,
 }
 
-const TABLES: [Table; 9] = [
+const TABLES: [Table; 12] = [
     Table::Successors,
     Table::Sessions,
     Table::PartialTokens,
@@ -296,6 +309,9 @@ const TABLES: [Table; 9] = [
     Table::BrowserSessions,
     Table::OauthCodes,
     Table::DeviceCodes,
+    Table::WorkosPending,
+    Table::WorkosCodes,
+    Table::Idempotency,
     Table::Audit,
 ];
 
@@ -338,6 +354,13 @@ pub fn sweep(state: &AppState, now: i64, budget: Duration) -> Result<Swept, db::
                 Table::DeviceCodes => {
                     db::oauth::sweep_device_codes(tx, now - TOKEN_RETENTION_MS, batch)
                 }
+                Table::WorkosPending => {
+                    db::workos::sweep_pending(tx, now - TOKEN_RETENTION_MS, batch)
+                }
+                Table::WorkosCodes => db::workos::sweep_codes(tx, now - TOKEN_RETENTION_MS, batch),
+                Table::Idempotency => {
+                    db::workos::sweep_idempotency(tx, now - IDEMPOTENCY_MS, batch)
+                }
                 Table::Audit => db::audit::sweep(tx, audit_before, batch),
             })?;
             *match table {
@@ -349,6 +372,9 @@ pub fn sweep(state: &AppState, now: i64, budget: Duration) -> Result<Swept, db::
                 Table::BrowserSessions => &mut swept.browser_sessions,
                 Table::OauthCodes => &mut swept.oauth_codes,
                 Table::DeviceCodes => &mut swept.device_codes,
+                Table::WorkosPending => &mut swept.partial_tokens,
+                Table::WorkosCodes => &mut swept.workos_codes,
+                Table::Idempotency => &mut swept.idempotency_keys,
                 Table::Audit => &mut swept.audit,
             } += n;
             if (n as i64) < batch {

@@ -479,6 +479,8 @@ fn changing_the_configured_algorithm_rotates_on_start() {
 
 /// A database of schema version 4 (one active key, any algorithm, RSA without `x5c`) with
 /// `key` as its only signing key, stored as Latchkey stored keys before version 5.
+/// A database as schema 4 left it (the migrations after it undone), holding `key` as its
+/// only signing key. Each later migration adds its undo here.
 fn old_database(key: &SigningKey, private: &[u8], extra: &str) -> TestServer {
     let mut s = TestServer::start_with(extra);
     s.stop();
@@ -490,6 +492,10 @@ fn old_database(key: &SigningKey, private: &[u8], extra: &str) -> TestServer {
     );
     conn.execute_batch(
         "DELETE FROM signing_keys;
+         DROP TABLE workos_codes; DROP TABLE idempotency_keys; DROP TABLE org_domains;
+         DROP INDEX orgs_external_id; ALTER TABLE orgs DROP COLUMN external_id;
+         ALTER TABLE orgs DROP COLUMN metadata; DROP INDEX users_external_id;
+         ALTER TABLE users DROP COLUMN external_id; ALTER TABLE users DROP COLUMN metadata;
          DROP TABLE oauth_sessions; DROP TABLE oauth_device_codes; DROP TABLE oauth_consents;
          DROP TABLE oauth_codes; DROP TABLE oauth_clients; ALTER TABLE sessions DROP COLUMN client_id;
          DROP INDEX signing_keys_active_per_alg;

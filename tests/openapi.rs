@@ -58,8 +58,11 @@ fn the_document_is_served_as_openapi_3_1() {
 fn every_route_is_documented_and_every_operation_is_routed() {
     let doc: Value = serde_json::from_str(latchkey::api::openapi::DOCUMENT).unwrap();
     let docs = documented(&doc);
+    // The WorkOS-compatible routes speak WorkOS's API (its own documentation and the official
+    // SDKs are their contract, tests/workos/), not Latchkey's.
     let routes: BTreeSet<(String, String)> = latchkey::api::ROUTES
         .iter()
+        .filter(|(_, p, _)| !latchkey::workos::is_workos_path(p))
         .map(|(m, p, _)| (m.to_string(), p.to_string()))
         .collect();
     let pending: BTreeSet<(String, String)> = NOT_YET_ROUTED

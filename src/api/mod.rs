@@ -24,6 +24,7 @@ pub mod webhooks;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::oauth;
 use crate::state::AppState;
+use crate::workos;
 use rouille::{Request, Response};
 use std::net::IpAddr;
 
@@ -258,6 +259,171 @@ pub static ROUTES: &[(&str, &str, Handler)] = &[
         "/api/v1/org/oauth-clients/{id}",
         oauth_clients::org_delete,
     ),
+    // The WorkOS-compatible API (docs/workos.md), at the root paths the SDKs call; 404
+    // unless `[workos] enabled`.
+    (
+        "POST",
+        "/user_management/authenticate",
+        workos::authenticate::authenticate,
+    ),
+    (
+        "GET",
+        "/user_management/authorize",
+        workos::authenticate::authorize,
+    ),
+    (
+        "POST",
+        "/user_management/authorize/device",
+        workos::authenticate::device_authorization,
+    ),
+    (
+        "GET",
+        "/user_management/sessions/logout",
+        workos::authenticate::logout,
+    ),
+    (
+        "POST",
+        "/user_management/sessions/revoke",
+        workos::authenticate::revoke_session,
+    ),
+    ("GET", "/sso/jwks/{clientId}", workos::authenticate::jwks),
+    ("GET", "/user_management/users", workos::users::list_users),
+    ("POST", "/user_management/users", workos::users::create_user),
+    (
+        "GET",
+        "/user_management/users/external_id/{externalId}",
+        workos::users::get_user_by_external_id,
+    ),
+    (
+        "GET",
+        "/user_management/users/{id}",
+        workos::users::get_user,
+    ),
+    (
+        "PUT",
+        "/user_management/users/{id}",
+        workos::users::update_user,
+    ),
+    (
+        "DELETE",
+        "/user_management/users/{id}",
+        workos::users::delete_user,
+    ),
+    (
+        "GET",
+        "/user_management/users/{id}/sessions",
+        workos::users::list_sessions,
+    ),
+    (
+        "POST",
+        "/user_management/users/{id}/email_verification/send",
+        workos::users::send_verification,
+    ),
+    (
+        "POST",
+        "/user_management/users/{id}/email_verification/confirm",
+        workos::users::confirm_verification,
+    ),
+    (
+        "GET",
+        "/user_management/email_verification/{id}",
+        workos::users::get_email_verification,
+    ),
+    (
+        "POST",
+        "/user_management/password_reset",
+        workos::users::create_password_reset,
+    ),
+    (
+        "POST",
+        "/user_management/password_reset/confirm",
+        workos::users::confirm_password_reset,
+    ),
+    (
+        "GET",
+        "/user_management/password_reset/{id}",
+        workos::users::get_password_reset,
+    ),
+    (
+        "POST",
+        "/user_management/magic_auth",
+        workos::users::create_magic_auth,
+    ),
+    (
+        "GET",
+        "/user_management/magic_auth/{id}",
+        workos::users::get_magic_auth,
+    ),
+    (
+        "POST",
+        "/user_management/users/{id}/auth_factors",
+        workos::authenticate::enroll_factor,
+    ),
+    (
+        "GET",
+        "/user_management/users/{id}/auth_factors",
+        workos::authenticate::list_factors,
+    ),
+    (
+        "GET",
+        "/auth/factors/{id}",
+        workos::authenticate::get_factor,
+    ),
+    (
+        "POST",
+        "/auth/factors/{id}/challenge",
+        workos::authenticate::challenge_factor,
+    ),
+    (
+        "POST",
+        "/auth/challenges/{id}/verify",
+        workos::authenticate::verify_challenge,
+    ),
+    (
+        "GET",
+        "/user_management/organization_memberships",
+        workos::memberships::list_memberships,
+    ),
+    (
+        "POST",
+        "/user_management/organization_memberships",
+        workos::memberships::create_membership,
+    ),
+    (
+        "GET",
+        "/user_management/organization_memberships/{id}",
+        workos::memberships::get_membership,
+    ),
+    (
+        "PUT",
+        "/user_management/organization_memberships/{id}",
+        workos::memberships::update_membership,
+    ),
+    (
+        "DELETE",
+        "/user_management/organization_memberships/{id}",
+        workos::memberships::delete_membership,
+    ),
+    (
+        "PUT",
+        "/user_management/organization_memberships/{id}/deactivate",
+        workos::memberships::deactivate,
+    ),
+    (
+        "PUT",
+        "/user_management/organization_memberships/{id}/reactivate",
+        workos::memberships::reactivate,
+    ),
+    ("GET", "/organizations", workos::orgs::list_orgs),
+    ("POST", "/organizations", workos::orgs::create_org),
+    (
+        "GET",
+        "/organizations/external_id/{externalId}",
+        workos::orgs::get_org_by_external_id,
+    ),
+    ("GET", "/organizations/{id}", workos::orgs::get_org),
+    ("PUT", "/organizations/{id}", workos::orgs::update_org),
+    ("DELETE", "/organizations/{id}", workos::orgs::delete_org),
     // Server to server (X-API-Key).
     ("POST", "/api/v1/public/verify", public::verify),
     ("GET", "/api/v1/public/users", public::list_users),

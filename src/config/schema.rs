@@ -31,6 +31,7 @@ pub(super) const SCHEMA: &[(&str, Kind)] = &[
     ("log", Kind::Table(LOG_KEYS)),
     ("audit", Kind::Table(AUDIT_KEYS)),
     ("ui", Kind::Table(UI_KEYS)),
+    ("workos", Kind::Table(WORKOS_KEYS)),
 ];
 
 const SERVER_KEYS: &[(&str, Kind)] = &[
@@ -110,6 +111,7 @@ const WEBHOOKS_KEYS: &[(&str, Kind)] = &[
 const LOG_KEYS: &[(&str, Kind)] = &[("format", Kind::Str), ("level", Kind::Str)];
 const AUDIT_KEYS: &[(&str, Kind)] = &[("retention", Kind::Duration)];
 const UI_KEYS: &[(&str, Kind)] = &[("templates_dir", Kind::Str)];
+const WORKOS_KEYS: &[(&str, Kind)] = &[("enabled", Kind::Bool)];
 
 pub(super) fn check_table(
     table: &toml::Table,
@@ -222,6 +224,7 @@ pub(super) struct RawConfig {
     pub(super) log: RawLog,
     pub(super) audit: RawAudit,
     pub(super) ui: RawUi,
+    pub(super) workos: RawWorkos,
 }
 
 #[derive(Deserialize, Default)]
@@ -351,4 +354,10 @@ pub(super) struct RawAudit {
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawUi {
     pub(super) templates_dir: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawWorkos {
+    pub(super) enabled: Option<bool>,
 }

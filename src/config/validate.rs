@@ -198,6 +198,9 @@ impl Validator<'_> {
                 retention: self.duration("audit.retention", raw.audit.retention, 365 * DAY, SEC)?,
             },
             ui: self.ui(raw.ui)?,
+            workos: crate::config::WorkosConfig {
+                enabled: raw.workos.enabled.unwrap_or(false),
+            },
         })
     }
 

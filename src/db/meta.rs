@@ -17,3 +17,13 @@ pub fn get_or_insert(conn: &Connection, key: &str, value: &str) -> Result<String
     )?;
     Ok(conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))?)
 }
+
+/// Sets `key` to `value`.
+pub fn put(conn: &Connection, key: &str, value: &str) -> Result<()> {
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        rusqlite::params![key, value],
+    )?;
+    Ok(())
+}

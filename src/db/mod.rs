@@ -21,6 +21,7 @@ pub mod signing_keys;
 pub mod two_factor;
 pub mod users;
 pub mod webhooks;
+pub mod workos;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::fmt;
@@ -40,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/004_upkeep.sql"),
     include_str!("../../migrations/005_signing_keys_per_alg.sql"),
     include_str!("../../migrations/006_oauth.sql"),
+    include_str!("../../migrations/007_workos.sql"),
 ];
 
 /// The schema version this binary writes and understands.

@@ -132,6 +132,15 @@ pub fn count_live(conn: &Connection, now: i64) -> Result<i64> {
     )?)
 }
 
+/// A session by id alone, whichever org it is in (the WorkOS session endpoints, which name a
+/// session without its org; the caller checks it is its client's).
+pub fn find_for_any(conn: &Connection, id: &SessionId) -> Result<Option<Session>> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {COLS} FROM sessions WHERE id = ?1"))?
+        .query_row([id], from_row)
+        .optional()?)
+}
+
 /// Marks a session as made for OAuth client `client_id`.
 pub fn set_client(conn: &Connection, id: &SessionId, client_id: &str) -> Result<()> {
     conn.execute(

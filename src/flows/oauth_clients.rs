@@ -143,6 +143,15 @@ pub fn new_client(
             "Only the operator may register a first-party client",
         ));
     }
+    if body.profile.as_deref() == Some("workos") && (by == Registrar::OrgAdmin || org.is_some()) {
+        // Its secret is a WorkOS API key: it creates accounts and sets passwords, which no
+        // tenant may do (API.md §14). The operator's, deployment-wide.
+        return Err(ApiError::field(
+            ErrorCode::InvalidRequest,
+            "profile",
+            "a workos client is the operator's and deployment-wide (no orgSlug)",
+        ));
+    }
     let secret = (!body.public).then(crate::oauth::new_secret);
     let client = Client {
         id: crate::ids::new_id("client", now),
@@ -192,7 +201,15 @@ pub fn apply(
         c.first_party = f;
     }
     if let Some(p) = &body.profile {
-        c.profile = profile(Some(p))?;
+        let p = profile(Some(p))?;
+        if p == "workos" && (by == Registrar::OrgAdmin || c.org_id.is_some()) {
+            return Err(ApiError::field(
+                ErrorCode::InvalidRequest,
+                "profile",
+                "a workos client is the operator's and deployment-wide (no orgSlug)",
+            ));
+        }
+        c.profile = p;
     }
     c.updated_at = now;
     Ok(())

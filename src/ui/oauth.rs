@@ -169,21 +169,24 @@ fn run(p: &mut Page<'_>, a: &Authz, approved: Option<()>) -> ApiResult<Response>
     }
     let challenge = a.get("code_challenge");
     let method = a.get("code_challenge_method");
-    if challenge.is_empty() {
+    // PKCE is required of every client, except a confidential WorkOS-profile client, which
+    // WorkOS lets go without (its SDK's authenticate_with_code sends no verifier).
+    let pkce_optional = a.client.profile == "workos" && !a.client.is_public();
+    if challenge.is_empty() && !pkce_optional {
         return Ok(a.error(
             p,
             "invalid_request",
             "PKCE is required: send code_challenge with code_challenge_method=S256",
         ));
     }
-    if method != "S256" {
+    if !challenge.is_empty() && method != "S256" {
         return Ok(a.error(
             p,
             "invalid_request",
             "Only code_challenge_method=S256 is supported",
         ));
     }
-    if challenge.len() != 43
+    if !challenge.is_empty() && challenge.len() != 43
         || !challenge
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -367,7 +370,7 @@ fn run(p: &mut Page<'_>, a: &Authz, approved: Option<()>) -> ApiResult<Response>
         redirect_uri: a.redirect_uri.clone(),
         scope,
         nonce: Some(a.get("nonce").to_string()).filter(|n| !n.is_empty()),
-        code_challenge: Some(challenge.to_string()),
+        code_challenge: Some(challenge.to_string()).filter(|c| !c.is_empty()),
         auth_time: bs.auth_time,
         amr: bs.auth_methods.clone(),
         created_at: now,
