@@ -39,6 +39,5 @@ if [ ! -f "$nstamp" ] || ! cmp -s "$here/node/package-lock.json" "$nstamp"; then
     (cd "$here/node" && npm ci --no-audit --no-fund --loglevel=error)
     cp "$here/node/package-lock.json" "$nstamp"
 fi
-node -e "import('@workos-inc/node')" --input-type=module 2>/dev/null \
-    || (cd "$here/node" && node --input-type=module -e "await import('@workos-inc/node')")
+(cd "$here/node" && node --input-type=module -e "await import('@workos-inc/node')")
 echo "setup.sh: ready"
