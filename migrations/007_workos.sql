@@ -41,6 +41,7 @@ CREATE TABLE workos_codes (
     user_id    TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     email      TEXT NOT NULL,
     code_hash  TEXT NOT NULL,
+    code_enc   BLOB,                          -- the code, sealed: WorkOS's GET shows it again
     created_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL,
     used_at    INTEGER
@@ -66,3 +67,6 @@ CREATE TABLE workos_pending (
     used_at         INTEGER
 ) STRICT;
 CREATE INDEX workos_pending_expiry ON workos_pending (expires_at);
+
+-- An invitation's token, sealed, when the WorkOS API made it: WorkOS's GET shows it again.
+ALTER TABLE invitations ADD COLUMN token_enc BLOB;

@@ -414,6 +414,41 @@ pub static ROUTES: &[(&str, &str, Handler)] = &[
         "/user_management/organization_memberships/{id}/reactivate",
         workos::memberships::reactivate,
     ),
+    (
+        "POST",
+        "/user_management/invitations",
+        workos::invitations::send,
+    ),
+    (
+        "GET",
+        "/user_management/invitations",
+        workos::invitations::list_invitations,
+    ),
+    (
+        "GET",
+        "/user_management/invitations/by_token/{token}",
+        workos::invitations::by_token,
+    ),
+    (
+        "GET",
+        "/user_management/invitations/{id}",
+        workos::invitations::get,
+    ),
+    (
+        "POST",
+        "/user_management/invitations/{id}/accept",
+        workos::invitations::accept,
+    ),
+    (
+        "POST",
+        "/user_management/invitations/{id}/revoke",
+        workos::invitations::revoke,
+    ),
+    (
+        "POST",
+        "/user_management/invitations/{id}/resend",
+        workos::invitations::resend,
+    ),
     ("GET", "/organizations", workos::orgs::list_orgs),
     ("POST", "/organizations", workos::orgs::create_org),
     (

@@ -492,12 +492,15 @@ pub struct WCode {
     pub user_id: UserId,
     pub email: String,
     pub code_hash: String,
+    /// The code itself, sealed (row id as associated data).
+    pub code_enc: Option<Vec<u8>>,
     pub created_at: i64,
     pub expires_at: i64,
     pub used_at: Option<i64>,
 }
 
-const WCODE_COLS: &str = "id, kind, user_id, email, code_hash, created_at, expires_at, used_at";
+const WCODE_COLS: &str =
+    "id, kind, user_id, email, code_hash, created_at, expires_at, used_at, code_enc";
 
 fn wcode_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<WCode> {
     Ok(WCode {
@@ -509,13 +512,14 @@ fn wcode_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<WCode> {
         created_at: r.get(5)?,
         expires_at: r.get(6)?,
         used_at: r.get(7)?,
+        code_enc: r.get(8)?,
     })
 }
 
 pub fn insert_code(conn: &Connection, c: &WCode) -> Result<()> {
     conn.execute(
         &format!(
-            "INSERT INTO workos_codes ({WCODE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)"
+            "INSERT INTO workos_codes ({WCODE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8)"
         ),
         params![
             c.id,
@@ -524,7 +528,8 @@ pub fn insert_code(conn: &Connection, c: &WCode) -> Result<()> {
             c.email,
             c.code_hash,
             c.created_at,
-            c.expires_at
+            c.expires_at,
+            c.code_enc
         ],
     )?;
     Ok(())
@@ -577,4 +582,79 @@ pub fn spend_code(conn: &Connection, id: &str, now: i64) -> Result<bool> {
         "UPDATE workos_codes SET used_at = ?2 WHERE id = ?1 AND used_at IS NULL",
         params![id, now],
     )? > 0)
+}
+
+// ---- Invitations ----------------------------------------------------------------------------
+
+/// An invitation with what WorkOS shows beyond Latchkey's row: who accepted, the sealed token.
+pub struct WInvitation {
+    pub inv: crate::db::invitations::Invitation,
+    pub accepted_by: Option<UserId>,
+    pub token_enc: Option<Vec<u8>>,
+}
+
+const INV_COLS: &str = "id, org_id, email, role, state, invited_by, created_at, expires_at, \
+     responded_at, delivery, accepted_by, token_enc";
+
+fn winv_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<WInvitation> {
+    Ok(WInvitation {
+        inv: crate::db::invitations::Invitation {
+            id: r.get(0)?,
+            org_id: r.get(1)?,
+            email: r.get(2)?,
+            role: r.get(3)?,
+            state: r.get(4)?,
+            invited_by: r.get(5)?,
+            created_at: r.get(6)?,
+            expires_at: r.get(7)?,
+            responded_at: r.get(8)?,
+            delivery: r.get(9)?,
+        },
+        accepted_by: r.get(10)?,
+        token_enc: r.get(11)?,
+    })
+}
+
+pub fn invitation(conn: &Connection, id: &str) -> Result<Option<WInvitation>> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {INV_COLS} FROM invitations WHERE id = ?1"))?
+        .query_row([id], winv_from)
+        .optional()?)
+}
+
+pub fn invitation_by_token(conn: &Connection, token_hash: &str) -> Result<Option<WInvitation>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {INV_COLS} FROM invitations WHERE token_hash = ?1"
+        ))?
+        .query_row([token_hash], winv_from)
+        .optional()?)
+}
+
+pub fn set_invitation_token(conn: &Connection, id: &str, token_enc: &[u8]) -> Result<()> {
+    conn.execute(
+        "UPDATE invitations SET token_enc = ?2 WHERE id = ?1",
+        params![id, token_enc],
+    )?;
+    Ok(())
+}
+
+pub fn list_invitations(
+    conn: &Connection,
+    org_id: Option<&OrgId>,
+    email: Option<&str>,
+    page: &Page<'_>,
+) -> Result<Vec<WInvitation>> {
+    let (tail, binds) = page.clause("id");
+    let sql = format!(
+        "SELECT {INV_COLS} FROM invitations WHERE (?1 IS NULL OR org_id = ?1)
+           AND (?2 IS NULL OR email = ?2 COLLATE NOCASE){tail}"
+    );
+    let mut st = conn.prepare(&sql)?;
+    let args = bind_all(vec![Box::new(org_id), Box::new(email)], &binds);
+    let rows = st.query_map(
+        rusqlite::params_from_iter(args.iter().map(|b| b.as_ref())),
+        winv_from,
+    )?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

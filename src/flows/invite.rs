@@ -381,7 +381,7 @@ pub(crate) fn accept_existing(
 /// The membership an accepted invitation makes, inside `tx`: the invitation is marked
 /// accepted, `member.joined` is emitted and audited. 409 when already a member. An emailed
 /// invitation accepted by the account it names also proves the address.
-fn join(
+pub(crate) fn join(
     tx: &Change,
     ctx: &Ctx,
     _req: &Request,

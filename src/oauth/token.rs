@@ -238,7 +238,10 @@ fn device_grant(
         ));
     }
     // Polled before the interval passed: slow down, and the interval grows by 5 s (§3.5).
-    if let Some(last) = d.last_polled_at
+    // Polling too fast matters while the person has not decided yet (then the tokens, or
+    // the refusal, are answered at once).
+    if d.state == "pending"
+        && let Some(last) = d.last_polled_at
         && ctx.now - last < d.interval_ms
     {
         let interval = d.interval_ms + 5_000;

@@ -817,7 +817,9 @@ fn device_grant(
     if ctx.now >= d.expires_at {
         return Err(grant_error("expired_token", "The device code expired"));
     }
-    if let Some(last) = d.last_polled_at
+    // Polling too fast matters while the person has not decided yet.
+    if d.state == "pending"
+        && let Some(last) = d.last_polled_at
         && ctx.now - last < d.interval_ms
     {
         state
@@ -1039,25 +1041,48 @@ pub fn logout(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
         }
         Ok(())
     })?;
-    // An id_token for the hint: the signed-out person is the session's, so the logout page
-    // ends the browser session at once.
-    let iat = ctx.now.div_euclid(1000);
-    let hint = state
-        .keys
-        .sign_rs256(
-            &json!({ "iss": state.config.server.public_url, "sub": session.user_id,
-                              "aud": facts.client_id, "sid": sid, "iat": iat, "exp": iat + 300 }),
-        )
-        .map_err(|e| crate::error::ApiError::internal(format!("signing: {e}")))?;
-    let mut q = url::form_urlencoded::Serializer::new(String::new());
-    q.append_pair("id_token_hint", &hint);
-    if !return_to.is_empty() {
-        q.append_pair("post_logout_redirect_uri", &return_to);
+    // The browser signs out at Latchkey too, when it is that person's.
+    let mut clear_cookie = false;
+    if let Some(t) = crate::http::input::cookie(req, crate::ui::SESSION_COOKIE)
+        .filter(|t| !t.is_empty() && t.len() <= 128)
+    {
+        let bs = state
+            .db
+            .read(|c| crate::db::browser_sessions::find_by_token(c, &crypto::token_hash(t)))?;
+        if let Some(bs) = bs.filter(|b| b.user_id == session.user_id) {
+            let user = state.db.read(|c| users::find_by_id(c, &session.user_id))?;
+            if let Some(user) = user {
+                state.change(ctx, req, |tx| {
+                    crate::flows::account::end_browser_session(
+                        tx, ctx, req, &user, &bs.id, "logout",
+                    )
+                })?;
+                clear_cookie = true;
+            }
+        }
     }
-    Ok(Response::redirect_302(format!(
-        "/oauth2/logout?{}",
-        q.finish()
-    )))
+    let client = state.db.read(|c| oauth::find_client(c, &facts.client_id))?;
+    let to = client
+        .filter(|c| !return_to.is_empty() && c.post_logout_redirect_uris.contains(&return_to))
+        .map(|_| return_to.clone())
+        .unwrap_or_else(|| "/login".to_string());
+    let mut resp = Response::redirect_302(to);
+    if clear_cookie {
+        let secure = if state.config.cookies.secure {
+            "; Secure"
+        } else {
+            ""
+        };
+        resp.headers.push((
+            "Set-Cookie".into(),
+            format!(
+                "{}=; Path=/; Max-Age=0; SameSite=Lax; HttpOnly{secure}",
+                crate::ui::SESSION_COOKIE
+            )
+            .into(),
+        ));
+    }
+    Ok(resp)
 }
 
 // ---- Auth factors and challenges -------------------------------------------------------------
@@ -1084,6 +1109,14 @@ fn challenge_obj(user: &User, now: i64) -> Value {
         "created_at": super::ts(now),
         "updated_at": super::ts(now),
     })
+}
+
+/// Whether the user has a TOTP factor (enrolled, or pending its first code).
+fn has_factor(state: &AppState, user: &User) -> WResult<bool> {
+    Ok(state
+        .db
+        .read(|c| crate::db::two_factor::totp(c, &user.id))?
+        .is_some())
 }
 
 /// The user a factor id names.
@@ -1137,7 +1170,7 @@ pub fn list_factors(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Res
             .db
             .read(|c| users::find_by_id(c, &UserId::from_wire(id)))?
             .ok_or_else(|| WError::not_found("User", id))?;
-        let data: Vec<Value> = if user.two_factor_enabled {
+        let data: Vec<Value> = if has_factor(state, &user)? {
             vec![factor_obj(&user, user.updated_at)]
         } else {
             vec![]
@@ -1151,7 +1184,7 @@ pub fn list_factors(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Res
 pub fn get_factor(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     run(state, ctx, req, |_env| {
         let user = user_of_factor(state, ctx.param("id"))?;
-        if !user.two_factor_enabled {
+        if !has_factor(state, &user)? {
             return Err(WError::not_found("AuthenticationFactor", ctx.param("id")));
         }
         Ok(ok(&factor_obj(&user, user.updated_at)))
@@ -1184,9 +1217,21 @@ pub fn verify_challenge(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult
         let user = state
             .db
             .read(|c| users::find_by_id(c, &UserId::from_wire(format!("usr_{user_part}"))))?
-            .filter(|u| u.two_factor_enabled)
             .ok_or_else(|| WError::not_found("AuthenticationChallenge", id))?;
-        let valid = crate::flows::two_factor::check_sign_in_code(state, ctx, &user.id, &b.code)?;
+        if !has_factor(state, &user)? {
+            return Err(WError::not_found("AuthenticationChallenge", id));
+        }
+        let valid = if user.two_factor_enabled {
+            crate::flows::two_factor::check_sign_in_code(state, ctx, &user.id, &b.code)?
+        } else {
+            // A pending factor's first right code turns it on.
+            match crate::flows::two_factor::enable_with_code(state, ctx, req, &user, None, &b.code)
+            {
+                Ok(_) => true,
+                Err(e) if e.status() < 500 && e.status() != 429 => false,
+                Err(e) => return Err(e.into()),
+            }
+        };
         let mut challenge = challenge_obj(&user, ctx.now);
         challenge["id"] = json!(id);
         Ok(ok(&json!({ "challenge": challenge, "valid": valid })))

@@ -6,6 +6,7 @@
 //! objects exactly as the SDKs' models read them (tests/workos/FIELDS.md).
 
 pub mod authenticate;
+pub mod invitations;
 pub mod memberships;
 pub mod orgs;
 pub mod users;

@@ -144,7 +144,7 @@ pub fn list_orgs(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respon
 }
 
 pub fn create_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
-    run(state, ctx, req, |_env| {
+    run(state, ctx, req, |env| {
         let b: OrgBody = body(state, req)?;
         let name = crate::validate::name("name", b.name.as_deref().unwrap_or(""))?;
         let domains = domains_of(&b)?.unwrap_or_default();
@@ -174,8 +174,8 @@ pub fn create_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
             store::set_domains(tx, &org.id, &domains, ctx.now)?;
             tx.audit(crate::db::audit::Entry::new(
                 Some(&org.id),
-                "oauth_client",
-                None,
+                "api_key",
+                Some(&env.client.id),
                 "org.created",
                 Some("org"),
                 Some(&org.id),

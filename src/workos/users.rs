@@ -78,7 +78,7 @@ pub struct CreateUser {
 }
 
 pub fn create_user(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
-    run(state, ctx, req, |_env| {
+    run(state, ctx, req, |env| {
         let b: CreateUser = body(state, req)?;
         let email = crate::validate::email(&b.email)?;
         let mut u = User::new(email, ctx.now);
@@ -126,8 +126,8 @@ pub fn create_user(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Resp
             })?;
             tx.audit(crate::db::audit::Entry::new(
                 None,
-                "oauth_client",
-                None,
+                "api_key",
+                Some(&env.client.id),
                 "user.created",
                 Some("user"),
                 Some(&u.id),
@@ -324,8 +324,14 @@ pub fn new_code(
         "email_verification" => "email_verification",
         _ => "password_reset",
     };
+    let id = crate::ids::new_id(prefix, ctx.now);
     let c = WCode {
-        id: crate::ids::new_id(prefix, ctx.now),
+        code_enc: Some(crypto::seal(
+            &code_key(state),
+            secret.as_bytes(),
+            id.as_bytes(),
+        )),
+        id,
         kind: kind.to_string(),
         user_id: user.id.clone(),
         email: user.email.clone(),
@@ -341,6 +347,16 @@ pub fn new_code(
     Ok(c)
 }
 
+fn code_key(state: &AppState) -> [u8; 32] {
+    crypto::derive_key(state.secret(), "workos-code")
+}
+
+/// The code of a stored row, unsealed.
+fn code_of(state: &AppState, c: &WCode) -> Option<String> {
+    let sealed = c.code_enc.as_deref()?;
+    String::from_utf8(crypto::open(&code_key(state), sealed, c.id.as_bytes())?).ok()
+}
+
 fn code_obj(c: &WCode, code: Option<&str>) -> Value {
     json!({
         "object": c.kind,
@@ -353,10 +369,6 @@ fn code_obj(c: &WCode, code: Option<&str>) -> Value {
         "updated_at": ts(c.created_at),
     })
 }
-
-/// The code of a stored row cannot be shown again (only its hash is kept): WorkOS's `GET`
-/// answers it, so Latchkey answers a placeholder of the same shape.
-const HIDDEN_CODE: &str = "000000";
 
 pub fn send_verification(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     run(state, ctx, req, |_env| {
@@ -427,7 +439,7 @@ fn get_code(
             .read(|c| store::code_by_id(c, id))?
             .filter(|c| c.kind == kind)
             .ok_or_else(|| WError::not_found(what, id))?;
-        Ok(ok(&code_obj(&c, Some(HIDDEN_CODE))))
+        Ok(ok(&code_obj(&c, code_of(state, &c).as_deref())))
     })
 }
 
@@ -490,7 +502,8 @@ pub fn get_password_reset(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResu
             .read(|c| store::code_by_id(c, id))?
             .filter(|c| c.kind == "password_reset")
             .ok_or_else(|| WError::not_found("PasswordReset", id))?;
-        Ok(ok(&reset_obj(state, &c, "")))
+        let token = code_of(state, &c).unwrap_or_default();
+        Ok(ok(&reset_obj(state, &c, &token)))
     })
 }
 

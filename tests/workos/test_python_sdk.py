@@ -288,7 +288,7 @@ def authenticate_with_password_sole_org(c):
 @step()
 def user_management_get_jwks(c):
     j = c.user_management.get_jwks(wk.CLIENT_ID)
-    assert j.keys and all(k.x5c and k.kid for k in j.keys)
+    assert j.keys and all(k.x_5_c and k.x_5_t_s_256 and k.kid for k in j.keys)
 
 
 @step("auth")
