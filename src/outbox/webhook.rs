@@ -1,4 +1,5 @@
-//! One webhook POST (API.md §9): the stored body byte for byte, both signature families, a
+//! One webhook POST (API.md §9): the stored body byte for byte, the signature families
+//! (AuthWorx's, Standard Webhooks', and WorkOS's `WorkOS-Signature`), a
 //! deadline, no redirects, and the SSRF guard in the resolver.
 
 use super::ssrf::GuardedResolver;
@@ -29,6 +30,20 @@ pub fn signature_standard(secret: &str, msg_id: &str, timestamp: i64, body: &[u8
     msg.push(b'.');
     msg.extend_from_slice(body);
     format!("v1,{}", crypto::b64(&crypto::hmac_sha256(&key, &msg)))
+}
+
+/// `t=<ms>, v1=<hex HMAC-SHA256(key = the secret string as issued, msg = "<ms>.<body>")>`
+/// (WorkOS's `WorkOS-Signature`, which its SDKs' `webhooks.verify_event` checks with the
+/// endpoint's secret).
+pub fn signature_workos(secret: &str, timestamp_ms: i64, body: &[u8]) -> String {
+    let mut msg = Vec::with_capacity(body.len() + 16);
+    msg.extend_from_slice(timestamp_ms.to_string().as_bytes());
+    msg.push(b'.');
+    msg.extend_from_slice(body);
+    format!(
+        "t={timestamp_ms}, v1={}",
+        crypto::hex(&crypto::hmac_sha256(secret.as_bytes(), &msg))
+    )
 }
 
 /// What one attempt came to.
@@ -105,6 +120,10 @@ impl Sender {
             .header(
                 "webhook-signature",
                 &signature_standard(d.secret, d.delivery_id, d.timestamp, d.body),
+            )
+            .header(
+                "WorkOS-Signature",
+                &signature_workos(d.secret, d.timestamp * 1000, d.body),
             )
             .send(d.body);
         match result {
@@ -357,6 +376,14 @@ mod tests {
 
     #[test]
     fn hex_signature_uses_the_secret_string() {
+        let w = signature_workos("whsec_abc", 1_700_000_000_123, b"{}");
+        assert_eq!(
+            w,
+            format!(
+                "t=1700000000123, v1={}",
+                crypto::hex(&crypto::hmac_sha256(b"whsec_abc", b"1700000000123.{}"))
+            )
+        );
         let s = signature_hex("whsec_abc", b"{}");
         assert_eq!(
             s,
