@@ -12,6 +12,12 @@
 //! 24 logins and 8 sign-ups on 2 hashing threads; see docs/benchmarks.md, "Memory"). Now the
 //! argon2 memory of the process is at most `max_concurrent_hashes × memory_kib`, and nothing
 //! is hashed at start (the dummy hash is made of random bytes, not computed).
+//!
+//! Hashes imported from other systems (bcrypt, PBKDF2, scrypt, Firebase's scrypt, SSHA:
+//! [`import`]) are verified on the same threads, within bounds set when they were accepted,
+//! and rewritten as argon2id on their first success.
+
+pub mod import;
 
 use crate::config::Argon2Config;
 use crate::error::{ApiError, ErrorCode};
@@ -203,9 +209,22 @@ impl Hasher {
     /// hash is also answered after a dummy verify, and never matches. The hash's own
     /// parameters (m, t, p, variant, version, length) drive the check, so strings written by
     /// rust-argon2 or under older settings still verify. Returns (matches, needs_rehash).
+    ///
+    /// A hash imported from another system ([`import`]: bcrypt, PBKDF2, scrypt,
+    /// Firebase's scrypt, SSHA) is checked by its own algorithm on the same threads, and always
+    /// wants rehashing: a match returns (true, true), so the caller rewrites it as argon2id.
     pub fn verify(&self, phc: Option<&str>, password: &str) -> Result<(bool, bool), ApiError> {
         let _p = self.acquire()?;
-        let parsed = phc.filter(|s| PasswordHash::new(s).is_ok());
+        if let Some(imported) = phc.and_then(|s| import::Imported::parse(s).ok().flatten()) {
+            let password = password.to_string();
+            let ok = self.pool.run(move |_| imported.verify(&password));
+            return Ok((ok, ok));
+        }
+        // Only argon2 goes down the argon2 path: another PHC string (an imported `$scrypt$`
+        // beyond its bounds, say) gets the dummy verify like any unreadable hash.
+        let parsed = phc.filter(|s| {
+            PasswordHash::new(s).is_ok_and(|h| Algorithm::try_from(h.algorithm).is_ok())
+        });
         let outdated =
             parsed.is_some_and(|s| PasswordHash::new(s).is_ok_and(|h| self.outdated(&h)));
         let target = parsed.unwrap_or(&self.dummy_hash).to_string();

@@ -298,6 +298,25 @@ fn real_answers_validate_against_the_document() {
         Some(json!({ "email": "m@acme.test", "password": PASSWORD, "name": "M" })),
     );
     let member_id = r.data()["user"]["id"].as_str().unwrap().to_string();
+    // An imported row and a refused one (the email just taken) in one answer, then a 400.
+    let bcrypt = "$2b$04$yWbO1uzifV.65SqFwUMaduh8CDnTSJcaf0Tc19jdgFRiXdKMoqkxu";
+    let r = w.call(
+        "POST",
+        "/api/v1/admin/users/import",
+        "/api/v1/admin/users/import",
+        Some(json!({ "users": [
+            { "email": "imported@acme.test", "passwordHash": bcrypt, "passwordHashType": "bcrypt", "orgSlug": "acme" },
+            { "email": "m@acme.test", "passwordHash": bcrypt, "passwordHashType": "bcrypt" },
+        ] })),
+    );
+    assert_eq!(r.data()["imported"], 1);
+    let r = w.call(
+        "POST",
+        "/api/v1/admin/users/import",
+        "/api/v1/admin/users/import",
+        Some(json!({ "users": [{ "email": "x@acme.test", "passwordHash": "$2b$31$x", "passwordHashType": "bcrypt" }] })),
+    );
+    assert_eq!(r.status, 400);
     let r = w.call(
         "POST",
         "/api/v1/admin/orgs/{slug}/members",

@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod admin_import;
 pub mod admin_outbox;
 pub mod admin_users;
 pub mod api_keys;
@@ -485,6 +486,11 @@ pub static ROUTES: &[(&str, &str, Handler)] = &[
     ),
     ("POST", "/api/v1/admin/users", admin::create_user),
     ("GET", "/api/v1/admin/users", admin::list_users),
+    (
+        "POST",
+        "/api/v1/admin/users/import",
+        admin_import::import_users,
+    ),
     ("GET", "/api/v1/admin/users/{id}", admin_users::get),
     ("PUT", "/api/v1/admin/users/{id}", admin_users::update),
     ("DELETE", "/api/v1/admin/users/{id}", admin_users::delete),
