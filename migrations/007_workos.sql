@@ -70,3 +70,9 @@ CREATE INDEX workos_pending_expiry ON workos_pending (expires_at);
 
 -- An invitation's token, sealed, when the WorkOS API made it: WorkOS's GET shows it again.
 ALTER TABLE invitations ADD COLUMN token_enc BLOB;
+
+-- The org of a WorkOS session that has none (WorkOS signs in a user before any organization):
+-- a row that only satisfies the foreign keys. It is deleted and suspended, so no lookup, list,
+-- guard or membership ever finds it: such a session passes no org-scoped check.
+INSERT INTO orgs (id, slug, name, plan, status, settings, created_at, updated_at, deleted_at)
+VALUES ('org_none', '-no-organization-', 'No organization', 'free', 'suspended', '{}', 0, 0, 0);

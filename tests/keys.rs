@@ -492,7 +492,7 @@ fn old_database(key: &SigningKey, private: &[u8], extra: &str) -> TestServer {
     );
     conn.execute_batch(
         "DELETE FROM signing_keys;
-         ALTER TABLE invitations DROP COLUMN token_enc; DROP TABLE workos_pending; DROP TABLE workos_codes; DROP TABLE idempotency_keys; DROP TABLE org_domains;
+         DELETE FROM orgs WHERE id = 'org_none'; ALTER TABLE invitations DROP COLUMN token_enc; DROP TABLE workos_pending; DROP TABLE workos_codes; DROP TABLE idempotency_keys; DROP TABLE org_domains;
          DROP INDEX orgs_external_id; ALTER TABLE orgs DROP COLUMN external_id;
          ALTER TABLE orgs DROP COLUMN metadata; DROP INDEX users_external_id;
          ALTER TABLE users DROP COLUMN external_id; ALTER TABLE users DROP COLUMN metadata;

@@ -312,3 +312,54 @@ fn the_jwks_is_public_rsa_only_with_x5c() {
     }
     assert_eq!(w.s.get("/sso/jwks/client_nope").status, 404);
 }
+
+#[test]
+fn a_user_with_no_organization_signs_in_to_a_session_that_passes_no_org_check() {
+    let mut w = server(true);
+    let uid = w.s.user("solo@x.test", None);
+    let r = sign_in(&w, "solo@x.test");
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let d = r.json();
+    assert_eq!(d["organization_id"], Value::Null);
+    let access = d["access_token"].as_str().unwrap().to_string();
+    let claims: Value = serde_json::from_slice(
+        &latchkey::crypto::b64url_decode(access.split('.').nth(1).unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert!(claims.get("org_id").is_none() && claims["sid"].is_string());
+    // No org-scoped check passes it, whatever org is named.
+    w.s.org("acme", json!({}));
+    w.s.as_user("GET", "/api/v1/auth/me", "acme", &access, None)
+        .assert_error(401, "unauthenticated");
+    // The sentinel org is nobody's: not listed, not found.
+    let orgs = w.s.admin_get("/api/v1/admin/orgs").data();
+    assert!(!orgs.to_string().contains("org_none"));
+    // Its refresh token rotates; once a member, refreshing into the org switches.
+    let r = refresh(&w, d["refresh_token"].as_str().unwrap(), None);
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert_eq!(r.json()["organization_id"], Value::Null);
+    let rt = r.json()["refresh_token"].as_str().unwrap().to_string();
+    let org = w.s.admin_get("/api/v1/admin/orgs/acme").data()["org"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = w.s.admin_send(
+        "POST",
+        "/api/v1/admin/orgs/acme/members",
+        Some(json!({ "userId": uid, "role": "member" })),
+    );
+    assert_eq!(r.status, 201);
+    let r = refresh(&w, &rt, Some(&org));
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert_eq!(r.json()["organization_id"], json!(org));
+    // The org-less session ended with the switch.
+    assert_eq!(refresh(&w, &rt, None).status, 400);
+}
+
+fn refresh(w: &W, rt: &str, org: Option<&str>) -> Resp {
+    let mut b = json!({ "grant_type": "refresh_token", "client_id": w.id, "client_secret": w.key, "refresh_token": rt });
+    if let Some(o) = org {
+        b["organization_id"] = json!(o);
+    }
+    call(w, "POST", "/user_management/authenticate", None, Some(b))
+}

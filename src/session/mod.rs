@@ -66,6 +66,46 @@ fn seal_key(state: &AppState) -> [u8; 32] {
     crypto::derive_key(state.secret(), "refresh-successor")
 }
 
+/// Starts a session with no org for OAuth client `client_id` (a WorkOS sign-in of a user with
+/// no organization): its refresh token rotates like any other; no org-scoped check passes it.
+pub fn start_orgless(
+    tx: &Tx,
+    state: &AppState,
+    user: &User,
+    amr: &[String],
+    origin: &Origin<'_>,
+    client_id: &str,
+    now: i64,
+) -> ApiResult<(crate::ids::SessionId, String)> {
+    let t = &state.config.tokens;
+    let session = Session {
+        id: crate::ids::SessionId::fresh(now),
+        org_id: crate::ids::OrgId::from_wire(NO_ORG),
+        user_id: user.id.clone(),
+        auth_methods: amr.to_vec(),
+        ip_address: Some(origin.ip.to_string()),
+        user_agent: origin.user_agent.map(str::to_string),
+        created_at: now,
+        last_seen_at: now,
+        idle_expires_at: now + ms(t.refresh_ttl).min(ms(t.session_max_age)),
+        expires_at: now + ms(t.session_max_age),
+        revoked_at: None,
+        client_id: Some(client_id.to_string()),
+    };
+    sessions::insert(tx, &session)?;
+    sessions::set_client(tx, &session.id, client_id)?;
+    let refresh = crypto::random_token(32);
+    sessions::insert_refresh(
+        tx,
+        &crypto::token_hash(&refresh),
+        &session.id,
+        &session.org_id,
+        now,
+    )?;
+    users::set_last_login(tx, &user.id, now)?;
+    Ok((session.id, refresh))
+}
+
 /// Starts a session inside the caller's transaction.
 #[allow(clippy::too_many_arguments)]
 pub fn start(
@@ -166,8 +206,64 @@ fn invalid() -> ApiError {
 }
 
 /// Looks up a refresh token and its live session, active user, active membership and org.
+/// The org id of a session that has none (a WorkOS sign-in before any organization; see
+/// migrations/007_workos.sql): a deleted, suspended row no lookup finds.
+pub const NO_ORG: &str = "org_none";
+
+/// Whether a session is one of those.
+pub fn is_orgless(org_id: &crate::ids::OrgId) -> bool {
+    org_id.as_str() == NO_ORG
+}
+
+/// The stand-in org and membership an org-less session refreshes with (never stored, never
+/// shown: its tokens carry no org).
+fn no_org(user: &User) -> (Org, Membership) {
+    let id = crate::ids::OrgId::from_wire(NO_ORG);
+    (
+        Org {
+            id: id.clone(),
+            slug: String::new(),
+            name: String::new(),
+            plan: "free".into(),
+            status: crate::status::OrgStatus::Suspended,
+            app_url: None,
+            app_url_by_operator: false,
+            logo_url: None,
+            settings: Default::default(),
+            created_at: 0,
+            updated_at: 0,
+        },
+        Membership {
+            id: String::new(),
+            org_id: id,
+            user_id: user.id.clone(),
+            role: "member".into(),
+            status: crate::status::MemberStatus::Active,
+            metadata: serde_json::json!({}),
+            joined_at: 0,
+        },
+    )
+}
+
 pub fn prepare_refresh(conn: &Tx, token: &str, now: i64) -> ApiResult<Prepared> {
     let row = sessions::find_refresh(conn, &crypto::token_hash(token))?.ok_or_else(invalid)?;
+    if is_orgless(&row.org_id) {
+        let session = sessions::find_for_any(conn, &row.session_id)?.ok_or_else(invalid)?;
+        let user = users::find_by_id(conn, &session.user_id)?.ok_or_else(invalid)?;
+        // Only an OAuth client's (WorkOS) session can be org-less.
+        if !session.is_live(now) || user.status != UserStatus::Active || session.client_id.is_none()
+        {
+            return Err(invalid());
+        }
+        let (org, membership) = no_org(&user);
+        return Ok(Prepared {
+            row,
+            session,
+            user,
+            membership,
+            org,
+        });
+    }
     let (session, user, membership) =
         sessions::with_user(conn, &row.org_id, &row.session_id)?.ok_or_else(invalid)?;
     if !session.is_live(now) || user.status != UserStatus::Active {

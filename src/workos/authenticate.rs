@@ -414,12 +414,16 @@ fn after_first_factor(
         ),
         None => match memberships.len() {
             0 => {
-                return Err(WError::new(
-                    403,
-                    "organization_membership_required",
-                    "Latchkey signs a user in to an organization: add a membership first",
-                )
-                .with(json!({ "user": user_view })));
+                // WorkOS signs in a user who belongs to no organization yet: a session with
+                // none (its tokens carry no org; no org-scoped check passes it).
+                let has_otp = amr.iter().any(|m| m == "otp");
+                if user.two_factor_enabled && !has_otp {
+                    let token = new_pending(state, ctx, env, &user, None, &amr)?;
+                    return Err(WError::new(403, "mfa_challenge", "The user must complete an MFA challenge")
+                        .with(json!({ "pending_authentication_token": token, "user": user_view,
+                                      "authentication_factors": [{ "id": factor_id(&user.id), "type": "totp" }] })));
+                }
+                return issue_orgless(state, ctx, req, env, &user, &amr, auth_time);
             }
             1 => Some(memberships[0].clone()),
             _ => None,
@@ -529,13 +533,61 @@ fn issue(
         state,
         env,
         user,
-        org,
-        membership,
+        Some(org),
+        Some(membership),
         &issued.session_id,
         &issued.refresh_token,
         auth_time,
         method,
         ctx.now,
+    )
+}
+
+/// A session with no org (the user belongs to none yet) and its answer.
+fn issue_orgless(
+    state: &AppState,
+    ctx: &Ctx,
+    req: &Request,
+    env: &Env,
+    user: &User,
+    amr: &[String],
+    auth_time: i64,
+) -> WResult<Response> {
+    let ua = ctx.user_agent(req);
+    let ip = ctx.ip.to_string();
+    let (sid, refresh) = state.change(ctx, req, |tx| {
+        let origin = crate::session::login::origin(&ip, &ua);
+        let (sid, refresh) =
+            crate::session::start_orgless(tx, state, user, amr, &origin, &env.client.id, ctx.now)?;
+        oauth::insert_session(
+            tx,
+            &sid,
+            &oauth::OauthSession {
+                client_id: env.client.id.clone(),
+                scope: SCOPE.into(),
+                auth_time,
+                nonce: None,
+            },
+        )?;
+        let mut e = crate::db::audit::Entry::new(
+            None,
+            "user",
+            Some(&user.id),
+            "user.login",
+            Some("session"),
+            Some(&sid),
+        );
+        e.metadata = json!({ "amr": amr, "client": env.client.id });
+        tx.audit(e)?;
+        Ok((sid, refresh))
+    })?;
+    let method = if amr.iter().any(|m| m == "magic_link") {
+        "MagicAuth"
+    } else {
+        "Password"
+    };
+    answer(
+        state, env, user, None, None, &sid, &refresh, auth_time, method, ctx.now,
     )
 }
 
@@ -545,8 +597,8 @@ fn answer(
     state: &AppState,
     env: &Env,
     user: &User,
-    org: &Org,
-    membership: &Membership,
+    org: Option<&Org>,
+    membership: Option<&Membership>,
     sid: &SessionId,
     refresh_token: &str,
     auth_time: i64,
@@ -556,7 +608,7 @@ fn answer(
     let access = access_token(state, env, user, org, membership, sid, auth_time, now)?;
     Ok(ok(&json!({
         "user": state.db.read(|c| user_obj(c, user))?,
-        "organization_id": org.id,
+        "organization_id": org.map(|o| o.id.clone()),
         "access_token": access,
         "refresh_token": refresh_token,
         "authentication_method": method,
@@ -571,28 +623,30 @@ pub fn access_token(
     state: &AppState,
     env: &Env,
     user: &User,
-    org: &Org,
-    membership: &Membership,
+    org: Option<&Org>,
+    membership: Option<&Membership>,
     sid: &SessionId,
     auth_time: i64,
     now: i64,
 ) -> WResult<String> {
     let iat = now.div_euclid(1000);
-    let role = super::role_slug(&membership.role);
-    let claims = json!({
+    let mut claims = json!({
         "iss": state.config.server.public_url,
         "sub": user.id,
         "sid": sid,
-        "org_id": org.id,
-        "role": role,
-        "roles": [role],
-        "permissions": [],
         "auth_time": auth_time.div_euclid(1000),
         "iat": iat,
         "exp": iat + state.config.tokens.access_ttl.as_secs() as i64,
         "jti": crate::ids::new_id("jti", now),
         "client_id": env.client.id,
     });
+    if let (Some(o), Some(m)) = (org, membership) {
+        let role = super::role_slug(&m.role);
+        claims["org_id"] = json!(o.id);
+        claims["role"] = json!(role);
+        claims["roles"] = json!([role]);
+        claims["permissions"] = json!([]);
+    }
     state
         .keys
         .sign_rs256(&claims)
@@ -695,8 +749,8 @@ fn code_grant(
         state,
         env,
         &user,
-        &org,
-        &membership,
+        Some(&org),
+        Some(&membership),
         &issued.session_id,
         &issued.refresh_token,
         c.auth_time,
@@ -776,18 +830,21 @@ fn refresh_grant(
                 Some(t),
             )
         }
-        _ => answer(
-            state,
-            env,
-            &rotated.user,
-            &rotated.org,
-            &rotated.membership,
-            &rotated.session.id,
-            &rotated.refresh_token,
-            facts.auth_time,
-            "Password",
-            ctx.now,
-        ),
+        _ => {
+            let orgless = crate::session::is_orgless(&rotated.org.id);
+            answer(
+                state,
+                env,
+                &rotated.user,
+                (!orgless).then_some(&rotated.org),
+                (!orgless).then_some(&rotated.membership),
+                &rotated.session.id,
+                &rotated.refresh_token,
+                facts.auth_time,
+                "Password",
+                ctx.now,
+            )
+        }
     }
 }
 

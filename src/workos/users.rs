@@ -141,12 +141,10 @@ pub fn create_user(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Resp
 
 /// An imported password hash in the form Latchkey stores (see `password::import`).
 fn imported_hash(hash: &str, kind: &str) -> WResult<String> {
-    // Wired to `password::import` when it lands (the hash-import branch).
-    let _ = (hash, kind);
-    Err(WError::invalid(
-        "password_hash",
-        "importing password hashes is not available yet",
-    ))
+    // WorkOS calls the salted SHA-256 form `ssha256`; it is an `ssha` hash here.
+    let kind = if kind == "ssha256" { "ssha" } else { kind };
+    crate::password::import::validate_import_as(hash, kind, "password_hash", "password_hash_type")
+        .map_err(Into::into)
 }
 
 pub fn get_user(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
@@ -285,7 +283,7 @@ pub fn list_sessions(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Re
                         "object": "session",
                         "id": s.id,
                         "user_id": s.user_id,
-                        "organization_id": s.org_id,
+                        "organization_id": (!crate::session::is_orgless(&s.org_id)).then_some(&s.org_id),
                         "ip_address": s.ip_address,
                         "user_agent": s.user_agent,
                         "auth_method": method,
