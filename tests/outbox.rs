@@ -179,6 +179,16 @@ fn a_failed_delivery_is_retried_with_the_same_id_and_both_signatures_verify() {
         let sigs: Vec<&str> = g.header("webhook-signature").split(' ').collect();
         assert!(sigs.contains(&want.as_str()), "{sigs:?} vs {want}");
 
+        // WorkOS's: `t=<ms>, v1=<hex HMAC-SHA256(secret string, "<ms>.<body>")>`, the same
+        // moment as webhook-timestamp (as the WorkOS SDKs' webhooks.verify_event reads it).
+        let workos = g.header("WorkOS-Signature");
+        let (t, v1) = workos.split_once(", ").expect("t=…, v1=…");
+        let t = t.strip_prefix("t=").unwrap();
+        assert_eq!(t, format!("{ts}000"));
+        let mut signed = format!("{t}.").into_bytes();
+        signed.extend_from_slice(&g.body);
+        assert_eq!(v1, format!("v1={}", hex(&hmac(secret.as_bytes(), &signed))));
+
         // The body, byte for byte as stored, fields in the documented order.
         let body = String::from_utf8(g.body.clone()).unwrap();
         assert!(
