@@ -8,12 +8,20 @@ use serde::{Deserialize, Deserializer};
 use std::io::Read;
 use std::net::IpAddr;
 
+/// `application/json` or `application/<anything>+json`, any case, parameters ignored. Compares
+/// bytes: the header is decoded lossily, so a byte offset may fall inside a character.
 fn is_json(content_type: &str) -> bool {
-    let media = content_type.split(';').next().unwrap_or("").trim();
-    media.eq_ignore_ascii_case("application/json")
-        || (media.len() > 5
-            && media[..media.len().min(12)].eq_ignore_ascii_case("application/")
-            && media.to_ascii_lowercase().ends_with("+json"))
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .as_bytes();
+    media.eq_ignore_ascii_case(b"application/json")
+        || (media
+            .get(..12)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"application/"))
+            && media[media.len() - 5..].eq_ignore_ascii_case(b"+json"))
 }
 
 /// The raw body, at most `limit` bytes (413 past it).
@@ -207,4 +215,36 @@ where
     T: Deserialize<'de>,
 {
     Option::<T>::deserialize(d).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_json;
+
+    #[test]
+    fn json_media_types_compare_bytes() {
+        for yes in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            " application/problem+json ",
+            "application/+json",
+        ] {
+            assert!(is_json(yes), "{yes}");
+        }
+        // The issue-18 panic: the lossily decoded header has a multi-byte character at byte 11.
+        let lossy = String::from_utf8_lossy(b"application\xff\xfe/json");
+        for no in [
+            "",
+            "json",
+            "application/",
+            "application/xml",
+            "text/json",
+            "application+json",
+            lossy.as_ref(),
+            "\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}+json",
+            "applicatio\u{e9}/x+json",
+        ] {
+            assert!(!is_json(no), "{no:?}");
+        }
+    }
 }

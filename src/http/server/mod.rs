@@ -41,8 +41,9 @@
 //! * **Errors close gracefully**: after an error response the write side is shut down and the
 //!   poller drains (discards) input for a short linger period, so the client reads the error
 //!   instead of a TCP reset caused by unread request bytes.
-//! * **Panics are contained**: the handler runs under `catch_unwind` (→ 500 JSON); the whole turn
-//!   is also wrapped so that no bug or client input can kill a worker.
+//! * **Panics are contained**: the handler runs under `catch_unwind` (→ 500 JSON with the request
+//!   id); the whole turn is also wrapped so that no bug or client input can kill a worker. Each
+//!   panic is one log line, without the standard hook's report (`panics.rs`).
 //! * **Graceful stop**: `ServerHandle::stop` stops the poller (closing the listener and every
 //!   parked connection), then closes the queue; workers finish the requests they hold (and those
 //!   already queued), answer with `Connection: close`, and exit; all threads are joined.
@@ -69,6 +70,8 @@
 //!   incremental chunked decoder.
 //! * `write.rs`: response writing (framing, managed headers, `Date`), the layer's own error
 //!   answers, and the blocking-write helpers.
+//! * `panics.rs`: the panic hook and `catch`: one log line per panic in a turn.
+//! * `fuzzing.rs`: hidden entry points for the fuzz targets in `fuzz/`.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -84,6 +87,8 @@ use poller::{LISTENER_KEY, PollerLoop};
 use read::ReqState;
 use worker::{Queue, worker_loop};
 
+pub mod fuzzing;
+mod panics;
 mod parse;
 mod poller;
 mod read;
@@ -194,6 +199,7 @@ pub fn serve(
     if opts.idle_timeout.is_zero() || opts.read_timeout.is_zero() {
         return invalid("timeouts must be non-zero");
     }
+    panics::install_hook();
     let addr = listener.local_addr()?;
     listener.set_nonblocking(true)?;
     let poller = Poller::new()?;

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::parse::{BodyKind, ChunkState, Head, decode_chunked, parse_head};
 use super::write::{HttpError, write_blocking};
-use super::{Conn, Ctx};
+use super::{Conn, Ctx, ServerOptions};
 
 /// Bytes asked from the socket per read while reading heads and chunked bodies.
 const READ_CHUNK: usize = 16 * 1024;
@@ -53,10 +53,29 @@ enum Step {
     Out(ReadOutcome),
 }
 
+/// The socket as the state machine sees it: a non-blocking TCP stream, or the in-memory one
+/// of the fuzz targets (`super::fuzzing`).
+pub(super) trait Source {
+    /// A non-blocking read: `WouldBlock` when nothing is there yet, `Ok(0)` at end of stream.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Writes `100 Continue`.
+    fn send_continue(&mut self) -> io::Result<()>;
+}
+
+impl Source for &TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        Read::read(self, buf)
+    }
+
+    fn send_continue(&mut self) -> io::Result<()> {
+        write_blocking(self, b"HTTP/1.1 100 Continue\r\n\r\n")
+    }
+}
+
 /// Reads what the (non-blocking) socket has, up to `READ_CHUNK` bytes, onto the end of `v`.
 /// Going through a stack buffer keeps `v` exactly as large as the pending bytes, so parked
 /// connections do not keep read-sized buffers alive.
-fn fill(mut stream: &TcpStream, v: &mut Vec<u8>) -> io::Result<usize> {
+fn fill(stream: &mut impl Source, v: &mut Vec<u8>) -> io::Result<usize> {
     let mut scratch = [0u8; READ_CHUNK];
     let n = stream.read(&mut scratch)?;
     v.extend_from_slice(&scratch[..n]);
@@ -65,7 +84,7 @@ fn fill(mut stream: &TcpStream, v: &mut Vec<u8>) -> io::Result<usize> {
 
 /// Reads up to `want` body bytes straight into `body`, whose capacity never exceeds `cap`.
 fn fill_body(
-    mut stream: &TcpStream,
+    stream: &mut impl Source,
     body: &mut Vec<u8>,
     want: usize,
     cap: usize,
@@ -104,44 +123,53 @@ fn read_step(r: io::Result<usize>) -> Option<ReadOutcome> {
 
 /// Advances the connection's request state machine with whatever the socket has to give.
 pub(super) fn read_request(ctx: &Ctx, conn: &mut Conn) -> ReadOutcome {
-    let opts = &ctx.opts;
+    advance(&ctx.opts, &mut &conn.stream, &mut conn.buf, &mut conn.state)
+}
+
+/// The state machine itself: `buf` holds bytes read but not consumed, `state` the request so
+/// far; both survive between calls.
+pub(super) fn advance(
+    opts: &ServerOptions,
+    stream: &mut impl Source,
+    buf: &mut Vec<u8>,
+    state: &mut ReqState,
+) -> ReadOutcome {
     loop {
         let now = Instant::now();
-        let step = match &mut conn.state {
+        let step = match &mut *state {
             ReqState::Head { started } => {
-                if conn.buf.is_empty() {
+                if buf.is_empty() {
                     if let Some(t) = started
                         && now.duration_since(*t) >= opts.read_timeout
                     {
                         return ReadOutcome::Fail(HttpError::Timeout);
                     }
-                    match read_step(fill(&conn.stream, &mut conn.buf)) {
+                    match read_step(fill(stream, buf)) {
                         Some(out) => Step::Out(out),
                         None => Step::Continue,
                     }
                 } else {
                     let t0 = *started.get_or_insert(now);
-                    match parse_head(&conn.buf, opts) {
+                    match parse_head(buf, opts) {
                         Err(e) => return ReadOutcome::Fail(e),
                         Ok(Some((head, used))) => {
-                            conn.buf.drain(..used);
+                            buf.drain(..used);
                             let framing = match head.body {
                                 BodyKind::None => {
-                                    conn.state = ReqState::fresh();
+                                    *state = ReqState::fresh();
                                     return ReadOutcome::Complete(head, Vec::new());
                                 }
                                 BodyKind::Length(n) => BodyFraming::Length(n),
                                 BodyKind::Chunked => BodyFraming::Chunked(ChunkState::Size),
                             };
                             if head.expect_continue
-                                && conn.buf.is_empty()
-                                && write_blocking(&conn.stream, b"HTTP/1.1 100 Continue\r\n\r\n")
-                                    .is_err()
+                                && buf.is_empty()
+                                && stream.send_continue().is_err()
                             {
                                 return ReadOutcome::Eof;
                             }
                             // Memory follows received bytes, not the declared length.
-                            conn.state = ReqState::Body {
+                            *state = ReqState::Body {
                                 started: t0,
                                 head,
                                 body: Vec::new(),
@@ -150,13 +178,13 @@ pub(super) fn read_request(ctx: &Ctx, conn: &mut Conn) -> ReadOutcome {
                             Step::Continue
                         }
                         Ok(None) => {
-                            if conn.buf.len() >= opts.max_header_bytes {
+                            if buf.len() >= opts.max_header_bytes {
                                 return ReadOutcome::Fail(HttpError::HeadersTooLarge);
                             }
                             if now.duration_since(t0) >= opts.read_timeout {
                                 return ReadOutcome::Fail(HttpError::Timeout);
                             }
-                            match read_step(fill(&conn.stream, &mut conn.buf)) {
+                            match read_step(fill(stream, buf)) {
                                 Some(out) => Step::Out(out),
                                 None => Step::Continue,
                             }
@@ -175,12 +203,12 @@ pub(super) fn read_request(ctx: &Ctx, conn: &mut Conn) -> ReadOutcome {
                 }
                 match framing {
                     BodyFraming::Length(remaining) => {
-                        if *remaining > 0 && !conn.buf.is_empty() {
+                        if *remaining > 0 && !buf.is_empty() {
                             let take = usize::try_from(*remaining)
                                 .unwrap_or(usize::MAX)
-                                .min(conn.buf.len());
-                            body.extend_from_slice(&conn.buf[..take]);
-                            conn.buf.drain(..take);
+                                .min(buf.len());
+                            body.extend_from_slice(&buf[..take]);
+                            buf.drain(..take);
                             *remaining -= take as u64;
                         }
                         if *remaining == 0 {
@@ -190,7 +218,7 @@ pub(super) fn read_request(ctx: &Ctx, conn: &mut Conn) -> ReadOutcome {
                             let total = usize::try_from(*remaining)
                                 .unwrap_or(usize::MAX)
                                 .saturating_add(body.len());
-                            let r = fill_body(&conn.stream, body, want, total);
+                            let r = fill_body(stream, body, want, total);
                             if let Ok(n) = r {
                                 *remaining -= n as u64;
                             }
@@ -200,16 +228,14 @@ pub(super) fn read_request(ctx: &Ctx, conn: &mut Conn) -> ReadOutcome {
                             }
                         }
                     }
-                    BodyFraming::Chunked(state) => {
-                        match decode_chunked(state, &mut conn.buf, body, opts) {
-                            Err(e) => return ReadOutcome::Fail(e),
-                            Ok(true) => Step::BodyDone,
-                            Ok(false) => match read_step(fill(&conn.stream, &mut conn.buf)) {
-                                Some(out) => Step::Out(out),
-                                None => Step::Continue,
-                            },
-                        }
-                    }
+                    BodyFraming::Chunked(chunk) => match decode_chunked(chunk, buf, body, opts) {
+                        Err(e) => return ReadOutcome::Fail(e),
+                        Ok(true) => Step::BodyDone,
+                        Ok(false) => match read_step(fill(stream, buf)) {
+                            Some(out) => Step::Out(out),
+                            None => Step::Continue,
+                        },
+                    },
                 }
             }
         };
@@ -218,7 +244,7 @@ pub(super) fn read_request(ctx: &Ctx, conn: &mut Conn) -> ReadOutcome {
             Step::Out(out) => return out,
             Step::BodyDone => {
                 if let ReqState::Body { head, body, .. } =
-                    std::mem::replace(&mut conn.state, ReqState::fresh())
+                    std::mem::replace(state, ReqState::fresh())
                 {
                     return ReadOutcome::Complete(head, body);
                 }

@@ -3,16 +3,16 @@
 
 use std::collections::VecDeque;
 use std::net::Shutdown;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::Sender;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::panics::{self, RequestInfo};
 use super::parse::Head;
 use super::read::{ReadOutcome, ReqState, read_request};
 use super::write::{
-    Written, internal_error_response, overloaded_response, prepare_blocking_write, write_blocking,
-    write_response,
+    Written, assign_request_id, internal_error_response, overloaded_response,
+    prepare_blocking_write, write_blocking, write_response,
 };
 use super::{Conn, Ctx, Phase};
 
@@ -77,8 +77,12 @@ enum Next {
 
 pub(super) fn worker_loop(ctx: &Ctx, back: &Sender<Conn>) {
     while let Some(conn) = ctx.queue.pop() {
-        // A panic anywhere in a turn drops that connection, never the worker.
-        let _ = catch_unwind(AssertUnwindSafe(|| run_turn(ctx, conn, back)));
+        // A panic anywhere in a turn drops that connection, never the worker. (A handler's
+        // panic is answered and logged in `serve_one`; this catches the layer's own.)
+        let peer = conn.peer.ip();
+        if let Err(p) = panics::catch(|| run_turn(ctx, conn, back)) {
+            panics::log(&p, None, peer);
+        }
     }
 }
 
@@ -148,30 +152,39 @@ fn serve_one(ctx: &Ctx, conn: &mut Conn) -> Next {
     let Head {
         method,
         url,
-        headers,
+        mut headers,
         http10,
         keep_alive,
         ..
     } = head;
+    let request_id = assign_request_id(&mut headers);
+    let info = RequestInfo {
+        request_id: &request_id,
+        method: &method,
+        url: &url,
+    };
     let is_head = method == "HEAD";
     let q = ctx.opts.queue_timeout;
     let response = if !q.is_zero() && conn.queued_at.elapsed() > q {
         // Waited too long for a worker: answer at once rather than add to the backlog.
-        overloaded_response()
+        overloaded_response(&request_id)
     } else {
-        let request = rouille::Request::fake_http_from(conn.peer, method, url, headers, body);
+        let request =
+            rouille::Request::fake_http_from(conn.peer, method.clone(), url.clone(), headers, body);
         let handler = &ctx.handler;
-        catch_unwind(AssertUnwindSafe(|| handler(&request)))
-            .unwrap_or_else(|_| internal_error_response())
+        panics::catch(|| handler(&request)).unwrap_or_else(|p| {
+            panics::log(&p, Some(&info), conn.peer.ip());
+            internal_error_response(&request_id)
+        })
     };
 
     let close = !keep_alive || ctx.stopping();
     if prepare_blocking_write(&conn.stream).is_err() {
         return Next::Close;
     }
-    let written = catch_unwind(AssertUnwindSafe(|| {
-        write_response(&conn.stream, response, is_head, http10, close)
-    }));
+    // The body reader is the handler's code too.
+    let written = panics::catch(|| write_response(&conn.stream, response, is_head, http10, close))
+        .inspect_err(|p| panics::log(p, Some(&info), conn.peer.ip()));
     match written {
         Ok(Ok(Written::KeepAlive)) if !ctx.stopping() => {
             if conn.buf.is_empty() {

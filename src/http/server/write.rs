@@ -17,7 +17,7 @@ pub(super) enum HttpError {
 }
 
 impl HttpError {
-    fn status(self) -> u16 {
+    pub(super) fn status(self) -> u16 {
         match self {
             HttpError::BadRequest(_) => 400,
             HttpError::PayloadTooLarge => 413,
@@ -70,28 +70,49 @@ pub(super) fn overloaded_bytes() -> Vec<u8> {
     error_response_bytes(503, "overloaded", "Too many open connections")
 }
 
-pub(super) fn overloaded_response() -> rouille::Response {
+pub(super) fn overloaded_response(request_id: &str) -> rouille::Response {
     rouille::Response::from_data(
         "application/json",
         error_body("overloaded", "Server is busy; try again shortly"),
     )
     .with_status_code(503)
     .with_additional_header("Retry-After", "1")
-    .with_additional_header("X-Request-Id", layer_request_id())
+    .with_additional_header("X-Request-Id", request_id.to_string())
 }
 
-/// A request id for answers the layer gives itself (the handler never saw the request).
+/// A request id for answers the layer gives itself before a request was read.
 fn layer_request_id() -> String {
     use crate::clock::Clock;
     crate::ids::new_id("req", crate::clock::SystemClock.now_ms())
 }
 
-pub(super) fn internal_error_response() -> rouille::Response {
+/// The request id of a request just read: the client's `X-Request-Id` when it is sane (the
+/// pipeline's own rule, `respond::request_id`), else a fresh id put in its place. The
+/// pipeline then echoes it, so its log lines, the answer and this layer's panic line all name
+/// the request the same way.
+pub(super) fn assign_request_id(headers: &mut Vec<(String, String)>) -> String {
+    use crate::clock::Clock;
+    let is_id = |name: &str| name.eq_ignore_ascii_case("x-request-id");
+    let incoming = headers
+        .iter()
+        .find(|(n, _)| is_id(n))
+        .map(|(_, v)| v.as_str());
+    let id = crate::http::respond::request_id(incoming, crate::clock::SystemClock.now_ms());
+    if incoming != Some(id.as_str()) {
+        headers.retain(|(n, _)| !is_id(n));
+        headers.push(("X-Request-Id".to_string(), id.clone()));
+    }
+    id
+}
+
+/// The answer to a request whose handler panicked.
+pub(super) fn internal_error_response(request_id: &str) -> rouille::Response {
     rouille::Response::from_data(
         "application/json",
         error_body("internal_error", "Internal server error"),
     )
     .with_status_code(500)
+    .with_additional_header("X-Request-Id", request_id.to_string())
 }
 
 /// Switches to blocking mode for writing; the write timeout was set at admission.
