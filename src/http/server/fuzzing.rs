@@ -55,7 +55,8 @@ pub struct Chunked {
     /// `Ok(true)` once the last chunk and the trailers are read; `Err(status)` on refusal.
     pub result: Result<bool, u16>,
     pub body: Vec<u8>,
-    /// Bytes after the chunked body (the next pipelined request), once done.
+    /// What is left: the bytes after the chunked body once done (the next pipelined
+    /// request), the undecoded tail while incomplete, nothing after a refusal.
     pub rest: Vec<u8>,
 }
 
@@ -65,13 +66,19 @@ pub fn decode_chunked(segments: &[&[u8]], opts: &ServerOptions) -> Chunked {
     let mut buf = Vec::new();
     let mut body = Vec::new();
     let mut result = Ok(false);
-    for seg in segments {
+    let mut segs = segments.iter();
+    for seg in segs.by_ref() {
         buf.extend_from_slice(seg);
         result =
             parse::decode_chunked(&mut state, &mut buf, &mut body, opts).map_err(|e| e.status());
         if result != Ok(false) {
             break;
         }
+    }
+    match result {
+        Ok(true) => segs.for_each(|s| buf.extend_from_slice(s)),
+        Ok(false) => {}
+        Err(_) => buf.clear(),
     }
     Chunked {
         result,
