@@ -69,13 +69,13 @@ fn claims(f: &[&[u8]], seed: u64) -> AccessClaims {
     let s = |i: usize| String::from_utf8_lossy(f[i]).into_owned();
     AccessClaims {
         iss: ISS.into(),
-        sub: s(0),
+        sub: s(0).into(),
         aud: AUD.into(),
         iat: NOW - (seed % 100) as i64,
         exp: NOW + 1 + (seed >> 8) as i64 % 900,
         jti: s(1),
-        sid: s(2),
-        org_id: s(3),
+        sid: s(2).into(),
+        org_id: s(3).into(),
         org_slug: s(4),
         org_role: s(5),
         email: s(6),
