@@ -13,9 +13,9 @@ use crate::crypto;
 use crate::db::oauth::{self, Client, OauthSession};
 use crate::db::orgs::Org;
 use crate::db::users::{Membership, User};
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 use crate::http::input;
-use crate::session::{self, Issued};
+use crate::session::Issued;
 use crate::state::AppState;
 use rouille::{Request, Response};
 use serde_json::{Value, json};
@@ -317,7 +317,7 @@ pub fn start_session(
     ctx: &Ctx,
     req: &Request,
     g: &Grant<'_>,
-) -> OauthResult<Issued> {
+) -> ApiResult<Issued> {
     let amr: Vec<&str> = g.amr.iter().map(String::as_str).collect();
     let issued = crate::session::login::finish_login_session(
         tx,
@@ -445,25 +445,4 @@ pub fn normalize_user_code(typed: &str) -> Option<String> {
         .collect();
     (letters.len() == 8 && letters.is_ascii())
         .then(|| format!("{}-{}", &letters[..4], &letters[4..]))
-}
-
-/// The session id a redirect's `sid` or a token names, or a session of the client.
-pub fn client_owns_session(
-    state: &AppState,
-    client: &Client,
-    sid: &crate::ids::SessionId,
-) -> Result<bool, ApiError> {
-    Ok(state
-        .db
-        .read(|c| oauth::session(c, sid))?
-        .is_some_and(|s| s.client_id == client.id))
-}
-
-/// Used by the issue helpers above and the handlers.
-pub fn session_issue(
-    state: &AppState,
-    rotated: &session::Rotated,
-    now: i64,
-) -> Result<Issued, ApiError> {
-    rotated.issue(state, now)
 }

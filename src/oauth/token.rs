@@ -145,10 +145,7 @@ fn code_grant(
                     .with_message("The code is invalid, expired or already used"),
             );
         }
-        let issued = start_session(tx, state, ctx, req, &g).map_err(|e| match e {
-            OauthError::Internal(e) => e,
-            OauthError::Oauth { description, .. } => crate::error::ApiError::forbidden(description),
-        })?;
+        let issued = start_session(tx, state, ctx, req, &g)?;
         oauth::set_code_session(tx, &hash, &issued.session_id)?;
         Ok(issued)
     })?;
@@ -298,12 +295,7 @@ fn device_grant(
                             .with_message("The device code was already used"),
                     );
                 }
-                start_session(tx, state, ctx, req, &g).map_err(|e| match e {
-                    OauthError::Internal(e) => e,
-                    OauthError::Oauth { description, .. } => {
-                        crate::error::ApiError::forbidden(description)
-                    }
-                })
+                start_session(tx, state, ctx, req, &g)
             })?;
             token_answer(state, &g, &issued, ctx.now)
         }

@@ -440,10 +440,7 @@ fn after_first_factor(
     };
     if org.settings.signup_mode == SignupMode::Domain && !user.email_verified {
         let token = new_pending(state, ctx, env, &user, Some(&org.id), &amr)?;
-        let code = format!(
-            "{:06}",
-            u32::from_le_bytes(crypto::random_bytes(4).try_into().unwrap_or([0; 4])) % 1_000_000
-        );
+        let code = super::users::six_digits();
         let c = super::users::new_code(
             state,
             ctx,
@@ -522,12 +519,7 @@ fn issue(
         browser_session_id: None,
     };
     let issued = state.change(ctx, req, |tx| {
-        crate::oauth::start_session(tx, state, ctx, req, &g).map_err(|e| match e {
-            crate::oauth::OauthError::Internal(e) => e,
-            crate::oauth::OauthError::Oauth { description, .. } => {
-                crate::error::ApiError::forbidden(description)
-            }
-        })
+        crate::oauth::start_session(tx, state, ctx, req, &g)
     })?;
     answer(
         state,
@@ -735,12 +727,7 @@ fn code_grant(
                     crate::error::ErrorCode::InvalidToken,
                 ));
             }
-            let i = crate::oauth::start_session(tx, state, ctx, req, &g).map_err(|e| match e {
-                crate::oauth::OauthError::Internal(e) => e,
-                crate::oauth::OauthError::Oauth { description, .. } => {
-                    crate::error::ApiError::forbidden(description)
-                }
-            })?;
+            let i = crate::oauth::start_session(tx, state, ctx, req, &g)?;
             oauth::set_code_session(tx, &hash, &i.session_id)?;
             Ok(i)
         })
@@ -813,10 +800,8 @@ fn refresh_grant(
         // Switching orgs: a session in the other org, the old one ends.
         Some(t) if t != rotated.org.id => {
             let old = rotated.session.id.clone();
-            let old_org = rotated.org.id.clone();
             state.change(ctx, req, |tx| {
                 crate::db::sessions::revoke(tx, &old, "switched_org", ctx.now)?;
-                let _ = &old_org;
                 Ok(())
             })?;
             after_first_factor(
@@ -825,7 +810,7 @@ fn refresh_grant(
                 req,
                 env,
                 rotated.user.clone(),
-                with_otp_done(amr),
+                amr,
                 facts.auth_time,
                 Some(t),
             )
@@ -846,11 +831,6 @@ fn refresh_grant(
             )
         }
     }
-}
-
-/// A refresh carries the factors of the sign-in it continues.
-fn with_otp_done(amr: Vec<String>) -> Vec<String> {
-    amr
 }
 
 fn device_grant(

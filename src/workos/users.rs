@@ -301,7 +301,7 @@ pub fn list_sessions(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Re
 
 // ---- Codes with ids: email verification, password reset, magic auth -------------------------
 
-fn six_digits() -> String {
+pub(super) fn six_digits() -> String {
     let b = crypto::random_bytes(4);
     let n = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) % 1_000_000;
     format!("{n:06}")
