@@ -162,6 +162,7 @@ impl App {
                 maintenance: crate::maintenance::Maintenance::new(),
                 stopping: AtomicBool::new(false),
                 outbox: crate::outbox::Notifier::new(),
+                rotations: crate::db::batch::GroupCommit::new(crate::db::sessions::rotate, 64),
             }),
         })
     }

@@ -39,6 +39,11 @@ pub struct AppState {
     /// an email. Handlers need not: `AppState::change` does it after any change that queued
     /// (see `change.rs`). Also the worker's liveness, for `/readyz`.
     pub outbox: crate::outbox::Notifier,
+    /// Refresh-token rotations of concurrent requests, committed together (`db/batch.rs`).
+    pub rotations: crate::db::batch::GroupCommit<
+        crate::db::sessions::RotateJob,
+        crate::db::sessions::Rotation,
+    >,
 }
 
 impl AppState {

@@ -379,6 +379,94 @@ fn concurrent_refreshes_all_succeed_and_leave_one_successor() {
     assert_eq!(n, 2, "the original and exactly one successor");
 }
 
+/// Refreshes of many sessions at once share write transactions (db/batch.rs). Every chain
+/// stays intact, a session revoked meanwhile fails alone, and a replayed old token is still
+/// caught as reuse while the other chains go on.
+#[test]
+fn concurrent_rotation_chains_stay_intact_under_group_commit() {
+    let mut s = server();
+    const USERS: usize = 12;
+    const ROUNDS: usize = 25;
+    let mut starts = Vec::new();
+    for i in 0..USERS {
+        let email = format!("u{i}@example.com");
+        s.user(&email, Some(("acme", "member")));
+        let d = s.login_ok("acme", &email);
+        starts.push((
+            d["refreshToken"].as_str().unwrap().to_string(),
+            d["accessToken"].as_str().unwrap().to_string(),
+        ));
+    }
+    // User 0's session is ended by its own logout while the others rotate.
+    let (victim_refresh, victim_access) = starts[0].clone();
+    let chains: Vec<Vec<String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = starts
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(_, (first, _))| {
+                let s = &s;
+                scope.spawn(move || {
+                    let mut chain = vec![first.clone()];
+                    for _ in 0..ROUNDS {
+                        let r = refresh(s, chain.last().unwrap());
+                        assert_eq!(r.status, 200, "{:?}", r.json());
+                        chain.push(r.data()["refreshToken"].as_str().unwrap().to_string());
+                    }
+                    chain
+                })
+            })
+            .collect();
+        let r = s.as_user(
+            "POST",
+            "/api/v1/auth/logout",
+            "acme",
+            &victim_access,
+            Some(serde_json::json!({})),
+        );
+        assert!(r.status == 200 || r.status == 204, "{:?}", r.json());
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    refresh(&s, &victim_refresh).assert_error(401, "invalid_token");
+    let conn = rusqlite::Connection::open(s.db_path()).unwrap();
+    for chain in &chains {
+        let mut distinct = chain.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(
+            distinct.len(),
+            ROUNDS + 1,
+            "every rotation gave a new token"
+        );
+        // Stored: each token but the last rotated to the next one (one chain, no fork).
+        for pair in chain.windows(2) {
+            let (prev, next) = (sha256_hex(&pair[0]), sha256_hex(&pair[1]));
+            let successor: Option<String> = conn
+                .query_row(
+                    "SELECT successor_hash FROM refresh_tokens WHERE token_hash = ?1",
+                    [&prev],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(successor.as_deref(), Some(next.as_str()));
+        }
+    }
+    let n: i64 = conn
+        .query_row("SELECT COUNT(*) FROM refresh_tokens", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n as usize, USERS + (USERS - 1) * ROUNDS);
+    // A token from the middle of a chain, past the grace window, is reuse: that session
+    // ends, the next chain goes on.
+    s.clock.advance_secs(120);
+    refresh(&s, &chains[0][3]).assert_error(401, "refresh_token_reused");
+    refresh(&s, chains[0].last().unwrap()).assert_error(401, "invalid_token");
+    assert_eq!(refresh(&s, chains[1].last().unwrap()).status, 200);
+}
+
+fn sha256_hex(token: &str) -> String {
+    latchkey::crypto::token_hash(token)
+}
+
 #[test]
 fn sessions_have_idle_and_absolute_lifetimes() {
     let mut s = server();

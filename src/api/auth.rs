@@ -135,6 +135,15 @@ pub fn refresh(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response
         return Err(ApiError::of(ErrorCode::OrgMismatch)
             .with_message("The refresh token belongs to another organization"));
     }
+    // The common case, a current token, rotates in a group commit with concurrent refreshes;
+    // a token rotated meanwhile (grace window or reuse) is decided under the write lock.
+    let prepared = match session::rotate_batched(state, prepared, ctx.now).map_err(clear_on_401)? {
+        Ok(r) => {
+            let issued = r.issue(state, ctx.now)?;
+            return Ok(tokens_response(state, 200, &issued, &r.user, &r.membership));
+        }
+        Err(prepared) => prepared,
+    };
     let outcome = state.change(ctx, req, |tx| {
         let out = session::refresh(tx, state, prepared, ctx.now)?;
         if let Refreshed::Reused { session } = &out {

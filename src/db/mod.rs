@@ -7,6 +7,7 @@
 pub mod admin_keys;
 pub mod api_keys;
 pub mod audit;
+pub mod batch;
 pub mod browser_sessions;
 pub mod email_tokens;
 mod ids;
@@ -151,8 +152,42 @@ pub fn open_connection(path: &Path, busy_timeout: Duration) -> rusqlite::Result<
     // The server checkpoints from its maintenance thread ([`Db::checkpoint`]); a short-lived
     // process (the CLI) checkpoints when its last connection closes.
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    // After a WAL restart, a WAL file grown past this is truncated back to it.
+    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
     conn.set_prepared_statement_cache_capacity(64);
+    // One plan per statement, whatever the bound values (the query planner stability
+    // guarantee). Without it, a statement that the planner checked against a partial index
+    // (`sessions_browser`, `users_external_id`, …) is marked "reprepare on bind" and parsed
+    // and planned again on every execution with new values: 45 % of `GET /auth/me`'s CPU
+    // (perf, docs/benchmarks.md "Performance: issue 17").
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     Ok(conn)
+}
+
+/// Bytes a WAL file is truncated back to when it restarts (`journal_size_limit`).
+const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+
+/// [`Db::checkpoint`]: at most this many unlocked passes, stopping once a pass found fewer
+/// than `SMALL_DELTA_FRAMES` new frames.
+const MAX_PASSIVE_PASSES: usize = 6;
+const SMALL_DELTA_FRAMES: i64 = 256;
+/// A WAL of more frames than this (16 MiB of 4 KiB pages) is restarted by the checkpoint.
+const RESTART_FRAMES: i64 = 4096;
+
+/// What one [`Db::checkpoint`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointOutcome {
+    /// The WAL held no frames.
+    Empty,
+    /// Frames were copied back; the WAL was not due to restart.
+    Copied,
+    /// Every frame was copied back and the WAL starts over.
+    Restarted,
+    /// A reader on an older snapshot kept the WAL from restarting (tried again later).
+    Busy,
 }
 
 /// A pool of connections to one database file. Readers run concurrently (WAL); writers
@@ -161,11 +196,15 @@ pub struct Db {
     path: PathBuf,
     busy_timeout: Duration,
     idle: Mutex<Vec<Connection>>,
-    /// Serializes this process's writers before `BEGIN IMMEDIATE`. SQLite admits one writer at
-    /// a time anyway; waiting here is a wake-up on unlock, whereas waiting in SQLite's busy
-    /// handler sleeps in steps of 1–100 ms (measured: refresh/s limited by those sleeps).
+    /// Serializes this process's writers before `BEGIN IMMEDIATE`, and holds the one
+    /// connection they write on. SQLite admits one writer at a time anyway; waiting here is a
+    /// wake-up on unlock, whereas waiting in SQLite's busy handler sleeps in steps of 1–100 ms
+    /// (measured: refresh/s limited by those sleeps). One connection for every write keeps
+    /// its page cache: in WAL mode a connection drops its whole cache when it finds the
+    /// database changed by another connection, so writes spread over the pool re-read every
+    /// page they touch (measured: 12 % of a refresh's CPU in `readDbPage`).
     /// Another process (the CLI) still meets SQLite's own lock and `busy_timeout`.
-    writer: Mutex<()>,
+    writer: Mutex<Option<Connection>>,
 }
 
 impl fmt::Debug for Db {
@@ -211,7 +250,7 @@ impl Db {
             path: path.to_path_buf(),
             busy_timeout,
             idle: Mutex::new(vec![conn]),
-            writer: Mutex::new(()),
+            writer: Mutex::new(None),
         })
     }
 
@@ -246,21 +285,20 @@ impl Db {
     /// rules such as the last-owner check and pending-before-insert checks rely on it — each
     /// such place says so; a second backend must lock what they read.
     pub fn write<T, E: From<Error>>(&self, f: impl FnOnce(&Tx) -> Result<T, E>) -> Result<T, E> {
-        let mut conn = self.take().map_err(Error::from)?;
-        let out = (|| {
-            let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(Error::from)?;
-            let v = f(&tx)?;
-            tx.commit().map_err(Error::from)?;
-            Ok(v)
-        })();
-        self.give_back(conn);
-        out
+        let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let conn = match writer.take() {
+            Some(c) => c,
+            None => open_connection(&self.path, self.busy_timeout).map_err(Error::from)?,
+        };
+        let conn = writer.insert(conn);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::from)?;
+        let v = f(&tx)?;
+        tx.commit().map_err(Error::from)?;
+        Ok(v)
     }
 
-    /// The schema version recorded in the file.
     pub fn version(&self) -> Result<i64> {
         self.read(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
     }
@@ -341,12 +379,72 @@ impl Db {
         result.map(|_| ())
     }
 
-    /// Copies committed WAL pages into the database file without blocking readers or
-    /// writers (`PASSIVE`); called every second by the server's maintenance thread.
-    pub fn checkpoint(&self) -> Result<()> {
-        self.read(|c| {
-            c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                .map_err(Error::from)
+    /// Copies committed WAL pages into the database file, and now and then starts the WAL
+    /// over; called every turn (200 ms) of the server's maintenance thread.
+    ///
+    /// `PASSIVE` alone never lets the WAL restart under steady writes: a restart needs every
+    /// frame copied back at the moment a writer begins, and with writes arriving faster than
+    /// the checkpoint copies there is always a newer frame (measured: a 2 GB WAL after a
+    /// minute of refreshes). So the frames are copied `PASSIVE` (readers and writers go on),
+    /// in passes until one finds only a moment's new frames; then, if the WAL holds more
+    /// than [`RESTART_FRAMES`], a `RESTART` — holding this process's writer lock, so no
+    /// frame is appended meanwhile — copies the frames written since and makes the next
+    /// writer start the WAL from its beginning; `journal_size_limit` truncates the file.
+    /// That locked part stalls every writer while it copies and fsyncs (measured under
+    /// steady refreshes: 10-15 ms a turn). Restarting less often was slower still: with a
+    /// restart at most every 2 s, refreshes fell from ~10,000/s to ~6,200/s and their p99
+    /// rose to 100 ms (appending to a growing WAL file allocates blocks; overwriting a
+    /// restarted one does not). Readers are never blocked; a reader still on an old
+    /// snapshot makes the `RESTART` give up after 20 ms (`Busy`), and the next turn tries
+    /// again.
+    pub fn checkpoint(&self) -> Result<CheckpointOutcome> {
+        let conn = self.take()?;
+        let out = self.checkpoint_on(&conn);
+        self.give_back(conn);
+        out
+    }
+
+    fn checkpoint_on(&self, conn: &Connection) -> Result<CheckpointOutcome> {
+        let mut frames = 0i64;
+        for _ in 0..MAX_PASSIVE_PASSES {
+            let before = frames;
+            frames = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))?;
+            if frames - before < SMALL_DELTA_FRAMES {
+                break;
+            }
+        }
+        if frames <= 0 {
+            return Ok(CheckpointOutcome::Empty);
+        }
+        if frames <= RESTART_FRAMES {
+            return Ok(CheckpointOutcome::Copied);
+        }
+        // The `RESTART` fsyncs the WAL before copying: flush what was written during the
+        // passes now, while writers go on, so that fsync has only the last moment's frames.
+        if let Ok(wal) = std::fs::File::open(with_suffix(&self.path, "-wal")) {
+            let _ = wal.sync_data();
+        }
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        // Readers finish in microseconds, but SQLite's busy handler sleeps 1, 2, 5, 10 ms
+        // between its tries: try every 100 µs instead, for at most 20 ms — longer (a backup
+        // reading the whole file) is not worth holding every writer for.
+        conn.busy_timeout(Duration::ZERO)?;
+        let deadline = std::time::Instant::now() + Duration::from_millis(20);
+        let restart = loop {
+            let busy: rusqlite::Result<i64> =
+                conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get(0));
+            match busy {
+                Ok(0) => break Ok(0),
+                Ok(_) | Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+                other => break other,
+            }
+        };
+        conn.busy_timeout(self.busy_timeout)?;
+        Ok(match restart? {
+            0 => CheckpointOutcome::Restarted,
+            _ => CheckpointOutcome::Busy,
         })
     }
 
@@ -374,4 +472,81 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
             if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
                 || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Frames in the WAL, as a passive checkpoint reports them.
+    fn wal_frames(db: &Db) -> i64 {
+        db.read(|c| {
+            Ok::<_, Error>(c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))?)
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_checkpoint_restarts_a_large_wal_and_leaves_a_small_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db"), Duration::from_secs(5)).unwrap();
+        db.write(|tx| {
+            tx.execute_batch("CREATE TABLE t (v BLOB NOT NULL)")?;
+            Ok::<_, Error>(())
+        })
+        .unwrap();
+        assert_eq!(db.checkpoint().unwrap(), CheckpointOutcome::Copied);
+        // Below the threshold: copied back, not restarted.
+        db.write(|tx| {
+            tx.execute("INSERT INTO t (v) VALUES (zeroblob(4000))", [])?;
+            Ok::<_, Error>(())
+        })
+        .unwrap();
+        assert_eq!(db.checkpoint().unwrap(), CheckpointOutcome::Copied);
+        assert!(wal_frames(&db) > 0);
+        // Past it (5,000 pages in many commits): restarted, and the next write starts the
+        // WAL from its beginning.
+        for _ in 0..50 {
+            db.write(|tx| {
+                for _ in 0..100 {
+                    tx.execute("INSERT INTO t (v) VALUES (zeroblob(4000))", [])?;
+                }
+                Ok::<_, Error>(())
+            })
+            .unwrap();
+        }
+        assert!(wal_frames(&db) > RESTART_FRAMES);
+        assert_eq!(db.checkpoint().unwrap(), CheckpointOutcome::Restarted);
+        db.write(|tx| {
+            tx.execute("INSERT INTO t (v) VALUES (1)", [])?;
+            Ok::<_, Error>(())
+        })
+        .unwrap();
+        assert!(wal_frames(&db) < 10, "{}", wal_frames(&db));
+        // A reader holding an old snapshot keeps it from restarting, without blocking.
+        for _ in 0..50 {
+            db.write(|tx| {
+                for _ in 0..100 {
+                    tx.execute("INSERT INTO t (v) VALUES (zeroblob(4000))", [])?;
+                }
+                Ok::<_, Error>(())
+            })
+            .unwrap();
+        }
+        let reader = open_connection(db.path(), Duration::from_secs(5)).unwrap();
+        reader.execute_batch("BEGIN").unwrap();
+        let _: i64 = reader
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        db.write(|tx| {
+            tx.execute("INSERT INTO t (v) VALUES (2)", [])?;
+            Ok::<_, Error>(())
+        })
+        .unwrap();
+        let started = std::time::Instant::now();
+        assert_eq!(db.checkpoint().unwrap(), CheckpointOutcome::Busy);
+        assert!(started.elapsed() < Duration::from_secs(1));
+        reader.execute_batch("COMMIT").unwrap();
+        assert_eq!(db.checkpoint().unwrap(), CheckpointOutcome::Restarted);
+    }
 }

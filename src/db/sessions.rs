@@ -277,6 +277,56 @@ pub fn mark_rotated(
     Ok(n == 1)
 }
 
+/// One refresh token's rotation, as the group commit runs it (see [`rotate`]).
+pub struct RotateJob {
+    pub token_hash: String,
+    pub successor_hash: String,
+    pub successor_enc: Vec<u8>,
+    pub session_id: SessionId,
+    pub org_id: OrgId,
+    pub now: i64,
+    pub idle_expires_at: i64,
+}
+
+/// What a [`RotateJob`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    /// Rotated: the successor is stored and the session's idle time extended.
+    Rotated,
+    /// Another request rotated the token first (nothing written): the caller decides between
+    /// the grace window and reuse, under the write lock.
+    AlreadyRotated,
+    /// The session was revoked or expired since it was read (nothing kept).
+    SessionEnded,
+}
+
+/// A rotation: the conditional mark (so of concurrent refreshes of one token exactly one
+/// rotates), the successor's row, and the conditional touch of a still-live session — the
+/// writes `session::refresh` makes under the write lock, for `db::batch::GroupCommit`.
+pub fn rotate(tx: &Connection, job: RotateJob) -> Result<super::batch::Step<Rotation>> {
+    use super::batch::Step;
+    if !mark_rotated(
+        tx,
+        &job.token_hash,
+        &job.successor_hash,
+        &job.successor_enc,
+        job.now,
+    )? {
+        return Ok(Step::Keep(Rotation::AlreadyRotated));
+    }
+    insert_refresh(
+        tx,
+        &job.successor_hash,
+        &job.session_id,
+        &job.org_id,
+        job.now,
+    )?;
+    if !touch_live(tx, &job.session_id, job.now, job.idle_expires_at)? {
+        return Ok(Step::Undo(Rotation::SessionEnded));
+    }
+    Ok(Step::Keep(Rotation::Rotated))
+}
+
 /// Forgets up to `limit` sealed successors of tokens rotated before `before` (the grace
 /// window is over: they are never needed again); returns how many.
 pub fn forget_old_successors(conn: &Connection, before: i64, limit: i64) -> Result<usize> {

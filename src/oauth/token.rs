@@ -183,10 +183,7 @@ fn refresh_grant(
     if !has_scope(&facts.scope, "offline_access") {
         return Err(bad());
     }
-    let refreshed = state
-        .db
-        .write(|tx| session::refresh(tx, state, prepared, ctx.now))
-        .map_err(or_bad)?;
+    let refreshed = session::refresh_now(state, prepared, ctx.now).map_err(or_bad)?;
     let rotated = match refreshed {
         Refreshed::Ok(r) => r,
         Refreshed::Reused { .. } => {

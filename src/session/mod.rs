@@ -296,6 +296,54 @@ pub fn current_by_refresh(conn: &Tx, token: &str, now: i64) -> ApiResult<(Sessio
     Ok((p.session, p.user, p.org))
 }
 
+/// Rotates a prepared token that was current when read, as a job of the rotations' group
+/// commit (`db/batch.rs`): concurrent refreshes share one write transaction. `Ok(None)` when
+/// the token was rotated meanwhile (or already was): then the caller runs [`refresh`] in a
+/// change of its own, which decides between the grace window and reuse under the write lock.
+pub fn rotate_batched(
+    state: &AppState,
+    p: Prepared,
+    now: i64,
+) -> ApiResult<Result<Box<Rotated>, Prepared>> {
+    if p.row.rotated_at.is_some() {
+        return Ok(Err(p));
+    }
+    let next = crypto::random_token(32);
+    let job = sessions::RotateJob {
+        successor_enc: crypto::seal(
+            &seal_key(state),
+            next.as_bytes(),
+            p.row.token_hash.as_bytes(),
+        ),
+        successor_hash: crypto::token_hash(&next),
+        token_hash: p.row.token_hash.clone(),
+        session_id: p.session.id.clone(),
+        org_id: p.session.org_id.clone(),
+        now,
+        idle_expires_at: now + ms(state.config.tokens.refresh_ttl),
+    };
+    match state.rotations.submit(&state.db, job)? {
+        sessions::Rotation::Rotated => Ok(Ok(Box::new(Rotated {
+            refresh_token: next,
+            session: p.session,
+            user: p.user,
+            org: p.org,
+            membership: p.membership,
+        }))),
+        sessions::Rotation::SessionEnded => Err(invalid()),
+        sessions::Rotation::AlreadyRotated => Ok(Err(p)),
+    }
+}
+
+/// [`rotate_batched`], else [`refresh`] in a write transaction of its own: the token
+/// endpoints of the OAuth provider and the WorkOS API, which announce nothing on reuse.
+pub fn refresh_now(state: &AppState, p: Prepared, now: i64) -> ApiResult<Refreshed> {
+    match rotate_batched(state, p, now)? {
+        Ok(r) => Ok(Refreshed::Ok(r)),
+        Err(p) => state.db.write(|tx| refresh(tx, state, p, now)),
+    }
+}
+
 /// Rotates the prepared token inside the caller's (BEGIN IMMEDIATE) transaction. Rotation is
 /// a conditional update, so of concurrent refreshes of one token exactly one rotates; the
 /// others find it rotated within the grace window and get the same successor. A session

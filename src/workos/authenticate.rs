@@ -787,10 +787,7 @@ fn refresh_grant(
         .as_deref()
         .filter(|o| !o.is_empty())
         .map(OrgId::from_wire);
-    let refreshed = state
-        .db
-        .write(|tx| crate::session::refresh(tx, state, prepared, ctx.now))
-        .map_err(or_bad)?;
+    let refreshed = crate::session::refresh_now(state, prepared, ctx.now).map_err(or_bad)?;
     let rotated = match refreshed {
         crate::session::Refreshed::Ok(r) => r,
         crate::session::Refreshed::Reused { .. } => return Err(bad()),

@@ -1,0 +1,216 @@
+//! Group commit: concurrent writes of one kind share one write transaction.
+//!
+//! SQLite admits one writer at a time, and most of a small write's cost is the transaction
+//! around it — taking the lock, and at `COMMIT` writing every touched page to the WAL with
+//! its checksum. A request that submits a job to a [`GroupCommit`] either finds no batch
+//! running and runs one itself (its own job, and every job queued meanwhile), or waits while
+//! the running batch commits and is then answered by it, or by the next batch, which one of
+//! the waiting requests leads. Nothing waits for a batch to fill: a lone job runs at once,
+//! as a batch of one; under load, the jobs that arrive while a batch commits make the next.
+//!
+//! Each job runs inside its own savepoint, so a job that fails or asks to be undone leaves
+//! no trace and does not disturb the others; a job is answered only after its batch
+//! committed. Jobs are plain data (`Send`), run by whichever thread leads the batch.
+
+use std::collections::HashMap;
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use super::{Db, Error, Result, Tx};
+
+/// What a job's function decided about its own writes.
+pub enum Step<R> {
+    /// Keep the job's writes (committed with the batch).
+    Keep(R),
+    /// Undo the job's writes (rolled back to its savepoint); the answer still goes back.
+    Undo(R),
+}
+
+/// Runs jobs of type `J` in shared write transactions and answers each with its `R`.
+pub struct GroupCommit<J, R> {
+    run: fn(&Tx, J) -> Result<Step<R>>,
+    max_batch: usize,
+    inner: Mutex<Inner<J, R>>,
+    answered: Condvar,
+}
+
+struct Inner<J, R> {
+    next_ticket: u64,
+    queue: Vec<(u64, J)>,
+    answers: HashMap<u64, Result<R>>,
+    leading: bool,
+}
+
+impl<J, R> GroupCommit<J, R> {
+    /// `run` does one job's writes inside the batch's transaction; at most `max_batch` jobs
+    /// share one transaction.
+    pub fn new(run: fn(&Tx, J) -> Result<Step<R>>, max_batch: usize) -> Self {
+        GroupCommit {
+            run,
+            max_batch: max_batch.max(1),
+            inner: Mutex::new(Inner {
+                next_ticket: 0,
+                queue: Vec::new(),
+                answers: HashMap::new(),
+                leading: false,
+            }),
+            answered: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner<J, R>> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `job` in a batch and returns its answer once that batch committed. An error of
+    /// the batch's transaction itself (it could not begin or commit) answers every job in it.
+    pub fn submit(&self, db: &Db, job: J) -> Result<R> {
+        let mut g = self.lock();
+        let ticket = g.next_ticket;
+        g.next_ticket += 1;
+        g.queue.push((ticket, job));
+        loop {
+            if let Some(answer) = g.answers.remove(&ticket) {
+                return answer;
+            }
+            if g.leading {
+                g = self.answered.wait(g).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            // No batch is running: this request runs the next one, its own job among the
+            // first `max_batch` queued or not.
+            g.leading = true;
+            let n = g.queue.len().min(self.max_batch);
+            let batch: Vec<(u64, J)> = g.queue.drain(..n).collect();
+            drop(g);
+            let answers = self.run_batch(db, batch);
+            g = self.lock();
+            g.answers.extend(answers);
+            g.leading = false;
+            self.answered.notify_all();
+        }
+    }
+
+    fn run_batch(&self, db: &Db, batch: Vec<(u64, J)>) -> Vec<(u64, Result<R>)> {
+        let tickets = std::cell::RefCell::new(Vec::with_capacity(batch.len()));
+        let outcome = db.write(|tx| -> Result<Vec<(u64, Result<R>)>> {
+            let mut answers = Vec::with_capacity(batch.len());
+            let mut jobs = batch;
+            loop {
+                for (ticket, job) in jobs {
+                    tickets.borrow_mut().push(ticket);
+                    answers.push((ticket, self.run_one(tx, job)?));
+                }
+                // Jobs that arrived while these ran join before the commit: they would
+                // otherwise wait for it and then commit alone.
+                let mut g = self.lock();
+                let room = self.max_batch.saturating_sub(answers.len());
+                if g.queue.is_empty() || room == 0 {
+                    break;
+                }
+                let n = g.queue.len().min(room);
+                jobs = g.queue.drain(..n).collect();
+            }
+            Ok(answers)
+        });
+        match outcome {
+            Ok(answers) => answers,
+            Err(e) => {
+                let message = e.to_string();
+                tickets
+                    .into_inner()
+                    .into_iter()
+                    .map(|t| (t, Err(Error::Io(message.clone()))))
+                    .collect()
+            }
+        }
+    }
+
+    /// One job in its own savepoint.
+    fn run_one(&self, tx: &Tx, job: J) -> Result<Result<R>> {
+        tx.execute_batch("SAVEPOINT job")?;
+        Ok(match (self.run)(tx, job) {
+            Ok(Step::Keep(r)) => {
+                tx.execute_batch("RELEASE job")?;
+                Ok(r)
+            }
+            Ok(Step::Undo(r)) => {
+                tx.execute_batch("ROLLBACK TO job; RELEASE job")?;
+                Ok(r)
+            }
+            Err(e) => {
+                tx.execute_batch("ROLLBACK TO job; RELEASE job")?;
+                Err(e)
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn db() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db"), std::time::Duration::from_secs(5)).unwrap();
+        db.write(|tx| {
+            tx.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY, v INTEGER NOT NULL)")?;
+            Ok::<_, Error>(())
+        })
+        .unwrap();
+        (dir, db)
+    }
+
+    /// Inserts (k, k); an odd k is undone, k = 13 fails.
+    fn insert(tx: &Tx, k: i64) -> Result<Step<i64>> {
+        if k == 13 {
+            tx.execute("INSERT INTO t (k, v) VALUES (?1, ?1)", [k])?;
+            return Err(Error::Invalid("thirteen".into()));
+        }
+        tx.execute("INSERT INTO t (k, v) VALUES (?1, ?1)", [k])?;
+        Ok(if k % 2 == 0 {
+            Step::Keep(k)
+        } else {
+            Step::Undo(k)
+        })
+    }
+
+    #[test]
+    fn every_job_is_answered_and_only_kept_jobs_stay() {
+        let (_dir, db) = db();
+        let db = Arc::new(db);
+        let gc = Arc::new(GroupCommit::new(insert, 8));
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let (db, gc) = (db.clone(), gc.clone());
+                std::thread::spawn(move || {
+                    (0..50)
+                        .map(|i| {
+                            let k = t * 50 + i;
+                            (k, gc.submit(&db, k))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut answered = 0;
+        for th in threads {
+            for (k, answer) in th.join().unwrap() {
+                answered += 1;
+                match answer {
+                    Ok(r) => assert_eq!(r, k),
+                    Err(_) => assert_eq!(k, 13),
+                }
+            }
+        }
+        assert_eq!(answered, 400);
+        let kept: Vec<i64> = db
+            .read(|c| {
+                let mut st = c.prepare("SELECT k FROM t ORDER BY k")?;
+                let rows = st.query_map([], |r| r.get(0))?;
+                Ok::<_, Error>(rows.collect::<rusqlite::Result<Vec<i64>>>()?)
+            })
+            .unwrap();
+        assert_eq!(kept, (0..400).filter(|k| k % 2 == 0).collect::<Vec<_>>());
+    }
+}
