@@ -304,6 +304,15 @@ fn plain_text_emails_of_an_older_version_are_sealed_at_start_and_still_delivered
             )
             .unwrap();
         }
+        // An older version's database has no record of a sealing pass (the start above
+        // wrote one, so later starts skip the scan).
+        let n = conn
+            .execute(
+                "DELETE FROM meta WHERE key = 'outbox_plain_emails_sealed'",
+                [],
+            )
+            .unwrap();
+        assert_eq!(n, 1, "the first start recorded its pass");
     }
     let dir = std::mem::replace(&mut s.dir, tempfile::tempdir().unwrap());
     let text = s.config_text.clone();
