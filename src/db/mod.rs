@@ -174,8 +174,10 @@ const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 /// than `SMALL_DELTA_FRAMES` new frames.
 const MAX_PASSIVE_PASSES: usize = 6;
 const SMALL_DELTA_FRAMES: i64 = 256;
-/// A WAL of more frames than this (16 MiB of 4 KiB pages) is restarted by the checkpoint.
-const RESTART_FRAMES: i64 = 4096;
+/// A WAL of more frames than this (32 MiB of 4 KiB pages) is restarted by the checkpoint: a
+/// restart stalls the writers for a moment, and a WAL file of up to `WAL_SIZE_LIMIT` is
+/// overwritten in place, without allocating.
+const RESTART_FRAMES: i64 = 8192;
 
 /// What one [`Db::checkpoint`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -387,7 +389,7 @@ impl Db {
     /// the checkpoint copies there is always a newer frame (measured: a 2 GB WAL after a
     /// minute of refreshes). So the frames are copied `PASSIVE` (readers and writers go on),
     /// in passes until one finds only a moment's new frames; then, if the WAL holds more
-    /// than [`RESTART_FRAMES`], a `RESTART` — holding this process's writer lock, so no
+    /// than [`RESTART_FRAMES`] (32 MiB), a `RESTART` — holding this process's writer lock, so no
     /// frame is appended meanwhile — copies the frames written since and makes the next
     /// writer start the WAL from its beginning; `journal_size_limit` truncates the file.
     /// That locked part stalls every writer while it copies and fsyncs (measured under
@@ -424,6 +426,9 @@ impl Db {
         if let Ok(wal) = std::fs::File::open(with_suffix(&self.path, "-wal")) {
             let _ = wal.sync_data();
         }
+        // And copy what was written meanwhile, so the locked copy (and the database fsync
+        // after it) is only of the last moment's frames.
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
         let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         // Readers finish in microseconds, but SQLite's busy handler sleeps 1, 2, 5, 10 ms
         // between its tries: try every 100 µs instead, for at most 20 ms — longer (a backup
@@ -504,9 +509,9 @@ mod tests {
         .unwrap();
         assert_eq!(db.checkpoint().unwrap(), CheckpointOutcome::Copied);
         assert!(wal_frames(&db) > 0);
-        // Past it (5,000 pages in many commits): restarted, and the next write starts the
+        // Past it (10,000 pages in many commits): restarted, and the next write starts the
         // WAL from its beginning.
-        for _ in 0..50 {
+        for _ in 0..100 {
             db.write(|tx| {
                 for _ in 0..100 {
                     tx.execute("INSERT INTO t (v) VALUES (zeroblob(4000))", [])?;
@@ -524,7 +529,7 @@ mod tests {
         .unwrap();
         assert!(wal_frames(&db) < 10, "{}", wal_frames(&db));
         // A reader holding an old snapshot keeps it from restarting, without blocking.
-        for _ in 0..50 {
+        for _ in 0..100 {
             db.write(|tx| {
                 for _ in 0..100 {
                     tx.execute("INSERT INTO t (v) VALUES (zeroblob(4000))", [])?;
