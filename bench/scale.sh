@@ -155,8 +155,10 @@ run() { # run NAME [SEED_DB]
   rm -rf "$CACHE/failed-$1"
   grep -E 'idle RSS' "$out/seed.log" | sed "s/^/  /" >&2 || true
   # bench.sh goes on when its server is gone (wrk just fails): refuse such a run.
-  if [ "$(grep -c . "$out/summary.tsv" 2>/dev/null)" != 9 ] || ! grep -q 'idle RSS at the end: [0-9]' "$out/seed.log"; then
-    failed "$1" "the server was gone before the end ($(grep -c . "$out/summary.tsv" 2>/dev/null || echo 0) of 9 scenarios done)"
+  # 12 scenarios: login at 1 connection; login, me, verify, refresh at 16 and 64; sign-up at
+  # 1, 16 and 64 (bench/peers-extra/patch.sh adds the sign-ups).
+  if [ "$(grep -c . "$out/summary.tsv" 2>/dev/null)" != 12 ] || ! grep -q 'idle RSS at the end: [0-9]' "$out/seed.log"; then
+    failed "$1" "the server was gone before the end ($(grep -c . "$out/summary.tsv" 2>/dev/null || echo 0) of 12 scenarios done)"
   fi
   local db=$WORK/peers/latchkey/data/latchkey.db
   # bench.sh has sent its server SIGTERM: wait for the exit (its last checkpoint), then the

@@ -10,8 +10,9 @@
 //! `hash_password` allocates and frees that block on every call, and the allocator kept the
 //! freed blocks resident, fragmented, several per thread (measured: 278 MB after 24 users,
 //! 24 logins and 8 sign-ups on 2 hashing threads; see docs/benchmarks.md, "Memory"). Now the
-//! argon2 memory of the process is at most `max_concurrent_hashes × memory_kib`, and nothing
-//! is hashed at start (the dummy hash is made of random bytes, not computed).
+//! argon2 memory of the process is at most `max_concurrent_hashes × memory_kib`, a thread
+//! idle for 5 s gives its block back (so an idle server holds none), and nothing is hashed
+//! at start (the dummy hash is made of random bytes, not computed).
 //!
 //! Hashes imported from other systems (bcrypt, PBKDF2, scrypt, Firebase's scrypt, SSHA:
 //! [`import`]) are verified on the same threads, within bounds set when they were accepted,
@@ -24,74 +25,140 @@ use crate::error::{ApiError, ErrorCode};
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use std::collections::HashSet;
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 /// Argon2 working memory: a pool thread's own, reused for every job it runs.
 type Memory = Vec<Block>;
+
+/// A hashing thread idle this long frees its argon2 block: a server that is not signing
+/// anyone in holds no hashing memory (measured: 54 MB resident after seeding 100 users,
+/// 38 MB of it the two idle blocks). The next hash allocates it again (a few ms of page
+/// faults for 19 MiB).
+const IDLE_RELEASE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// glibc serves an allocation above this (its largest dynamic mmap threshold, 32 MiB on
+/// 64-bit) with a fresh mmap, and returns it to the system when it is freed. A block of the
+/// default 19 MiB would instead come from the thread's arena once a first one was freed
+/// (the freed mmap raises the threshold past it) and stay resident there after it is freed.
+const ALWAYS_MAPPED_BYTES: usize = 32 * 1024 * 1024 + 1;
+
+/// A block of `blocks` argon2 blocks whose allocation is always its own mapping (reserved
+/// past `ALWAYS_MAPPED_BYTES`; only the `blocks` used are ever touched, so only they are
+/// resident).
+fn block_of(blocks: usize) -> Memory {
+    let reserve = blocks.max(ALWAYS_MAPPED_BYTES.div_ceil(std::mem::size_of::<Block>()));
+    let mut memory = Memory::with_capacity(reserve);
+    memory.resize(blocks, Block::new());
+    memory
+}
 type Job = Box<dyn FnOnce(&mut Memory) + Send>;
 
 /// A fixed set of threads that run hash jobs; they end when the pool is dropped.
 struct Pool {
-    jobs: Mutex<Sender<Job>>,
+    queue: Arc<Queue>,
+    threads: usize,
+}
+
+/// The jobs waiting for a pool thread. Every idle thread waits on `ready` on its own (a
+/// condition variable, not a shared receiver behind a lock), so each one's idle timer runs.
+struct Queue {
+    state: Mutex<QueueState>,
+    ready: Condvar,
+}
+
+struct QueueState {
+    jobs: std::collections::VecDeque<Job>,
+    closed: bool,
+}
+
+impl Queue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl Pool {
     fn new(threads: usize) -> Pool {
-        let (tx, rx) = mpsc::channel::<Job>();
-        let rx: Arc<Mutex<Receiver<Job>>> = Arc::new(Mutex::new(rx));
+        let queue = Arc::new(Queue {
+            state: Mutex::new(QueueState {
+                jobs: std::collections::VecDeque::new(),
+                closed: false,
+            }),
+            ready: Condvar::new(),
+        });
+        let mut spawned = 0;
         for i in 0..threads {
-            let rx = rx.clone();
-            let spawned = std::thread::Builder::new()
+            let queue = queue.clone();
+            let thread = std::thread::Builder::new()
                 .name(format!("latchkey-hash-{i}"))
-                .spawn(move || {
-                    // Allocated by the first job that needs it, then kept: one block per
-                    // thread for the life of the pool, never one per hash.
-                    let mut memory = Memory::new();
-                    loop {
-                        let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                        match job {
-                            Ok(job) => job(&mut memory),
-                            Err(_) => return,
-                        }
-                    }
-                });
+                .spawn(move || work(&queue));
             // Without threads the jobs run on the caller (see `run`).
-            if spawned.is_err() {
+            if thread.is_err() {
                 break;
             }
+            spawned += 1;
         }
         Pool {
-            jobs: Mutex::new(tx),
+            queue,
+            threads: spawned,
         }
     }
 
     /// Runs `f` on a pool thread with that thread's memory and waits for it (on the caller,
-    /// with memory of its own, if the pool is gone).
+    /// with memory of its own, if the pool has no thread).
     fn run<T: Send + 'static>(&self, f: impl FnOnce(&mut Memory) -> T + Send + 'static) -> T {
-        let (tx, rx) = mpsc::sync_channel(1);
-        let f = Arc::new(Mutex::new(Some(f)));
-        let job_f = f.clone();
-        let sent = self
-            .jobs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .send(Box::new(move |memory: &mut Memory| {
-                if let Some(f) = job_f.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                    let _ = tx.send(f(memory));
-                }
-            }));
-        if sent.is_ok()
-            && let Ok(v) = rx.recv()
-        {
-            return v;
+        if self.threads == 0 {
+            return f(&mut Memory::new());
         }
-        let f = f
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .expect("a job that did not run is still here");
-        f(&mut Memory::new())
+        let (tx, rx) = mpsc::sync_channel(1);
+        let job: Job = Box::new(move |memory: &mut Memory| {
+            let _ = tx.send(f(memory));
+        });
+        self.queue.lock().jobs.push_back(job);
+        self.queue.ready.notify_one();
+        match rx.recv() {
+            Ok(v) => v,
+            Err(_) => panic!("a hashing job panicked"),
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.queue.lock().closed = true;
+        self.queue.ready.notify_all();
+    }
+}
+
+/// A pool thread: runs jobs in its own argon2 memory, allocated by the first job that needs
+/// it and kept while jobs keep coming — one block per thread, never one per hash. After
+/// `IDLE_RELEASE` without a job the block is given back to the system (see `block_of`).
+fn work(queue: &Queue) {
+    let mut memory = Memory::new();
+    let mut state = queue.lock();
+    loop {
+        if let Some(job) = state.jobs.pop_front() {
+            drop(state);
+            // A job that panics ends its request (its caller's `recv` fails), not the
+            // thread: the pool keeps its size.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut memory)));
+            state = queue.lock();
+            continue;
+        }
+        if state.closed {
+            return;
+        }
+        let (s, waited) = queue
+            .ready
+            .wait_timeout(state, IDLE_RELEASE)
+            .unwrap_or_else(|p| p.into_inner());
+        state = s;
+        if waited.timed_out() && state.jobs.is_empty() && !memory.is_empty() {
+            drop(state);
+            memory = Memory::new();
+            state = queue.lock();
+        }
     }
 }
 
@@ -269,7 +336,7 @@ fn run_in<T>(
 ) -> T {
     let need = params.block_count();
     if memory.len() < need && need <= keep {
-        *memory = vec![Block::new(); keep];
+        *memory = block_of(keep);
     }
     if memory.len() >= need {
         f(memory)

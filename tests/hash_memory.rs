@@ -206,4 +206,23 @@ fn hashing_from_many_connections_keeps_memory_to_the_hashing_threads() {
         "VmRSS {after} KiB after {} hashes and verifies (idle {idle} KiB); bound {bound} KiB = idle + {HASH_THREADS} hashing threads × {MEMORY_KIB} KiB + 24 MiB",
         16 * 12 * 4 + 16 * 4
     );
+    // Idle: after 5 s without a hash each hashing thread gives its block back, so the server
+    // holds no argon2 memory; the next login hashes in a fresh one.
+    let deadline = Instant::now() + Duration::from_secs(12);
+    let released = loop {
+        let rss = server.rss_kib();
+        if rss + HASH_THREADS * MEMORY_KIB * 3 / 4 <= after || Instant::now() > deadline {
+            break rss;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert!(
+        released + HASH_THREADS * MEMORY_KIB * 3 / 4 <= after,
+        "idle hashing threads keep their blocks: {after} KiB after the hashing, {released} KiB 12 s later"
+    );
+    let b = json!({ "email": "new0-0@acme.test", "password": common::PASSWORD }).to_string();
+    assert_eq!(
+        server.send("POST", "/api/v1/auth/login", &[("X-Org-Slug", "acme")], &b),
+        200
+    );
 }
