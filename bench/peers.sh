@@ -141,20 +141,19 @@ def hwm(rows):
 P(f"| resident memory idle after seeding 100 users | {mib(lk_idle.get('after seed'))} | {mib(pb_idle.get('after seed'))} | {mib(ba_idle.get('after seed'))} | lower is better |")
 P(f"| peak resident memory over the whole run (VmHWM) | {mib(hwm(lk))} | {mib(hwm(pb))} | {mib(hwm(ba))} | lower is better |")
 P("")
-one = rps(lk, "login-c1")
-su1 = rps(lk, "signup-c1")
-if one:
+for what, label, how in (
+    ("Latchkey's hash bound", "login", "one connection logs in at {r:.1f}/s (one argon2id verify at "
+     "m=19456 KiB, t=2, p=1, plus the session write: {ms:.2f} ms)"),
+    ("Sign-up", "signup", "one connection signs up at {r:.1f}/s (one argon2id hash, the account, "
+     "membership, session and verification email: {ms:.2f} ms)"),
+):
+    one = rps(lk, f"{label}-c1")
+    if not one:
+        continue
     bound = cores * one[0]
-    P(f"Latchkey's hash bound: one connection logs in at {one[0]:.1f}/s (one argon2id verify at m=19456 KiB, t=2, "
-      f"p=1, plus the session write: {1000 / one[0]:.2f} ms), so {cores} cores bound logins at {bound:.0f}/s. "
+    P(f"{what}: " + how.format(r=one[0], ms=1000 / one[0]) + f", so {cores} cores bound it at {bound:.0f}/s; "
       + ", ".join(f"{c} connections: {v[0] / bound:.2f} × the bound" for c, v in
-                  (("16", rps(lk, "login-c16")), ("64", rps(lk, "login-c64"))) if v) + ".")
-if su1:
-    bound = cores * su1[0]
-    P(f"Sign-up (one argon2id hash, the account, membership, session and verification email): one connection "
-      f"{su1[0]:.1f}/s, bound {bound:.0f}/s; "
-      + ", ".join(f"{c} connections: {v[0] / bound:.2f} × the bound" for c, v in
-                  (("16", rps(lk, "signup-c16")), ("64", rps(lk, "signup-c64"))) if v) + ".")
+                  ((c, rps(lk, f"{label}-c{c}")) for c in ("16", "64")) if v) + ".")
 P("")
 P("Command: `bench/peers.sh` (raw results: `target/bench-peers/peers/*/results/<stamp>/summary.tsv`).")
 body = "\n".join(lines)

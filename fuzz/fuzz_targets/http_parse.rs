@@ -2,24 +2,13 @@
 //! head's invariants, and the decoder gives the same result however its input is cut.
 #![no_main]
 
-use latchkey::http::server::ServerOptions;
 use latchkey::http::server::fuzzing::{decode_chunked, parse_head};
-use latchkey_fuzz::{seed_and_rest, segments};
+use latchkey_fuzz::{options, seed_and_rest, segments};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let (seed, data) = seed_and_rest(data);
-    // Small limits half the time, so the limits themselves are reached.
-    let opts = if seed & 0x100 == 0 {
-        ServerOptions {
-            max_header_bytes: 512,
-            max_headers: 8,
-            max_body_bytes: 256,
-            ..ServerOptions::default()
-        }
-    } else {
-        ServerOptions::default()
-    };
+    let opts = options(seed);
 
     match parse_head(data, &opts) {
         Ok(Some((head, used))) => {

@@ -5,23 +5,13 @@
 #![no_main]
 
 use latchkey::http::input;
-use latchkey::http::server::ServerOptions;
 use latchkey::http::server::fuzzing::{Outcome, read_connection};
-use latchkey_fuzz::{seed_and_rest, segments};
+use latchkey_fuzz::{options, seed_and_rest, segments};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let (seed, data) = seed_and_rest(data);
-    let opts = if seed & 0x100 == 0 {
-        ServerOptions {
-            max_header_bytes: 512,
-            max_headers: 8,
-            max_body_bytes: 256,
-            ..ServerOptions::default()
-        }
-    } else {
-        ServerOptions::default()
-    };
+    let opts = options(seed);
     let (whole, _) = read_connection(&[data], &opts);
     let (cut, _) = read_connection(&segments(seed, data), &opts);
 

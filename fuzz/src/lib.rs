@@ -40,3 +40,19 @@ pub fn fields(data: &[u8], sep: u8, n: usize) -> Vec<&[u8]> {
     out.resize(n, &[]);
     out
 }
+
+/// The connection layer's limits for one input: small ones half the time (by `seed`), so the
+/// limits themselves are reached, else the defaults.
+pub fn options(seed: u64) -> latchkey::http::server::ServerOptions {
+    use latchkey::http::server::ServerOptions;
+    if seed & 0x100 == 0 {
+        ServerOptions {
+            max_header_bytes: 512,
+            max_headers: 8,
+            max_body_bytes: 256,
+            ..ServerOptions::default()
+        }
+    } else {
+        ServerOptions::default()
+    }
+}

@@ -137,40 +137,36 @@ pub fn refresh(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response
     }
     // The common case, a current token, rotates in a group commit with concurrent refreshes;
     // a token rotated meanwhile (grace window or reuse) is decided under the write lock.
-    let prepared = match session::rotate_batched(state, prepared, ctx.now).map_err(clear_on_401)? {
-        Ok(r) => {
-            let issued = r.issue(state, ctx.now)?;
-            return Ok(tokens_response(state, 200, &issued, &r.user, &r.membership));
-        }
-        Err(prepared) => prepared,
+    let outcome = match session::rotate_batched(state, prepared, ctx.now).map_err(clear_on_401)? {
+        Ok(rotated) => Ok(Refreshed::Ok(rotated)),
+        Err(prepared) => state.change(ctx, req, |tx| {
+            let out = session::refresh(tx, state, prepared, ctx.now)?;
+            if let Refreshed::Reused { session } = &out {
+                let data =
+                    json!({ "session": { "id": session.id }, "user": { "id": session.user_id } });
+                tx.emit_in(
+                    &session.org_id,
+                    "security.refresh_token_reused",
+                    data.clone(),
+                )?;
+                let mut revoked = data;
+                revoked["reason"] = json!("refresh_token_reused");
+                tx.emit_in(&session.org_id, "session.revoked", revoked)?;
+                tx.audit(
+                    Entry::new(
+                        Some(&session.org_id),
+                        "system",
+                        None,
+                        "session.refresh_token_reused",
+                        Some("session"),
+                        Some(&session.id),
+                    )
+                    .with_metadata(json!({ "userId": session.user_id })),
+                )?;
+            }
+            Ok(out)
+        }),
     };
-    let outcome = state.change(ctx, req, |tx| {
-        let out = session::refresh(tx, state, prepared, ctx.now)?;
-        if let Refreshed::Reused { session } = &out {
-            let data =
-                json!({ "session": { "id": session.id }, "user": { "id": session.user_id } });
-            tx.emit_in(
-                &session.org_id,
-                "security.refresh_token_reused",
-                data.clone(),
-            )?;
-            let mut revoked = data;
-            revoked["reason"] = json!("refresh_token_reused");
-            tx.emit_in(&session.org_id, "session.revoked", revoked)?;
-            tx.audit(
-                Entry::new(
-                    Some(&session.org_id),
-                    "system",
-                    None,
-                    "session.refresh_token_reused",
-                    Some("session"),
-                    Some(&session.id),
-                )
-                .with_metadata(json!({ "userId": session.user_id })),
-            )?;
-        }
-        Ok(out)
-    });
     match outcome.map_err(clear_on_401)? {
         Refreshed::Ok(r) => {
             let issued = r.issue(state, ctx.now)?;

@@ -39,7 +39,7 @@ impl Invitation {
 const COLS: &str =
     "id, org_id, email, role, state, invited_by, created_at, expires_at, responded_at, delivery";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<Invitation> {
+pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Invitation> {
     Ok(Invitation {
         id: r.get(0)?,
         org_id: r.get(1)?,

@@ -491,6 +491,19 @@ mod tests {
         .unwrap()
     }
 
+    /// `commits` write transactions of 100 rows of about a page each.
+    fn fill(db: &Db, commits: usize) {
+        for _ in 0..commits {
+            db.write(|tx| {
+                for _ in 0..100 {
+                    tx.execute("INSERT INTO t (v) VALUES (zeroblob(4000))", [])?;
+                }
+                Ok::<_, Error>(())
+            })
+            .unwrap();
+        }
+    }
+
     #[test]
     fn a_checkpoint_restarts_a_large_wal_and_leaves_a_small_one() {
         let dir = tempfile::tempdir().unwrap();
@@ -511,15 +524,7 @@ mod tests {
         assert!(wal_frames(&db) > 0);
         // Past it (10,000 pages in many commits): restarted, and the next write starts the
         // WAL from its beginning.
-        for _ in 0..100 {
-            db.write(|tx| {
-                for _ in 0..100 {
-                    tx.execute("INSERT INTO t (v) VALUES (zeroblob(4000))", [])?;
-                }
-                Ok::<_, Error>(())
-            })
-            .unwrap();
-        }
+        fill(&db, 100);
         assert!(wal_frames(&db) > RESTART_FRAMES);
         assert_eq!(db.checkpoint().unwrap(), CheckpointOutcome::Restarted);
         db.write(|tx| {
@@ -529,15 +534,7 @@ mod tests {
         .unwrap();
         assert!(wal_frames(&db) < 10, "{}", wal_frames(&db));
         // A reader holding an old snapshot keeps it from restarting, without blocking.
-        for _ in 0..100 {
-            db.write(|tx| {
-                for _ in 0..100 {
-                    tx.execute("INSERT INTO t (v) VALUES (zeroblob(4000))", [])?;
-                }
-                Ok::<_, Error>(())
-            })
-            .unwrap();
-        }
+        fill(&db, 100);
         let reader = open_connection(db.path(), Duration::from_secs(5)).unwrap();
         reader.execute_batch("BEGIN").unwrap();
         let _: i64 = reader

@@ -596,20 +596,11 @@ pub struct WInvitation {
 const INV_COLS: &str = "id, org_id, email, role, state, invited_by, created_at, expires_at, \
      responded_at, delivery, accepted_by, token_enc";
 
+/// The columns of `INV_COLS`: an invitation as `db::invitations` reads it (the first ten),
+/// then the two the WorkOS API adds.
 fn winv_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<WInvitation> {
     Ok(WInvitation {
-        inv: crate::db::invitations::Invitation {
-            id: r.get(0)?,
-            org_id: r.get(1)?,
-            email: r.get(2)?,
-            role: r.get(3)?,
-            state: r.get(4)?,
-            invited_by: r.get(5)?,
-            created_at: r.get(6)?,
-            expires_at: r.get(7)?,
-            responded_at: r.get(8)?,
-            delivery: r.get(9)?,
-        },
+        inv: crate::db::invitations::from_row(r)?,
         accepted_by: r.get(10)?,
         token_enc: r.get(11)?,
     })

@@ -66,6 +66,33 @@ fn seal_key(state: &AppState) -> [u8; 32] {
     crypto::derive_key(state.secret(), "refresh-successor")
 }
 
+/// A new session's row: its idle and absolute lifetimes from `[tokens]`.
+fn new_session(
+    state: &AppState,
+    org_id: crate::ids::OrgId,
+    user: &User,
+    auth_methods: Vec<String>,
+    origin: &Origin<'_>,
+    client_id: Option<String>,
+    now: i64,
+) -> Session {
+    let t = &state.config.tokens;
+    Session {
+        id: crate::ids::SessionId::fresh(now),
+        org_id,
+        user_id: user.id.clone(),
+        auth_methods,
+        ip_address: Some(origin.ip.to_string()),
+        user_agent: origin.user_agent.map(str::to_string),
+        created_at: now,
+        last_seen_at: now,
+        idle_expires_at: now + ms(t.refresh_ttl).min(ms(t.session_max_age)),
+        expires_at: now + ms(t.session_max_age),
+        revoked_at: None,
+        client_id,
+    }
+}
+
 /// Starts a session with no org for OAuth client `client_id` (a WorkOS sign-in of a user with
 /// no organization): its refresh token rotates like any other; no org-scoped check passes it.
 pub fn start_orgless(
@@ -77,21 +104,15 @@ pub fn start_orgless(
     client_id: &str,
     now: i64,
 ) -> ApiResult<(crate::ids::SessionId, String)> {
-    let t = &state.config.tokens;
-    let session = Session {
-        id: crate::ids::SessionId::fresh(now),
-        org_id: crate::ids::OrgId::from_wire(NO_ORG),
-        user_id: user.id.clone(),
-        auth_methods: amr.to_vec(),
-        ip_address: Some(origin.ip.to_string()),
-        user_agent: origin.user_agent.map(str::to_string),
-        created_at: now,
-        last_seen_at: now,
-        idle_expires_at: now + ms(t.refresh_ttl).min(ms(t.session_max_age)),
-        expires_at: now + ms(t.session_max_age),
-        revoked_at: None,
-        client_id: Some(client_id.to_string()),
-    };
+    let session = new_session(
+        state,
+        crate::ids::OrgId::from_wire(NO_ORG),
+        user,
+        amr.to_vec(),
+        origin,
+        Some(client_id.to_string()),
+        now,
+    );
     sessions::insert(tx, &session)?;
     sessions::set_client(tx, &session.id, client_id)?;
     let refresh = crypto::random_token(32);
@@ -118,21 +139,15 @@ pub fn start(
     origin: &Origin<'_>,
     now: i64,
 ) -> ApiResult<Issued> {
-    let t = &state.config.tokens;
-    let session = Session {
-        id: crate::ids::SessionId::fresh(now),
-        org_id: org.id.clone(),
-        user_id: user.id.clone(),
-        auth_methods: amr.iter().map(|s| s.to_string()).collect(),
-        ip_address: Some(origin.ip.to_string()),
-        user_agent: origin.user_agent.map(str::to_string),
-        created_at: now,
-        last_seen_at: now,
-        idle_expires_at: now + ms(t.refresh_ttl).min(ms(t.session_max_age)),
-        expires_at: now + ms(t.session_max_age),
-        revoked_at: None,
-        client_id: None,
-    };
+    let session = new_session(
+        state,
+        org.id.clone(),
+        user,
+        amr.iter().map(|s| s.to_string()).collect(),
+        origin,
+        None,
+        now,
+    );
     sessions::insert(tx, &session)?;
     let refresh = crypto::random_token(32);
     sessions::insert_refresh(tx, &crypto::token_hash(&refresh), &session.id, &org.id, now)?;
