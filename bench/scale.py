@@ -142,6 +142,11 @@ class Gen:
         tok = base64.urlsafe_b64encode(self.rng.randbytes(32)).rstrip(b"=")
         return hashlib.sha256(tok).hexdigest()
 
+    def chain_token_hash(self, sid):
+        """SHA-256 of a refresh token as Latchkey issues it: `<session>-0-<secret>`."""
+        tok = sid.encode() + b"-0-" + base64.urlsafe_b64encode(self.rng.randbytes(32)).rstrip(b"=")
+        return hashlib.sha256(tok).digest()
+
 
 def insert(db, g, table, cols, rows):
     sql = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
@@ -152,7 +157,7 @@ def insert(db, g, table, cols, rows):
 def check_db(db, path):
     version = db.execute("PRAGMA user_version").fetchone()[0]
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    need = {"orgs", "users", "memberships", "sessions", "refresh_tokens", "audit_log", "events",
+    need = {"orgs", "users", "memberships", "sessions", "refresh_chain", "audit_log", "events",
             "outbox", "admin_keys"}
     if version == 0 or not need <= tables:
         sys.exit(f"{path}: not a migrated Latchkey database (user_version {version}); "
@@ -238,7 +243,7 @@ def generate(db, g):
                 ip, ua = g.ip(), rng.choice(AGENTS)
                 sessions.append((sid, oid, uid, '["pwd"]', ip, ua, c, seen, seen + 7 * DAY,
                                  c + 30 * DAY, revoked, "logout" if revoked else None))
-                refresh.append((g.token_hash(), sid, oid, c))
+                refresh.append((sid, 0, g.chain_token_hash(sid), oid, c))
                 audit.append((g.ulid("aud", c), oid, "user", uid, "user.login", "user", uid, ip, ua,
                               '{"amr":["pwd"]}', c))
                 who = json.dumps({"email": email, "id": uid}, separators=(",", ":"))
@@ -255,7 +260,7 @@ def generate(db, g):
         insert(db, g, "sessions", ("id", "org_id", "user_id", "auth_methods", "ip_address", "user_agent",
                                    "created_at", "last_seen_at", "idle_expires_at", "expires_at",
                                    "revoked_at", "revoked_reason"), sessions)
-        insert(db, g, "refresh_tokens", ("token_hash", "session_id", "org_id", "created_at"), refresh)
+        insert(db, g, "refresh_chain", ("session_id", "generation", "token_hash", "org_id", "created_at"), refresh)
         insert(db, g, "audit_log", AUDIT_COLS, audit)
         insert(db, g, "events", ("id", "org_id", "event", "payload", "created_at"), events)
         insert(db, g, "outbox", ("id", "kind", "org_id", "payload", "status", "attempts",

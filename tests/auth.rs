@@ -374,7 +374,7 @@ fn concurrent_refreshes_all_succeed_and_leave_one_successor() {
     );
     let conn = rusqlite::Connection::open(s.db_path()).unwrap();
     let n: i64 = conn
-        .query_row("SELECT COUNT(*) FROM refresh_tokens", [], |r| r.get(0))
+        .query_row("SELECT COUNT(*) FROM refresh_chain", [], |r| r.get(0))
         .unwrap();
     assert_eq!(n, 2, "the original and exactly one successor");
 }
@@ -438,21 +438,25 @@ fn concurrent_rotation_chains_stay_intact_under_group_commit() {
             ROUNDS + 1,
             "every rotation gave a new token"
         );
-        // Stored: each token but the last rotated to the next one (one chain, no fork).
-        for pair in chain.windows(2) {
-            let (prev, next) = (sha256_hex(&pair[0]), sha256_hex(&pair[1]));
-            let successor: Option<String> = conn
+        // Stored: one session, generations 0, 1, 2, … in order (one chain, no fork), each
+        // token but the last rotated.
+        let mut session = None;
+        for (i, token) in chain.iter().enumerate() {
+            let (sid, generation, rotated): (String, i64, bool) = conn
                 .query_row(
-                    "SELECT successor_hash FROM refresh_tokens WHERE token_hash = ?1",
-                    [&prev],
-                    |r| r.get(0),
+                    "SELECT session_id, generation, rotated_at IS NOT NULL FROM refresh_chain
+                     WHERE lower(hex(token_hash)) = ?1",
+                    [sha256_hex(token)],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
                 .unwrap();
-            assert_eq!(successor.as_deref(), Some(next.as_str()));
+            assert_eq!(generation, i as i64);
+            assert_eq!(rotated, i < ROUNDS);
+            assert_eq!(*session.get_or_insert(sid.clone()), sid);
         }
     }
     let n: i64 = conn
-        .query_row("SELECT COUNT(*) FROM refresh_tokens", [], |r| r.get(0))
+        .query_row("SELECT COUNT(*) FROM refresh_chain", [], |r| r.get(0))
         .unwrap();
     assert_eq!(n as usize, USERS + (USERS - 1) * ROUNDS);
     // A token from the middle of a chain, past the grace window, is reuse: that session
@@ -461,6 +465,110 @@ fn concurrent_rotation_chains_stay_intact_under_group_commit() {
     refresh(&s, &chains[0][3]).assert_error(401, "refresh_token_reused");
     refresh(&s, chains[0].last().unwrap()).assert_error(401, "invalid_token");
     assert_eq!(refresh(&s, chains[1].last().unwrap()).status, 200);
+}
+
+/// A refresh token names its session and generation (`<session>-<generation>-<secret>`, so
+/// its row is found without a hash index), but only the whole token is a credential: a
+/// guessed or edited secret, a forged generation, another session's id or a non-canonical
+/// form finds nothing, changes nothing, and the real token still works.
+#[test]
+fn a_refresh_token_that_names_its_session_is_still_only_its_secret() {
+    let mut s = server();
+    s.user("ann@example.com", Some(("acme", "member")));
+    s.user("bob@example.com", Some(("acme", "member")));
+    let ann = s.login_ok("acme", "ann@example.com");
+    let bob = s.login_ok("acme", "bob@example.com");
+    let token = ann["refreshToken"].as_str().unwrap().to_string();
+    let sid = claims(ann["accessToken"].as_str().unwrap())["sid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let parts: Vec<&str> = token.splitn(3, '-').collect();
+    assert_eq!(parts[..2], [sid.as_str(), "0"], "{token}");
+    assert!(parts[2].len() >= 43, "256 random bits: {token}");
+    let bob_token = bob["refreshToken"].as_str().unwrap();
+    let bob_secret = bob_token.splitn(3, '-').nth(2).unwrap();
+    let mut flipped = token.clone().into_bytes();
+    let last = flipped.len() - 1;
+    flipped[last] = if flipped[last] == b'A' { b'B' } else { b'A' };
+    let attacks = [
+        String::from_utf8(flipped).unwrap(),
+        format!("{sid}-0-{}", "A".repeat(43)),
+        format!("{sid}-1-{}", parts[2]),
+        format!("{sid}-00-{}", parts[2]),
+        format!("{sid}-+0-{}", parts[2]),
+        format!("{sid}-0-{bob_secret}"),
+        format!("{}-0-{}", sid.to_lowercase(), parts[2]),
+        format!("{sid}-0"),
+        format!("{sid}-0-"),
+        format!("{sid}--{}", parts[2]),
+        format!("{sid}-99999999999999999999-{}", parts[2]),
+        parts[2].to_string(),
+    ];
+    for forged in &attacks {
+        refresh(&s, forged).assert_error(401, "invalid_token");
+    }
+    // None of them counted as a reuse: the session is live, the real token rotates once.
+    let r = refresh(&s, &token);
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let next = r.data()["refreshToken"].as_str().unwrap().to_string();
+    assert!(next.starts_with(&format!("{sid}-1-")), "{next}");
+    // Bob's session was never touched either.
+    assert_eq!(refresh(&s, bob_token).status, 200);
+    // An old generation with a forged secret is not a reuse of that generation either.
+    s.clock.advance_secs(120);
+    refresh(&s, &format!("{sid}-0-{}", "B".repeat(43))).assert_error(401, "invalid_token");
+    assert_eq!(refresh(&s, &next).status, 200);
+}
+
+/// A refresh token issued before schema version 8 (found by its hash in `refresh_tokens`)
+/// still refreshes; its successor starts the session's chain, the grace window and reuse
+/// detection hold for it as for any token.
+#[test]
+fn a_refresh_token_from_before_the_chain_still_rotates_with_grace_and_reuse() {
+    let mut s = server();
+    s.user("ann@example.com", Some(("acme", "member")));
+    let d = s.login_ok("acme", "ann@example.com");
+    let sid = claims(d["accessToken"].as_str().unwrap())["sid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Make the session look like one from an older version: its token only in the old table.
+    let legacy = latchkey::crypto::random_token(32);
+    let conn = rusqlite::Connection::open(s.db_path()).unwrap();
+    conn.execute("DELETE FROM refresh_chain WHERE session_id = ?1", [&sid])
+        .unwrap();
+    conn.execute(
+        "INSERT INTO refresh_tokens (token_hash, session_id, org_id, created_at)
+         SELECT ?1, id, org_id, created_at FROM sessions WHERE id = ?2",
+        [sha256_hex(&legacy), sid.clone()],
+    )
+    .unwrap();
+    let r = refresh(&s, &legacy);
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let next = r.data()["refreshToken"].as_str().unwrap().to_string();
+    assert!(next.starts_with(&format!("{sid}-1-")), "{next}");
+    // Within the grace window the old token answers with the same successor.
+    let again = refresh(&s, &legacy);
+    assert_eq!(again.status, 200, "{:?}", again.json());
+    assert_eq!(again.data()["refreshToken"], next.as_str());
+    let stored: Option<String> = conn
+        .query_row(
+            "SELECT successor_hash FROM refresh_tokens WHERE token_hash = ?1",
+            [sha256_hex(&legacy)],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(stored, Some(sha256_hex(&next)));
+    // The chain goes on from there.
+    let r = refresh(&s, &next);
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let third = r.data()["refreshToken"].as_str().unwrap().to_string();
+    assert!(third.starts_with(&format!("{sid}-2-")), "{third}");
+    // Past the grace window the legacy token is a reuse: the session ends.
+    s.clock.advance_secs(120);
+    refresh(&s, &legacy).assert_error(401, "refresh_token_reused");
+    refresh(&s, &third).assert_error(401, "invalid_token");
 }
 
 fn sha256_hex(token: &str) -> String {

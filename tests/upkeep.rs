@@ -131,8 +131,8 @@ fn the_sweep_forgets_successors_and_deletes_long_ended_sessions() {
     assert_eq!(r.status, 200, "{:?}", r.json());
     s.login_ok("acme", "ann@acme.test");
     assert_eq!(count(&s, "SELECT COUNT(*) FROM sessions"), 3);
-    assert_eq!(count(&s, "SELECT COUNT(*) FROM refresh_tokens"), 4);
-    let sealed = "SELECT COUNT(*) FROM refresh_tokens WHERE successor_enc IS NOT NULL";
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM refresh_chain"), 4);
+    let sealed = "SELECT COUNT(*) FROM refresh_chain WHERE successor_enc IS NOT NULL";
     assert_eq!(count(&s, sealed), 1);
 
     // Two minutes on (the grace window is 10 s): the successor is forgotten, the rotated
@@ -140,7 +140,7 @@ fn the_sweep_forgets_successors_and_deletes_long_ended_sessions() {
     s.clock.advance_secs(120);
     wait_for_sweep(&s);
     assert_eq!(count(&s, sealed), 0);
-    assert_eq!(count(&s, "SELECT COUNT(*) FROM refresh_tokens"), 4);
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM refresh_chain"), 4);
     refresh(&s, &first).assert_error(401, "refresh_token_reused");
     assert_eq!(count(&s, "SELECT COUNT(*) FROM sessions"), 3);
 
@@ -153,12 +153,12 @@ fn the_sweep_forgets_successors_and_deletes_long_ended_sessions() {
     s.clock.advance_secs(2 * DAY);
     wait_for_sweep(&s);
     assert_eq!(count(&s, "SELECT COUNT(*) FROM sessions"), 1);
-    assert_eq!(count(&s, "SELECT COUNT(*) FROM refresh_tokens"), 1);
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM refresh_chain"), 1);
     // 30 days after session 3's idle expiry it goes too.
     s.clock.advance_secs(7 * DAY);
     wait_for_sweep(&s);
     assert_eq!(count(&s, "SELECT COUNT(*) FROM sessions"), 0);
-    assert_eq!(count(&s, "SELECT COUNT(*) FROM refresh_tokens"), 0);
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM refresh_chain"), 0);
     // The account itself is untouched, and signs in.
     s.login_ok("acme", "ann@acme.test");
 }

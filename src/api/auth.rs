@@ -3,7 +3,6 @@
 //! `account.rs`.
 
 use crate::api::{Ctx, guard, views};
-use crate::crypto;
 use crate::db::audit::Entry;
 use crate::db::orgs::{self, SignupMode};
 use crate::db::sessions;
@@ -215,9 +214,7 @@ pub fn logout(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response>
             .refresh_token
             .or_else(|| input::cookie(req, cookies::REFRESH).map(str::to_string));
         if let Some(t) = refresh.filter(|t| t.len() <= 512)
-            && let Some(row) = state
-                .db
-                .read(|c| sessions::find_refresh(c, &crypto::token_hash(&t)))?
+            && let Some(row) = state.db.read(|c| sessions::find_refresh(c, &t))?
         {
             target = Some((row.org_id, row.session_id));
         }

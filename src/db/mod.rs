@@ -43,6 +43,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/005_signing_keys_per_alg.sql"),
     include_str!("../../migrations/006_oauth.sql"),
     include_str!("../../migrations/007_workos.sql"),
+    include_str!("../../migrations/008_refresh_chain.sql"),
 ];
 
 /// The schema version this binary writes and understands.

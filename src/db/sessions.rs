@@ -218,8 +218,22 @@ pub fn touch_live(
     Ok(n == 1)
 }
 
-#[derive(Debug)]
+/// Where a refresh token's row is: tokens issued since schema version 8 name their session
+/// and generation (`refresh_chain`); older ones are found by their hash (`refresh_tokens`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshKey {
+    Chain {
+        session_id: SessionId,
+        generation: i64,
+    },
+    Legacy,
+}
+
+/// A refresh token's row, found by [`find_refresh`].
+#[derive(Debug, Clone)]
 pub struct RefreshRow {
+    pub key: RefreshKey,
+    /// The SHA-256 (hex) of the token as presented: the sealed successor's associated data.
     pub token_hash: String,
     pub session_id: SessionId,
     pub org_id: OrgId,
@@ -227,63 +241,212 @@ pub struct RefreshRow {
     pub successor_enc: Option<Vec<u8>>,
 }
 
+/// The longest generation a token may name (a session rotating every second for 30 years
+/// stays far below it): longer numbers are not looked up.
+const MAX_GENERATION_DIGITS: usize = 12;
+
+/// A new refresh token of `session_id` at `generation`: `<session id>-<generation>-<secret>`,
+/// the secret 256 random bits (base64url). Opaque to clients (API.md §2); the server reads
+/// the first two parts only to find the row, and the whole token's hash must then match.
+/// Dashes, not dots: a token with two dots reads as a JWT to introspection (and to relying
+/// parties that guess a token's kind by its shape).
+pub fn new_refresh_token(session_id: &SessionId, generation: i64) -> String {
+    format!(
+        "{session_id}-{generation}-{}",
+        crate::crypto::random_token(32)
+    )
+}
+
+/// The session and generation a token names, if it has this version's shape (canonical
+/// decimal generation, a session id with its prefix); `None` for anything else, legacy tokens
+/// included.
+fn chain_key(token: &str) -> Option<(&str, i64)> {
+    let mut parts = token.splitn(3, '-');
+    let (session, generation, secret) = (parts.next()?, parts.next()?, parts.next()?);
+    let prefixed = session
+        .strip_prefix(SessionId::PREFIX)
+        .and_then(|rest| rest.strip_prefix('_'))
+        .is_some_and(|ulid| ulid.len() == 26 && ulid.bytes().all(|b| b.is_ascii_alphanumeric()));
+    let canonical = !generation.is_empty()
+        && generation.len() <= MAX_GENERATION_DIGITS
+        && generation.bytes().all(|b| b.is_ascii_digit())
+        && (generation == "0" || !generation.starts_with('0'));
+    if !prefixed || !canonical || secret.is_empty() {
+        return None;
+    }
+    Some((session, generation.parse().ok()?))
+}
+
+/// Stores the first refresh token of a new session (generation 0; see [`new_refresh_token`]).
 pub fn insert_refresh(
     conn: &Connection,
-    token_hash: &str,
+    token: &str,
     session_id: &SessionId,
     org_id: &OrgId,
     now: i64,
 ) -> Result<()> {
+    insert_chain(conn, token, session_id, 0, org_id, now)
+}
+
+fn insert_chain(
+    conn: &Connection,
+    token: &str,
+    session_id: &SessionId,
+    generation: i64,
+    org_id: &OrgId,
+    now: i64,
+) -> Result<()> {
     conn.prepare_cached(
-        "INSERT INTO refresh_tokens (token_hash, session_id, org_id, created_at) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO refresh_chain (session_id, generation, token_hash, org_id, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
-    .execute(params![token_hash, session_id, org_id, now])?;
+    .execute(params![
+        session_id,
+        generation,
+        &crate::crypto::sha256(token.as_bytes())[..],
+        org_id,
+        now
+    ])?;
     Ok(())
 }
 
-pub fn find_refresh(conn: &Connection, token_hash: &str) -> Result<Option<RefreshRow>> {
+/// The row of refresh token `token`, whichever version issued it. A token naming a session
+/// and generation is found by that key and must then hash to the stored hash (compared in
+/// constant time); a guessed secret finds nothing and changes nothing.
+pub fn find_refresh(conn: &Connection, token: &str) -> Result<Option<RefreshRow>> {
+    let token_hash = crate::crypto::token_hash(token);
+    if let Some((session, generation)) = chain_key(token) {
+        let row = conn
+            .prepare_cached(
+                "SELECT token_hash, org_id, rotated_at, successor_enc FROM refresh_chain
+                 WHERE session_id = ?1 AND generation = ?2",
+            )?
+            .query_row(params![session, generation], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, OrgId>(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                ))
+            })
+            .optional()?;
+        if let Some((stored, org_id, rotated_at, successor_enc)) = row
+            && crate::crypto::ct_eq(&stored, &crate::crypto::sha256(token.as_bytes()))
+        {
+            let session_id = SessionId::from_wire(session);
+            return Ok(Some(RefreshRow {
+                key: RefreshKey::Chain {
+                    session_id: session_id.clone(),
+                    generation,
+                },
+                token_hash,
+                session_id,
+                org_id,
+                rotated_at,
+                successor_enc,
+            }));
+        }
+        // Not this version's token after all (an older random token may, very rarely, have
+        // the same shape): the old table decides.
+    }
     Ok(conn
         .prepare_cached(
-            "SELECT token_hash, session_id, org_id, rotated_at, successor_enc
-         FROM refresh_tokens WHERE token_hash = ?1",
+            "SELECT session_id, org_id, rotated_at, successor_enc
+             FROM refresh_tokens WHERE token_hash = ?1",
         )?
-        .query_row([token_hash], |r| {
+        .query_row([&token_hash], |r| {
             Ok(RefreshRow {
-                token_hash: r.get(0)?,
-                session_id: r.get(1)?,
-                org_id: r.get(2)?,
-                rotated_at: r.get(3)?,
-                successor_enc: r.get(4)?,
+                key: RefreshKey::Legacy,
+                token_hash: token_hash.clone(),
+                session_id: r.get(0)?,
+                org_id: r.get(1)?,
+                rotated_at: r.get(2)?,
+                successor_enc: r.get(3)?,
             })
         })
         .optional()?)
 }
 
-/// Marks `token_hash` rotated to `successor_hash`, keeping the sealed successor for the grace
-/// window. Only succeeds once per token (the `rotated_at IS NULL` guard).
+/// `row` read again (inside the write lock, after another request rotated it first).
+pub fn find_refresh_again(conn: &Connection, row: &RefreshRow) -> Result<Option<RefreshRow>> {
+    let found = match &row.key {
+        RefreshKey::Chain {
+            session_id,
+            generation,
+        } => conn
+            .prepare_cached(
+                "SELECT rotated_at, successor_enc FROM refresh_chain
+                 WHERE session_id = ?1 AND generation = ?2",
+            )?
+            .query_row(params![session_id, generation], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?,
+        RefreshKey::Legacy => conn
+            .prepare_cached(
+                "SELECT rotated_at, successor_enc FROM refresh_tokens WHERE token_hash = ?1",
+            )?
+            .query_row([&row.token_hash], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?,
+    };
+    Ok(found.map(|(rotated_at, successor_enc)| RefreshRow {
+        rotated_at,
+        successor_enc,
+        ..row.clone()
+    }))
+}
+
+/// The refresh token of `row` rotated `now`: marks it rotated, keeping the sealed successor
+/// for the grace window, and stores the successor `next` at the next generation. Only
+/// succeeds once per token (the `rotated_at IS NULL` guard); false, with nothing written,
+/// when it was rotated already.
 pub fn mark_rotated(
     conn: &Connection,
-    token_hash: &str,
-    successor_hash: &str,
+    row: &RefreshRow,
+    next: &str,
     successor_enc: &[u8],
     now: i64,
 ) -> Result<bool> {
-    let n = conn
-        .prepare_cached(
-            "UPDATE refresh_tokens SET rotated_at = ?2, successor_hash = ?3, successor_enc = ?4
-             WHERE token_hash = ?1 AND rotated_at IS NULL",
-        )?
-        .execute(params![token_hash, now, successor_hash, successor_enc])?;
-    Ok(n == 1)
+    let (n, generation) = match &row.key {
+        RefreshKey::Chain {
+            session_id,
+            generation,
+        } => (
+            conn.prepare_cached(
+                "UPDATE refresh_chain SET rotated_at = ?3, successor_enc = ?4
+                 WHERE session_id = ?1 AND generation = ?2 AND rotated_at IS NULL",
+            )?
+            .execute(params![session_id, generation, now, successor_enc])?,
+            generation + 1,
+        ),
+        // The successor of a token from before version 8 starts the session's chain.
+        RefreshKey::Legacy => (
+            conn.prepare_cached(
+                "UPDATE refresh_tokens SET rotated_at = ?2, successor_hash = ?3, successor_enc = ?4
+                 WHERE token_hash = ?1 AND rotated_at IS NULL",
+            )?
+            .execute(params![
+                row.token_hash,
+                now,
+                crate::crypto::token_hash(next),
+                successor_enc
+            ])?,
+            1,
+        ),
+    };
+    if n != 1 {
+        return Ok(false);
+    }
+    insert_chain(conn, next, &row.session_id, generation, &row.org_id, now)?;
+    Ok(true)
 }
 
 /// One refresh token's rotation, as the group commit runs it (see [`rotate`]).
 pub struct RotateJob {
-    pub token_hash: String,
-    pub successor_hash: String,
+    pub row: RefreshRow,
+    /// The successor token (from [`new_refresh_token`] at the row's next generation).
+    pub next: String,
     pub successor_enc: Vec<u8>,
-    pub session_id: SessionId,
-    pub org_id: OrgId,
     pub now: i64,
     pub idle_expires_at: i64,
 }
@@ -300,43 +463,47 @@ pub enum Rotation {
     SessionEnded,
 }
 
-/// A rotation: the conditional mark (so of concurrent refreshes of one token exactly one
-/// rotates), the successor's row, and the conditional touch of a still-live session — the
+/// A rotation: the conditional mark and the successor's row (so of concurrent refreshes of
+/// one token exactly one rotates), and the conditional touch of a still-live session — the
 /// writes `session::refresh` makes under the write lock, for `db::batch::GroupCommit`.
 pub fn rotate(tx: &Connection, job: RotateJob) -> Result<super::batch::Step<Rotation>> {
     use super::batch::Step;
-    if !mark_rotated(
-        tx,
-        &job.token_hash,
-        &job.successor_hash,
-        &job.successor_enc,
-        job.now,
-    )? {
+    if !mark_rotated(tx, &job.row, &job.next, &job.successor_enc, job.now)? {
         return Ok(Step::Keep(Rotation::AlreadyRotated));
     }
-    insert_refresh(
-        tx,
-        &job.successor_hash,
-        &job.session_id,
-        &job.org_id,
-        job.now,
-    )?;
-    if !touch_live(tx, &job.session_id, job.now, job.idle_expires_at)? {
+    if !touch_live(tx, &job.row.session_id, job.now, job.idle_expires_at)? {
         return Ok(Step::Undo(Rotation::SessionEnded));
     }
     Ok(Step::Keep(Rotation::Rotated))
 }
 
+/// The generation a successor of `row` gets: the next one in its chain (1 for a token from
+/// before version 8, whose session has no chain yet).
+pub fn next_generation(row: &RefreshRow) -> i64 {
+    match row.key {
+        RefreshKey::Chain { generation, .. } => generation + 1,
+        RefreshKey::Legacy => 1,
+    }
+}
+
 /// Forgets up to `limit` sealed successors of tokens rotated before `before` (the grace
-/// window is over: they are never needed again); returns how many.
+/// window is over: they are never needed again), in both token tables; returns how many.
 pub fn forget_old_successors(conn: &Connection, before: i64, limit: i64) -> Result<usize> {
-    Ok(conn
+    let chain = conn
+        .prepare_cached(
+            "UPDATE refresh_chain SET successor_enc = NULL WHERE (session_id, generation) IN (
+             SELECT session_id, generation FROM refresh_chain
+             WHERE successor_enc IS NOT NULL AND rotated_at < ?1 LIMIT ?2)",
+        )?
+        .execute(params![before, limit])?;
+    let legacy = conn
         .prepare_cached(
             "UPDATE refresh_tokens SET successor_enc = NULL WHERE rowid IN (
              SELECT rowid FROM refresh_tokens
              WHERE successor_enc IS NOT NULL AND rotated_at < ?1 LIMIT ?2)",
         )?
-        .execute(params![before, limit])?)
+        .execute(params![before, limit - chain as i64])?;
+    Ok(chain + legacy)
 }
 
 /// When a session ended (expiry, idle expiry or revocation, whichever came first): the

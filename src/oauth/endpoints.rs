@@ -123,7 +123,7 @@ fn session_of(
     let by_refresh = |state: &AppState| -> OauthResult<Option<(SessionId, crate::ids::OrgId)>> {
         Ok(state
             .db
-            .read(|c| sessions::find_refresh(c, &crypto::token_hash(token)))?
+            .read(|c| sessions::find_refresh(c, token))?
             .map(|r| (r.session_id, r.org_id)))
     };
     let by_access = |state: &AppState| -> Option<(SessionId, crate::ids::OrgId)> {
@@ -240,7 +240,7 @@ pub fn introspect(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
             None => {
                 let current = state
                     .db
-                    .read(|c| sessions::find_refresh(c, &crypto::token_hash(token)))?
+                    .read(|c| sessions::find_refresh(c, token))?
                     .is_some_and(|r| {
                         r.rotated_at.is_none_or(|at| {
                             ctx.now - at <= state.config.tokens.refresh_grace.as_millis() as i64

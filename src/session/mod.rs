@@ -115,14 +115,8 @@ pub fn start_orgless(
     );
     sessions::insert(tx, &session)?;
     sessions::set_client(tx, &session.id, client_id)?;
-    let refresh = crypto::random_token(32);
-    sessions::insert_refresh(
-        tx,
-        &crypto::token_hash(&refresh),
-        &session.id,
-        &session.org_id,
-        now,
-    )?;
+    let refresh = sessions::new_refresh_token(&session.id, 0);
+    sessions::insert_refresh(tx, &refresh, &session.id, &session.org_id, now)?;
     users::set_last_login(tx, &user.id, now)?;
     Ok((session.id, refresh))
 }
@@ -149,8 +143,8 @@ pub fn start(
         now,
     );
     sessions::insert(tx, &session)?;
-    let refresh = crypto::random_token(32);
-    sessions::insert_refresh(tx, &crypto::token_hash(&refresh), &session.id, &org.id, now)?;
+    let refresh = sessions::new_refresh_token(&session.id, 0);
+    sessions::insert_refresh(tx, &refresh, &session.id, &org.id, now)?;
     users::set_last_login(tx, &user.id, now)?;
     Ok(Issued {
         access_token: access_token(state, user, org, membership, &session, now)?,
@@ -261,7 +255,7 @@ fn no_org(user: &User) -> (Org, Membership) {
 }
 
 pub fn prepare_refresh(conn: &Tx, token: &str, now: i64) -> ApiResult<Prepared> {
-    let row = sessions::find_refresh(conn, &crypto::token_hash(token))?.ok_or_else(invalid)?;
+    let row = sessions::find_refresh(conn, token)?.ok_or_else(invalid)?;
     if is_orgless(&row.org_id) {
         let session = sessions::find_for_any(conn, &row.session_id)?.ok_or_else(invalid)?;
         let user = users::find_by_id(conn, &session.user_id)?.ok_or_else(invalid)?;
@@ -323,17 +317,15 @@ pub fn rotate_batched(
     if p.row.rotated_at.is_some() {
         return Ok(Err(p));
     }
-    let next = crypto::random_token(32);
+    let next = sessions::new_refresh_token(&p.session.id, sessions::next_generation(&p.row));
     let job = sessions::RotateJob {
         successor_enc: crypto::seal(
             &seal_key(state),
             next.as_bytes(),
             p.row.token_hash.as_bytes(),
         ),
-        successor_hash: crypto::token_hash(&next),
-        token_hash: p.row.token_hash.clone(),
-        session_id: p.session.id.clone(),
-        org_id: p.session.org_id.clone(),
+        next: next.clone(),
+        row: p.row.clone(),
         now,
         idle_expires_at: now + ms(state.config.tokens.refresh_ttl),
     };
@@ -382,13 +374,11 @@ pub fn refresh(tx: &Tx, state: &AppState, p: Prepared, now: i64) -> ApiResult<Re
             membership,
         })))
     };
-    let (mut rotated_at, mut successor_enc) = (row.rotated_at, row.successor_enc);
+    let (mut rotated_at, mut successor_enc) = (row.rotated_at, row.successor_enc.clone());
     if rotated_at.is_none() {
-        let next = crypto::random_token(32);
+        let next = sessions::new_refresh_token(&session.id, sessions::next_generation(&row));
         let sealed = crypto::seal(&key, next.as_bytes(), row.token_hash.as_bytes());
-        let next_hash = crypto::token_hash(&next);
-        if sessions::mark_rotated(tx, &row.token_hash, &next_hash, &sealed, now)? {
-            sessions::insert_refresh(tx, &next_hash, &session.id, &session.org_id, now)?;
+        if sessions::mark_rotated(tx, &row, &next, &sealed, now)? {
             let idle = now + ms(state.config.tokens.refresh_ttl);
             if !sessions::touch_live(tx, &session.id, now, idle)? {
                 return Err(invalid());
@@ -396,7 +386,7 @@ pub fn refresh(tx: &Tx, state: &AppState, p: Prepared, now: i64) -> ApiResult<Re
             return rotated(next, session);
         }
         // Another request rotated it since we read it: continue with the row as it is now.
-        let fresh = sessions::find_refresh(tx, &row.token_hash)?.ok_or_else(invalid)?;
+        let fresh = sessions::find_refresh_again(tx, &row)?.ok_or_else(invalid)?;
         rotated_at = fresh.rotated_at;
         successor_enc = fresh.successor_enc;
     }
