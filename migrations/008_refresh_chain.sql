@@ -12,8 +12,14 @@ CREATE TABLE refresh_chain (
     org_id        TEXT NOT NULL,
     created_at    INTEGER NOT NULL,
     rotated_at    INTEGER,                  -- set when the successor (generation + 1) was issued
-    successor_enc BLOB,                     -- the successor token, sealed, kept only for refresh_grace
+    successor     INTEGER,                  -- its sealed copy in refresh_successors (grace window)
     PRIMARY KEY (session_id, generation)
 ) STRICT, WITHOUT ROWID;
--- Only rotated tokens whose sealed successor is still kept (the grace window): a few rows.
-CREATE INDEX refresh_chain_sealed ON refresh_chain (rotated_at) WHERE successor_enc IS NOT NULL;
+-- The sealed successors of rotated tokens, kept for refresh_grace only. Apart from the chain,
+-- so its rows stay small (a WITHOUT ROWID table's interior pages hold whole rows), appended in
+-- rotation order and forgotten from the front.
+CREATE TABLE refresh_successors (
+    id         INTEGER PRIMARY KEY,
+    rotated_at INTEGER NOT NULL,
+    sealed     BLOB NOT NULL
+) STRICT;

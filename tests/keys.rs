@@ -498,7 +498,7 @@ fn old_database(key: &SigningKey, private: &[u8], extra: &str) -> TestServer {
          ALTER TABLE users DROP COLUMN external_id; ALTER TABLE users DROP COLUMN metadata;
          DROP TABLE oauth_sessions; DROP TABLE oauth_device_codes; DROP TABLE oauth_consents;
          DROP TABLE oauth_codes; DROP TABLE oauth_clients; ALTER TABLE sessions DROP COLUMN client_id;
-         DROP INDEX signing_keys_active_per_alg; DROP TABLE refresh_chain;
+         DROP INDEX signing_keys_active_per_alg; DROP TABLE refresh_chain; DROP TABLE refresh_successors;
          CREATE UNIQUE INDEX signing_keys_one_active ON signing_keys ((retired_at IS NULL)) WHERE retired_at IS NULL;
          PRAGMA user_version = 4;",
     )

@@ -132,7 +132,7 @@ fn the_sweep_forgets_successors_and_deletes_long_ended_sessions() {
     s.login_ok("acme", "ann@acme.test");
     assert_eq!(count(&s, "SELECT COUNT(*) FROM sessions"), 3);
     assert_eq!(count(&s, "SELECT COUNT(*) FROM refresh_chain"), 4);
-    let sealed = "SELECT COUNT(*) FROM refresh_chain WHERE successor_enc IS NOT NULL";
+    let sealed = "SELECT COUNT(*) FROM refresh_successors";
     assert_eq!(count(&s, sealed), 1);
 
     // Two minutes on (the grace window is 10 s): the successor is forgotten, the rotated

@@ -318,8 +318,9 @@ pub fn find_refresh(conn: &Connection, token: &str) -> Result<Option<RefreshRow>
     if let Some((session, generation)) = chain_key(token) {
         let row = conn
             .prepare_cached(
-                "SELECT token_hash, org_id, rotated_at, successor_enc FROM refresh_chain
-                 WHERE session_id = ?1 AND generation = ?2",
+                "SELECT c.token_hash, c.org_id, c.rotated_at, s.sealed
+                 FROM refresh_chain c LEFT JOIN refresh_successors s ON s.id = c.successor
+                 WHERE c.session_id = ?1 AND c.generation = ?2",
             )?
             .query_row(params![session, generation], |r| {
                 Ok((
@@ -375,8 +376,9 @@ pub fn find_refresh_again(conn: &Connection, row: &RefreshRow) -> Result<Option<
             generation,
         } => conn
             .prepare_cached(
-                "SELECT rotated_at, successor_enc FROM refresh_chain
-                 WHERE session_id = ?1 AND generation = ?2",
+                "SELECT c.rotated_at, s.sealed
+                 FROM refresh_chain c LEFT JOIN refresh_successors s ON s.id = c.successor
+                 WHERE c.session_id = ?1 AND c.generation = ?2",
             )?
             .query_row(params![session_id, generation], |r| {
                 Ok((r.get(0)?, r.get(1)?))
@@ -411,14 +413,26 @@ pub fn mark_rotated(
         RefreshKey::Chain {
             session_id,
             generation,
-        } => (
+        } => {
+            // The sealed copy first (its id goes into the chain row); taken back at once when
+            // the token turns out to be rotated already.
             conn.prepare_cached(
-                "UPDATE refresh_chain SET rotated_at = ?3, successor_enc = ?4
-                 WHERE session_id = ?1 AND generation = ?2 AND rotated_at IS NULL",
+                "INSERT INTO refresh_successors (rotated_at, sealed) VALUES (?1, ?2)",
             )?
-            .execute(params![session_id, generation, now, successor_enc])?,
-            generation + 1,
-        ),
+            .execute(params![now, successor_enc])?;
+            let sealed_id = conn.last_insert_rowid();
+            let n = conn
+                .prepare_cached(
+                    "UPDATE refresh_chain SET rotated_at = ?3, successor = ?4
+                     WHERE session_id = ?1 AND generation = ?2 AND rotated_at IS NULL",
+                )?
+                .execute(params![session_id, generation, now, sealed_id])?;
+            if n != 1 {
+                conn.prepare_cached("DELETE FROM refresh_successors WHERE id = ?1")?
+                    .execute([sealed_id])?;
+            }
+            (n, generation + 1)
+        }
         // The successor of a token from before version 8 starts the session's chain.
         RefreshKey::Legacy => (
             conn.prepare_cached(
@@ -489,11 +503,14 @@ pub fn next_generation(row: &RefreshRow) -> i64 {
 /// Forgets up to `limit` sealed successors of tokens rotated before `before` (the grace
 /// window is over: they are never needed again), in both token tables; returns how many.
 pub fn forget_old_successors(conn: &Connection, before: i64, limit: i64) -> Result<usize> {
+    // Rotation order is id order: the oldest `limit` rows, those of them past the window.
+    // A chain row keeps the id of its forgotten successor, but is only ever followed to it
+    // within the grace window (`session::refresh`), while the row still exists.
     let chain = conn
         .prepare_cached(
-            "UPDATE refresh_chain SET successor_enc = NULL WHERE (session_id, generation) IN (
-             SELECT session_id, generation FROM refresh_chain
-             WHERE successor_enc IS NOT NULL AND rotated_at < ?1 LIMIT ?2)",
+            "DELETE FROM refresh_successors WHERE id IN (
+             SELECT id FROM (SELECT id, rotated_at FROM refresh_successors ORDER BY id LIMIT ?2)
+             WHERE rotated_at < ?1)",
         )?
         .execute(params![before, limit])?;
     let legacy = conn
