@@ -8,6 +8,9 @@
 #  2. latchkey/bench.sh mints its refresh pool through PRE, copies SEED_DB (when set) to
 #     data/latchkey.db before the server starts, leaves its server's pid, and also measures
 #     sign-up at 1/16/64 connections (the `bench` org is made with signupMode open).
+#  3. Every server's bench.sh reads its resident memory right after seeding and again after
+#     IDLE_WAIT seconds (default 6) with nothing to do: Latchkey's hashing threads hand their
+#     argon2 block (19 MiB each) back after 5 s idle, and "idle" is read the same way for all.
 set -euo pipefail
 P=$1
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -32,3 +35,9 @@ grep -q 'signup-c\$c' "$B" || fail "bench.sh: its last lines changed"
 S=$P/latchkey/seed.py
 sed -i 's|{"slug": "bench", "name": "Bench"}|{"slug": "bench", "name": "Bench", "settings": {"signupMode": "open"}}|' "$S"
 grep -q 'signupMode' "$S" || fail "seed.py: its org line changed"
+# Idle memory: right after the seed, and after IDLE_WAIT s of nothing, for all three.
+for peer in latchkey pocketbase better-auth; do
+  F=$P/$peer/bench.sh
+  sed -i 's|^echo "idle RSS after seed:|echo "RSS right after seed: $(awk '"'"'/^VmRSS/{print $2}'"'"' /proc/$PID/status) kB" \| tee -a "$OUT/seed.log"; sleep ${IDLE_WAIT:-6}\n&|' "$F"
+  grep -q 'RSS right after seed' "$F" || fail "$peer/bench.sh: its idle RSS line changed"
+done
