@@ -131,6 +131,50 @@ mod tests {
         assert!(open(&k2, &boxed, b"row-1").is_none());
     }
 
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// A box sealed by an earlier build (aes-gcm 0.10) still opens: sealed values in existing
+    /// databases stay readable across upgrades of the AES-GCM crate.
+    #[test]
+    fn opens_a_box_sealed_by_an_earlier_build() {
+        let k = derive_key("a-secret-key-of-at-least-32-characters", "kat");
+        let boxed = unhex(
+            "2e3a8e7ea118b0a4bafac50930bf358b303b26068968a01cd326e3dbbc43978d91cddbd34462c31a8f\
+             7f1092995ba8a3b6d788073d",
+        );
+        assert_eq!(
+            open(&k, &boxed, b"row-kat").as_deref(),
+            Some(&b"sealed under aes-gcm 0.10"[..])
+        );
+        assert!(open(&k, &boxed, b"row-other").is_none());
+    }
+
+    /// The layout is plain AES-256-GCM: a 12-byte nonce, then ciphertext and 16-byte tag, with
+    /// the context as associated data. Checked against another implementation (ring).
+    #[test]
+    fn seal_is_nonce_then_standard_aes_256_gcm() {
+        use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce as RingNonce, UnboundKey};
+        let k = derive_key("a-secret-key-of-at-least-32-characters", "layout");
+        let boxed = seal(&k, b"plain text", b"ctx");
+        assert_eq!(boxed.len(), 12 + b"plain text".len() + 16);
+        let (nonce, ct) = boxed.split_at(12);
+        let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &k).unwrap());
+        let mut buf = ct.to_vec();
+        let plain = key
+            .open_in_place(
+                RingNonce::try_assume_unique_for_key(nonce).unwrap(),
+                Aad::from(b"ctx"),
+                &mut buf,
+            )
+            .unwrap();
+        assert_eq!(plain, b"plain text");
+    }
+
     #[test]
     fn ct_eq_works() {
         assert!(ct_eq(b"abc", b"abc"));
