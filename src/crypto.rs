@@ -1,8 +1,8 @@
 //! Cryptographic primitives: random tokens, SHA-256, HMAC, key derivation, sealed boxes
 //! (AES-256-GCM) and constant-time comparison. Nothing else in the crate touches these crates.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
+use aes_gcm::Aes256Gcm;
+use aes_gcm::aead::{Aead, KeyInit, Nonce, Payload};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
@@ -52,8 +52,7 @@ pub fn token_hash(token: &str) -> String {
 }
 
 pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
-    let mut mac =
-        <HmacSha256 as hmac::KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+    let mut mac = <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(msg);
     mac.finalize().into_bytes().into()
 }
@@ -78,7 +77,7 @@ pub fn seal(key: &[u8; 32], plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
     let nonce = random_bytes(12);
     let ct = cipher
         .encrypt(
-            Nonce::from_slice(&nonce),
+            &Nonce::<Aes256Gcm>::try_from(&nonce[..]).expect("12 bytes"),
             Payload {
                 msg: plaintext,
                 aad,
@@ -97,9 +96,8 @@ pub fn open(key: &[u8; 32], sealed: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
     }
     let cipher = Aes256Gcm::new(key.into());
     let (nonce, ct) = sealed.split_at(12);
-    cipher
-        .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad })
-        .ok()
+    let nonce = Nonce::<Aes256Gcm>::try_from(nonce).ok()?;
+    cipher.decrypt(&nonce, Payload { msg: ct, aad }).ok()
 }
 
 pub fn b64(data: &[u8]) -> String {
