@@ -84,7 +84,7 @@ fn same_phc_as_rust_argon2_and_each_verifies_the_other() {
         Version::V0x13,
         Params::new(m, t, p, Some(HASH_LEN)).unwrap(),
     )
-    .hash_password(password.as_bytes(), &SaltString::encode_b64(salt).unwrap())
+    .hash_password_with_salt(password.as_bytes(), salt)
     .unwrap()
     .to_string();
     assert_eq!(
