@@ -31,6 +31,7 @@ fn rust_argon2(password: &[u8], salt: &[u8]) -> String {
         secret: &[],
         ad: &[],
         hash_length: 32,
+        thread_mode: rust_argon2::ThreadMode::Sequential,
     };
     rust_argon2::hash_encoded(password, salt, &config).expect("hash")
 }

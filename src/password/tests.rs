@@ -32,6 +32,7 @@ fn rust_argon2_config(
         secret: &[],
         ad: &[],
         hash_length: 32,
+        thread_mode: rust_argon2::ThreadMode::Sequential,
     }
 }
 
