@@ -5,7 +5,7 @@
 //! CPU and wall milliseconds per hash for each crate, and the speedup by CPU time (which a busy
 //! machine distorts least); `bench/argon2.sh` runs it and records the figures in docs/benchmarks.md.
 
-use argon2::password_hash::{PasswordHasher, SaltString};
+use argon2::password_hash::PasswordHasher;
 use argon2::{Algorithm, Argon2, Params, Version};
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,7 @@ const P: u32 = 1;
 fn rustcrypto(password: &[u8], salt: &[u8]) -> String {
     let params = Params::new(M_KIB, T, P, Some(32)).expect("valid parameters");
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-        .hash_password(password, &SaltString::encode_b64(salt).expect("valid salt"))
+        .hash_password_with_salt(password, salt)
         .expect("hash")
         .to_string()
 }
@@ -31,6 +31,7 @@ fn rust_argon2(password: &[u8], salt: &[u8]) -> String {
         secret: &[],
         ad: &[],
         hash_length: 32,
+        thread_mode: rust_argon2::ThreadMode::Sequential,
     };
     rust_argon2::hash_encoded(password, salt, &config).expect("hash")
 }

@@ -1,8 +1,8 @@
 //! Cryptographic primitives: random tokens, SHA-256, HMAC, key derivation, sealed boxes
 //! (AES-256-GCM) and constant-time comparison. Nothing else in the crate touches these crates.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
+use aes_gcm::Aes256Gcm;
+use aes_gcm::aead::{Aead, KeyInit, Nonce, Payload};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
@@ -52,7 +52,7 @@ pub fn token_hash(token: &str) -> String {
 }
 
 pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
-    let mut mac = <HmacSha256 as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    let mut mac = <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(msg);
     mac.finalize().into_bytes().into()
 }
@@ -77,7 +77,7 @@ pub fn seal(key: &[u8; 32], plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
     let nonce = random_bytes(12);
     let ct = cipher
         .encrypt(
-            Nonce::from_slice(&nonce),
+            &Nonce::<Aes256Gcm>::try_from(&nonce[..]).expect("12 bytes"),
             Payload {
                 msg: plaintext,
                 aad,
@@ -96,9 +96,8 @@ pub fn open(key: &[u8; 32], sealed: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
     }
     let cipher = Aes256Gcm::new(key.into());
     let (nonce, ct) = sealed.split_at(12);
-    cipher
-        .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad })
-        .ok()
+    let nonce = Nonce::<Aes256Gcm>::try_from(nonce).ok()?;
+    cipher.decrypt(&nonce, Payload { msg: ct, aad }).ok()
 }
 
 pub fn b64(data: &[u8]) -> String {
@@ -129,6 +128,50 @@ mod tests {
         assert!(open(&k, &boxed, b"row-2").is_none());
         let k2 = derive_key("another-secret-key-of-32-characters!!", "test");
         assert!(open(&k2, &boxed, b"row-1").is_none());
+    }
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// A box sealed by an earlier build (aes-gcm 0.10) still opens: sealed values in existing
+    /// databases stay readable across upgrades of the AES-GCM crate.
+    #[test]
+    fn opens_a_box_sealed_by_an_earlier_build() {
+        let k = derive_key("a-secret-key-of-at-least-32-characters", "kat");
+        let boxed = unhex(
+            "2e3a8e7ea118b0a4bafac50930bf358b303b26068968a01cd326e3dbbc43978d91cddbd34462c31a8f\
+             7f1092995ba8a3b6d788073d",
+        );
+        assert_eq!(
+            open(&k, &boxed, b"row-kat").as_deref(),
+            Some(&b"sealed under aes-gcm 0.10"[..])
+        );
+        assert!(open(&k, &boxed, b"row-other").is_none());
+    }
+
+    /// The layout is plain AES-256-GCM: a 12-byte nonce, then ciphertext and 16-byte tag, with
+    /// the context as associated data. Checked against another implementation (ring).
+    #[test]
+    fn seal_is_nonce_then_standard_aes_256_gcm() {
+        use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce as RingNonce, UnboundKey};
+        let k = derive_key("a-secret-key-of-at-least-32-characters", "layout");
+        let boxed = seal(&k, b"plain text", b"ctx");
+        assert_eq!(boxed.len(), 12 + b"plain text".len() + 16);
+        let (nonce, ct) = boxed.split_at(12);
+        let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &k).unwrap());
+        let mut buf = ct.to_vec();
+        let plain = key
+            .open_in_place(
+                RingNonce::try_assume_unique_for_key(nonce).unwrap(),
+                Aad::from(b"ctx"),
+                &mut buf,
+            )
+            .unwrap();
+        assert_eq!(plain, b"plain text");
     }
 
     #[test]

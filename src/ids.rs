@@ -111,3 +111,38 @@ id_type!(
     SessionId,
     "ses"
 );
+
+#[cfg(test)]
+mod tests {
+    use super::new_id;
+
+    /// The text form: Crockford base32, 26 characters, the 48-bit time first.
+    #[test]
+    fn ulid_text_form() {
+        let u = ulid::Ulid::from_parts(1_767_225_600_123, 0x0123_4567_89ab_cdef_fedc);
+        assert_eq!(u.to_string(), "01KDVDNA3V04HMASW9NF6YZZPW");
+        assert_eq!(
+            ulid::Ulid(u128::MAX).to_string(),
+            "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"
+        );
+    }
+
+    /// Ids made in the same millisecond still increase, and sort like their creation. (At
+    /// time 1, so that the process-wide last id, which other tests share, never moves ahead.)
+    #[test]
+    fn ids_increase_within_a_millisecond() {
+        let ids: Vec<String> = (0..100).map(|_| new_id("tst", 1)).collect();
+        for id in &ids {
+            let (prefix, ulid) = id.split_once('_').unwrap();
+            assert_eq!(prefix, "tst");
+            assert_eq!(ulid.len(), 26);
+            assert!(
+                ulid.bytes().all(
+                    |c| c.is_ascii_digit() || (c.is_ascii_uppercase() && !b"ILOU".contains(&c))
+                ),
+                "{id}"
+            );
+        }
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    }
+}

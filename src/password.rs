@@ -22,7 +22,7 @@ pub mod import;
 
 use crate::config::Argon2Config;
 use crate::error::{ApiError, ErrorCode};
-use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use std::collections::HashSet;
 use std::sync::mpsc;
@@ -247,15 +247,15 @@ impl Hasher {
     /// not computed, so a start hashes nothing (and its memory is not touched).
     fn dummy_phc(&self) -> String {
         let params = self.configured();
-        let salt = SaltString::encode_b64(&crate::crypto::random_bytes(16))
-            .expect("16 bytes is a valid salt length");
+        let salt =
+            Salt::new(&crate::crypto::random_bytes(16)).expect("16 bytes is a valid salt length");
         let output = Output::new(&crate::crypto::random_bytes(HASH_LEN))
             .expect("32 bytes is a valid output length");
         PasswordHash {
             algorithm: Algorithm::Argon2id.ident(),
             version: Some(Version::V0x13.into()),
             params: ParamsString::try_from(&params).expect("validated parameters encode"),
-            salt: Some(salt.as_salt()),
+            salt: Some(salt),
             hash: Some(output),
         }
         .to_string()
@@ -289,9 +289,8 @@ impl Hasher {
         }
         // Only argon2 goes down the argon2 path: another PHC string (an imported `$scrypt$`
         // beyond its bounds, say) gets the dummy verify like any unreadable hash.
-        let parsed = phc.filter(|s| {
-            PasswordHash::new(s).is_ok_and(|h| Algorithm::try_from(h.algorithm).is_ok())
-        });
+        let parsed =
+            phc.filter(|s| PasswordHash::new(s).is_ok_and(|h| Algorithm::new(h.algorithm).is_ok()));
         let outdated =
             parsed.is_some_and(|s| PasswordHash::new(s).is_ok_and(|h| self.outdated(&h)));
         let target = parsed.unwrap_or(&self.dummy_hash).to_string();
@@ -307,7 +306,7 @@ impl Hasher {
     }
 
     /// True when the stored hash was not made with exactly the configured argon2id settings.
-    fn outdated(&self, hash: &PasswordHash<'_>) -> bool {
+    fn outdated(&self, hash: &PasswordHash) -> bool {
         let same_params = Params::try_from(hash).is_ok_and(|p| {
             p.m_cost() == self.params.memory_kib
                 && p.t_cost() == self.params.iterations
@@ -346,24 +345,20 @@ fn run_in<T>(
 }
 
 fn hash_with(params: Params, password: &str, memory: &mut Memory) -> String {
-    let salt = SaltString::encode_b64(&crate::crypto::random_bytes(16))
-        .expect("16 bytes is a valid salt length");
-    let mut salt_bytes = [0u8; 16];
-    let salt_raw = salt
-        .decode_b64(&mut salt_bytes)
-        .expect("a salt we just encoded decodes");
+    let salt =
+        Salt::new(&crate::crypto::random_bytes(16)).expect("16 bytes is a valid salt length");
     let keep = params.block_count();
     let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
     let mut out = [0u8; HASH_LEN];
     run_in(memory, &params, keep, |blocks| {
-        argon2.hash_password_into_with_memory(password.as_bytes(), salt_raw, &mut out, blocks)
+        argon2.hash_password_into_with_memory(password.as_bytes(), &salt, &mut out, blocks)
     })
     .expect("argon2 parameters are validated at config load");
     PasswordHash {
         algorithm: Algorithm::Argon2id.ident(),
         version: Some(Version::V0x13.into()),
         params: ParamsString::try_from(&params).expect("validated parameters encode"),
-        salt: Some(salt.as_salt()),
+        salt: Some(salt),
         hash: Some(Output::new(&out).expect("32 bytes is a valid output length")),
     }
     .to_string()
@@ -375,11 +370,11 @@ const HASH_LEN: usize = 32;
 /// Verifies with the algorithm and parameters recorded in `hash` itself, comparing in
 /// constant time (`Output`'s equality). Any argon2 variant is accepted here; `outdated` flags
 /// a non-argon2id hash for upgrade. Runs in the pool thread's `memory` (see [`run_in`]).
-fn verify_phc(hash: &PasswordHash<'_>, password: &str, memory: &mut Memory, keep: usize) -> bool {
+fn verify_phc(hash: &PasswordHash, password: &str, memory: &mut Memory, keep: usize) -> bool {
     let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else {
         return false;
     };
-    let Ok(algorithm) = Algorithm::try_from(hash.algorithm) else {
+    let Ok(algorithm) = Algorithm::new(hash.algorithm) else {
         return false;
     };
     let version = match hash.version.map(Version::try_from) {
@@ -388,10 +383,6 @@ fn verify_phc(hash: &PasswordHash<'_>, password: &str, memory: &mut Memory, keep
         Some(Err(_)) => return false,
     };
     let Ok(params) = Params::try_from(hash) else {
-        return false;
-    };
-    let mut salt_buf = [0u8; 64];
-    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
         return false;
     };
     let argon2 = Argon2::new(algorithm, version, params.clone());

@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use common::TestServer;
 use common::receiver::Receiver;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use latchkey::db::outbox as store;
 use latchkey::outbox;
 use serde_json::{Value, json};
@@ -107,7 +107,7 @@ fn skip_ahead(s: &TestServer, secs: i64) {
 }
 
 fn hmac(key: &[u8], msg: &[u8]) -> Vec<u8> {
-    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap();
+    let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap();
     m.update(msg);
     m.finalize().into_bytes().to_vec()
 }

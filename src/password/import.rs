@@ -140,7 +140,7 @@ pub fn validate_import_as(
 /// `Some(Argon2)` for an argon2 PHC string within the bounds (verified later by the
 /// `Hasher`'s own argon2 path), `Err` for one beyond them or malformed, `None` otherwise.
 fn argon2_kind(hash: &str) -> Result<Option<HashType>, String> {
-    use argon2::password_hash::PasswordHash;
+    use argon2::password_hash::phc::PasswordHash;
     use argon2::{Algorithm, Params, Version};
     if !["$argon2id$", "$argon2i$", "$argon2d$"]
         .iter()
@@ -150,18 +150,16 @@ fn argon2_kind(hash: &str) -> Result<Option<HashType>, String> {
     }
     let parsed =
         PasswordHash::new(hash).map_err(|e| format!("is not a valid argon2 PHC string ({e})"))?;
-    Algorithm::try_from(parsed.algorithm).map_err(|_| "names an unknown argon2 variant")?;
+    Algorithm::new(parsed.algorithm).map_err(|_| "names an unknown argon2 variant")?;
     if let Some(v) = parsed.version {
         Version::try_from(v).map_err(|_| "names an unknown argon2 version")?;
     }
     let params =
         Params::try_from(&parsed).map_err(|e| format!("has invalid argon2 parameters ({e})"))?;
-    let (Some(salt), Some(out)) = (parsed.salt, parsed.hash) else {
+    // The salt is decoded (base64 of 8-48 bytes) by PasswordHash::new.
+    let (Some(_), Some(out)) = (parsed.salt, parsed.hash) else {
         return Err("must include a salt and a hash".into());
     };
-    let mut buf = [0u8; 64];
-    salt.decode_b64(&mut buf)
-        .map_err(|_| "has a salt that is not base64 of 8-64 bytes")?;
     if out.len() < 4 || out.len() > 64 {
         return Err("must have a 4-64 byte hash".into());
     }

@@ -32,6 +32,7 @@ fn rust_argon2_config(
         secret: &[],
         ad: &[],
         hash_length: 32,
+        thread_mode: rust_argon2::ThreadMode::Sequential,
     }
 }
 
@@ -84,7 +85,7 @@ fn same_phc_as_rust_argon2_and_each_verifies_the_other() {
         Version::V0x13,
         Params::new(m, t, p, Some(HASH_LEN)).unwrap(),
     )
-    .hash_password(password.as_bytes(), &SaltString::encode_b64(salt).unwrap())
+    .hash_password_with_salt(password.as_bytes(), salt)
     .unwrap()
     .to_string();
     assert_eq!(
@@ -338,4 +339,40 @@ fn the_dummy_hash_has_the_configured_parameters() {
     let parsed = PasswordHash::new(&h.dummy_hash).unwrap();
     assert!(!h.outdated(&parsed));
     assert_ne!(h.dummy_hash, Hasher::new(small(128, 3, 2), 1, 0).dummy_hash);
+}
+
+/// A hash written by an earlier build (argon2 0.5) verifies and is current: stored hashes stay
+/// valid across upgrades of the argon2 crate.
+#[test]
+fn a_hash_from_an_earlier_build_verifies() {
+    let h = Hasher::new(small(128, 3, 2), 1, 0);
+    let stored = "$argon2id$v=19$m=128,t=3,p=2$qIVb1+uJEUpYJ/ArqWDJTg$\
+                  ZTnl6NtUZlQNrYxB5J4IO/ALGGIeAg8zPgY2soRH5Mw";
+    assert_eq!(
+        h.verify(Some(stored), "correct horse battery staple")
+            .unwrap(),
+        (true, false)
+    );
+    assert_eq!(h.verify(Some(stored), "wrong").unwrap(), (false, false));
+    assert!(rust_argon2::verify_encoded(stored, b"correct horse battery staple").unwrap());
+}
+
+/// The PHC string's shape: `$argon2id$v=19$m=…,t=…,p=…$<22 chars salt>$<43 chars hash>`,
+/// unpadded standard base64.
+#[test]
+fn phc_string_shape() {
+    let phc = Hasher::new(small(128, 3, 2), 1, 0).hash("pw").unwrap();
+    let parts: Vec<&str> = phc.split('$').collect();
+    assert_eq!(
+        parts[..4],
+        ["", "argon2id", "v=19", "m=128,t=3,p=2"],
+        "{phc}"
+    );
+    assert_eq!(parts.len(), 6, "{phc}");
+    let b64 = |s: &str| {
+        s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'+' || c == b'/')
+    };
+    assert!(parts[4].len() == 22 && b64(parts[4]), "{phc}");
+    assert!(parts[5].len() == 43 && b64(parts[5]), "{phc}");
 }

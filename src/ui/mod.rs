@@ -19,7 +19,7 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::http::input;
 use crate::state::AppState;
 use crate::status::{BrowserState, UserStatus};
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use rouille::{Request, Response};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -370,7 +370,7 @@ impl<'a> Page<'a> {
     /// The CSRF token of this browser's forms: an HMAC of its seed (and browser session).
     pub fn csrf(&self) -> String {
         let key = crypto::derive_key(self.state.secret(), "page-csrf");
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("any key length");
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key).expect("any key length");
         mac.update(self.csrf_seed.as_bytes());
         mac.update(b"|");
         if let Some(b) = &self.browser {
