@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# What one refresh writes to storage, and to which B-trees:
+#
+#     bench/refresh-io.sh [LK_BIN]      # default: target/release/latchkey (built if missing)
+#
+# Starts the binary on a fresh database on 127.0.0.1, seeds it with the peers' harness
+# (../shared/peers/latchkey: 100 users, each logged in once; files copied, never changed), and
+# for 1, 16 and 64 connections runs the harness's refresh scenario (every request presents a
+# live token and rotates it) for 5 s with wrk: the process's storage writes (`write_bytes` of
+# /proc/PID/io: WAL frames and checkpoint copies) per refresh. Then one 1 s run at one
+# connection is stopped with SIGKILL and its WAL read by bench/walpages.py: frames per commit,
+# by table and index. Bounded in time; the server and its directory are removed on exit.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+LK_BIN=${1:-$ROOT/target/release/latchkey}
+[ -x "$LK_BIN" ] || (cd "$ROOT" && cargo build --release --bin latchkey)
+LK_BIN=$(cd "$(dirname "$LK_BIN")" && pwd)/$(basename "$LK_BIN")
+W=$(mktemp -d /tmp/refresh-io.XXXXXX)
+PID=
+trap '[ -n "$PID" ] && kill -9 $PID 2>/dev/null; rm -rf "$W"' EXIT
+cp -r "$ROOT/../shared/peers/latchkey/." "$W/" && chmod -R u+w "$W"
+cd "$W"
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+U=http://127.0.0.1:$PORT
+start() {
+  rm -rf data && mkdir data
+  cat > data/latchkey.toml <<TOML
+[server]
+bind = "127.0.0.1:$PORT"
+public_url = "$U"
+[database]
+path = "$W/data/latchkey.db"
+[cookies]
+secure = false
+[log]
+level = "warn"
+[security]
+secret_key = "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+login_ip_per_minute = 100000000
+login_max_failures = 100000000
+TOML
+  "$LK_BIN" --config data/latchkey.toml serve > server.log 2>&1 &
+  PID=$!
+  for _ in $(seq 1 100); do curl -sf $U/healthz >/dev/null && break; sleep 0.1; done
+  LK_BIN=$LK_BIN LK_CONFIG=$W/data/latchkey.toml BASE=$U python3 seed.py > /dev/null
+}
+written() { awk '/^write_bytes/{print $2}' /proc/$PID/io; }
+start
+for c in 1 16 64; do
+  BASE=$U python3 mint.py > /dev/null
+  before=$(written)
+  n=$(wrk -t1 -c$c -d5s -s lua/refresh.lua $U | awk '/requests in/{print $1}')
+  sleep 1.5   # the maintenance thread's checkpoint of what the run left
+  echo "refresh c$c: $n refreshes in 5 s, $(( ($(written) - before) / n )) bytes written per refresh"
+done
+kill $PID; wait $PID 2>/dev/null || true
+start
+BASE=$U python3 mint.py > /dev/null
+sleep 1
+wrk -t1 -c1 -d1s -s lua/refresh.lua $U > /dev/null
+kill -9 $PID; wait $PID 2>/dev/null || true; PID=
+echo "WAL of a 1 s refresh run at one connection (each commit is one refresh):"
+python3 "$ROOT/bench/walpages.py" data/latchkey.db
