@@ -222,8 +222,8 @@ pub fn touch_live(
 /// and generation (`refresh_chain`); older ones are found by their hash (`refresh_tokens`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefreshKey {
+    /// `refresh_chain` row `(row.session_id, generation)`.
     Chain {
-        session_id: SessionId,
         generation: i64,
     },
     Legacy,
@@ -277,15 +277,17 @@ fn chain_key(token: &str) -> Option<(&str, i64)> {
     Some((session, generation.parse().ok()?))
 }
 
-/// Stores the first refresh token of a new session (generation 0; see [`new_refresh_token`]).
-pub fn insert_refresh(
+/// Issues and stores the first refresh token of a new session (generation 0; see
+/// [`new_refresh_token`]); returns the token.
+pub fn start_chain(
     conn: &Connection,
-    token: &str,
     session_id: &SessionId,
     org_id: &OrgId,
     now: i64,
-) -> Result<()> {
-    insert_chain(conn, token, session_id, 0, org_id, now)
+) -> Result<String> {
+    let token = new_refresh_token(session_id, 0);
+    insert_chain(conn, &token, session_id, 0, org_id, now)?;
+    Ok(token)
 }
 
 fn insert_chain(
@@ -314,7 +316,8 @@ fn insert_chain(
 /// and generation is found by that key and must then hash to the stored hash (compared in
 /// constant time); a guessed secret finds nothing and changes nothing.
 pub fn find_refresh(conn: &Connection, token: &str) -> Result<Option<RefreshRow>> {
-    let token_hash = crate::crypto::token_hash(token);
+    let digest = crate::crypto::sha256(token.as_bytes());
+    let token_hash = crate::crypto::hex(&digest);
     if let Some((session, generation)) = chain_key(token) {
         let row = conn
             .prepare_cached(
@@ -332,16 +335,12 @@ pub fn find_refresh(conn: &Connection, token: &str) -> Result<Option<RefreshRow>
             })
             .optional()?;
         if let Some((stored, org_id, rotated_at, successor_enc)) = row
-            && crate::crypto::ct_eq(&stored, &crate::crypto::sha256(token.as_bytes()))
+            && crate::crypto::ct_eq(&stored, &digest)
         {
-            let session_id = SessionId::from_wire(session);
             return Ok(Some(RefreshRow {
-                key: RefreshKey::Chain {
-                    session_id: session_id.clone(),
-                    generation,
-                },
+                key: RefreshKey::Chain { generation },
                 token_hash,
-                session_id,
+                session_id: SessionId::from_wire(session),
                 org_id,
                 rotated_at,
                 successor_enc,
@@ -371,16 +370,13 @@ pub fn find_refresh(conn: &Connection, token: &str) -> Result<Option<RefreshRow>
 /// `row` read again (inside the write lock, after another request rotated it first).
 pub fn find_refresh_again(conn: &Connection, row: &RefreshRow) -> Result<Option<RefreshRow>> {
     let found = match &row.key {
-        RefreshKey::Chain {
-            session_id,
-            generation,
-        } => conn
+        RefreshKey::Chain { generation } => conn
             .prepare_cached(
                 "SELECT c.rotated_at, s.sealed
                  FROM refresh_chain c LEFT JOIN refresh_successors s ON s.id = c.successor
                  WHERE c.session_id = ?1 AND c.generation = ?2",
             )?
-            .query_row(params![session_id, generation], |r| {
+            .query_row(params![row.session_id, generation], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })
             .optional()?,
@@ -409,11 +405,8 @@ pub fn mark_rotated(
     successor_enc: &[u8],
     now: i64,
 ) -> Result<bool> {
-    let (n, generation) = match &row.key {
-        RefreshKey::Chain {
-            session_id,
-            generation,
-        } => {
+    let n = match &row.key {
+        RefreshKey::Chain { generation } => {
             // The sealed copy first (its id goes into the chain row); taken back at once when
             // the token turns out to be rotated already.
             conn.prepare_cached(
@@ -426,16 +419,16 @@ pub fn mark_rotated(
                     "UPDATE refresh_chain SET rotated_at = ?3, successor = ?4
                      WHERE session_id = ?1 AND generation = ?2 AND rotated_at IS NULL",
                 )?
-                .execute(params![session_id, generation, now, sealed_id])?;
+                .execute(params![row.session_id, generation, now, sealed_id])?;
             if n != 1 {
                 conn.prepare_cached("DELETE FROM refresh_successors WHERE id = ?1")?
                     .execute([sealed_id])?;
             }
-            (n, generation + 1)
+            n
         }
         // The successor of a token from before version 8 starts the session's chain.
-        RefreshKey::Legacy => (
-            conn.prepare_cached(
+        RefreshKey::Legacy => conn
+            .prepare_cached(
                 "UPDATE refresh_tokens SET rotated_at = ?2, successor_hash = ?3, successor_enc = ?4
                  WHERE token_hash = ?1 AND rotated_at IS NULL",
             )?
@@ -445,13 +438,18 @@ pub fn mark_rotated(
                 crate::crypto::token_hash(next),
                 successor_enc
             ])?,
-            1,
-        ),
     };
     if n != 1 {
         return Ok(false);
     }
-    insert_chain(conn, next, &row.session_id, generation, &row.org_id, now)?;
+    insert_chain(
+        conn,
+        next,
+        &row.session_id,
+        next_generation(row),
+        &row.org_id,
+        now,
+    )?;
     Ok(true)
 }
 

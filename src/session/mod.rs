@@ -115,8 +115,7 @@ pub fn start_orgless(
     );
     sessions::insert(tx, &session)?;
     sessions::set_client(tx, &session.id, client_id)?;
-    let refresh = sessions::new_refresh_token(&session.id, 0);
-    sessions::insert_refresh(tx, &refresh, &session.id, &session.org_id, now)?;
+    let refresh = sessions::start_chain(tx, &session.id, &session.org_id, now)?;
     users::set_last_login(tx, &user.id, now)?;
     Ok((session.id, refresh))
 }
@@ -143,8 +142,7 @@ pub fn start(
         now,
     );
     sessions::insert(tx, &session)?;
-    let refresh = sessions::new_refresh_token(&session.id, 0);
-    sessions::insert_refresh(tx, &refresh, &session.id, &org.id, now)?;
+    let refresh = sessions::start_chain(tx, &session.id, &org.id, now)?;
     users::set_last_login(tx, &user.id, now)?;
     Ok(Issued {
         access_token: access_token(state, user, org, membership, &session, now)?,
