@@ -163,6 +163,7 @@ impl App {
                 stopping: AtomicBool::new(false),
                 outbox: crate::outbox::Notifier::new(),
                 rotations: crate::db::batch::GroupCommit::new(crate::db::sessions::rotate, 64),
+                refreshes: crate::db::batch::GroupCommit::new(crate::session::run_refresh_job, 64),
             }),
         })
     }

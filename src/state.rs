@@ -44,6 +44,10 @@ pub struct AppState {
         crate::db::sessions::RotateJob,
         crate::db::sessions::Rotation,
     >,
+    /// Refreshes of `POST /auth/refresh`, read and rotated on the write connection, committed
+    /// together (`session::RefreshJob`).
+    pub refreshes:
+        crate::db::batch::GroupCommit<crate::session::RefreshJob, crate::session::RefreshAnswer>,
 }
 
 impl AppState {

@@ -521,6 +521,46 @@ fn a_refresh_token_that_names_its_session_is_still_only_its_secret() {
     assert_eq!(refresh(&s, &next).status, 200);
 }
 
+/// `X-Org-Slug` on a refresh: the token must be of that org. Another org's slug, an unknown
+/// or blank one are refused before anything is written: the token is still current after,
+/// and rotates once.
+#[test]
+fn a_refresh_under_another_orgs_slug_is_refused_and_spends_nothing() {
+    let mut s = server();
+    s.org("beta", json!({}));
+    s.user("ann@example.com", Some(("acme", "member")));
+    s.user("bea@example.com", Some(("beta", "member")));
+    let token = s.login_ok("acme", "ann@example.com")["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let under = |slug: &str, token: &str| {
+        s.send(
+            "POST",
+            "/api/v1/auth/refresh",
+            &[("X-Org-Slug", slug)],
+            Some(json!({ "refreshToken": token })),
+        )
+    };
+    under("beta", &token).assert_error(403, "org_mismatch");
+    under("nope-org", &token).assert_error(404, "org_not_found");
+    under(&"a".repeat(65), &token).assert_error(404, "org_not_found");
+    under("  ", &token).assert_error(400, "invalid_request");
+    // An unknown slug is answered as such whatever the token.
+    under("nope-org", "garbage").assert_error(404, "org_not_found");
+    under("beta", "garbage").assert_error(401, "invalid_token");
+    // Nothing was rotated or counted as a reuse: the token rotates once, under its own org.
+    let r = under("acme", &token);
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let next = r.data()["refreshToken"].as_str().unwrap().to_string();
+    assert_eq!(
+        next.split('-').nth(1),
+        Some("1"),
+        "the first rotation: {next}"
+    );
+    assert_eq!(refresh(&s, &next).status, 200);
+}
+
 /// A refresh token issued before schema version 8 (found by its hash in `refresh_tokens`)
 /// still refreshes; its successor starts the session's chain, the grace window and reuse
 /// detection hold for it as for any token.

@@ -116,29 +116,20 @@ pub fn refresh(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response
             .with_message("Invalid refresh token")
             .clearing_cookies());
     }
-    let header_org = match req.header("X-Org-Slug") {
-        Some(_) => Some(guard::org(state, req)?),
+    // The org of `X-Org-Slug` is looked up inside the job.
+    let org_slug = match req.header("X-Org-Slug") {
+        Some(_) => Some(guard::org_slug(req)?.to_string()),
         None => None,
     };
-    let prepared = state
-        .db
-        .read(|c| session::prepare_refresh(c, &token, ctx.now))
-        .map_err(clear_on_401)?;
-    // An OAuth client's refresh token is refreshed at /oauth2/token, by that client only.
-    if prepared.client_id().is_some() {
-        return Err(ApiError::of(ErrorCode::InvalidRefreshToken).clearing_cookies());
-    }
-    if let Some(org) = &header_org
-        && prepared.org.id != org.id
-    {
-        return Err(ApiError::of(ErrorCode::OrgMismatch)
-            .with_message("The refresh token belongs to another organization"));
-    }
-    // The common case, a current token, rotates in a group commit with concurrent refreshes;
-    // a token rotated meanwhile (grace window or reuse) is decided under the write lock.
-    let outcome = match session::rotate_batched(state, prepared, ctx.now).map_err(clear_on_401)? {
-        Ok(rotated) => Ok(Refreshed::Ok(rotated)),
-        Err(prepared) => state.change(ctx, req, |tx| {
+    // The common case, a current token, is read and rotated on the write connection in a
+    // group commit with concurrent refreshes; a token rotated before (grace window or
+    // reuse) is decided in a change of its own, under the write lock.
+    let job = session::RefreshJob::new(state, token, org_slug, ctx.now);
+    let outcome = match state.refreshes.submit(&state.db, job)? {
+        session::RefreshAnswer::Rotated(rotated) => Ok(Refreshed::Ok(rotated)),
+        session::RefreshAnswer::Refused(e) => return Err(clear_on_401(e)),
+        session::RefreshAnswer::NotCurrent(prepared) => state.change(ctx, req, |tx| {
+            let prepared = *prepared;
             let out = session::refresh(tx, state, prepared, ctx.now)?;
             if let Refreshed::Reused { session } = &out {
                 let data =

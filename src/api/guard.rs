@@ -49,6 +49,16 @@ pub fn admin(state: &AppState, req: &Request) -> ApiResult<AdminCtx> {
 
 /// The org named by `X-Org-Slug`: missing → 400, unknown or deleted → 404 `org_not_found`.
 pub fn org(state: &AppState, req: &Request) -> ApiResult<Org> {
+    let slug = org_slug(req)?;
+    state
+        .db
+        .read(|c| orgs::find_by_slug(c, slug))?
+        .ok_or_else(ApiError::org_not_found)
+}
+
+/// The slug of `X-Org-Slug`, checked as [`org`] checks it, for a caller that looks the org
+/// up itself (a refresh does, inside its write transaction).
+pub fn org_slug(req: &Request) -> ApiResult<&str> {
     let slug = req
         .header("X-Org-Slug")
         .map(str::trim)
@@ -63,10 +73,7 @@ pub fn org(state: &AppState, req: &Request) -> ApiResult<Org> {
     if slug.len() > 64 {
         return Err(ApiError::org_not_found());
     }
-    state
-        .db
-        .read(|c| orgs::find_by_slug(c, slug))?
-        .ok_or_else(ApiError::org_not_found)
+    Ok(slug)
 }
 
 /// An authenticated end user acting in the org of `X-Org-Slug`.
