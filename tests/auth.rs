@@ -638,6 +638,43 @@ fn sessions_have_idle_and_absolute_lifetimes() {
     refresh(&s, &token).assert_error(401, "invalid_token");
 }
 
+/// A refresh writes its session's last sight (and so its idle deadline) only once that is a
+/// minute old (docs/architecture.md, "Refresh tokens"): `lastSeenAt` is to the minute, and a
+/// session may end up to a minute sooner than 7 days after its last refresh, never later.
+#[test]
+fn a_refresh_moves_the_idle_deadline_at_most_a_minute_behind() {
+    let mut s = server();
+    s.user("ann@example.com", Some(("acme", "member")));
+    let d = s.login_ok("acme", "ann@example.com");
+    let seen = |s: &TestServer, access: &str| -> Value {
+        let r = s.as_user("GET", "/api/v1/auth/sessions", "acme", access, None);
+        assert_eq!(r.status, 200, "{:?}", r.json());
+        r.data()["sessions"][0]["lastSeenAt"].clone()
+    };
+    let at_login = seen(&s, d["accessToken"].as_str().unwrap());
+    let step = |s: &TestServer, token: &str| -> (String, String) {
+        let r = refresh(s, token);
+        assert_eq!(r.status, 200, "{:?}", r.json());
+        let d = r.data();
+        (
+            d["refreshToken"].as_str().unwrap().to_string(),
+            d["accessToken"].as_str().unwrap().to_string(),
+        )
+    };
+    s.clock.advance_secs(30);
+    let (token, access) = step(&s, d["refreshToken"].as_str().unwrap());
+    assert_eq!(seen(&s, &access), at_login, "30 s later: not written");
+    s.clock.advance_secs(31);
+    let (token, access) = step(&s, &token);
+    let written = seen(&s, &access);
+    assert_ne!(written, at_login, "61 s later: written");
+    // 30 s on, not written: the idle deadline stays 7 days after the write.
+    s.clock.advance_secs(30);
+    let (token, _) = step(&s, &token);
+    s.clock.advance_secs(7 * 86_400 - 30 + 1);
+    refresh(&s, &token).assert_error(401, "invalid_token");
+}
+
 #[test]
 fn refresh_by_cookie_needs_csrf_proof_and_failure_clears_cookies() {
     let mut s = server();
