@@ -38,6 +38,8 @@ struct Inner<J, R> {
     queue: Vec<(u64, J)>,
     answers: HashMap<u64, Result<R>>,
     leading: bool,
+    /// Tickets of the running batch (taken from the queue by its leader).
+    running: Vec<u64>,
 }
 
 impl<J, R> GroupCommit<J, R> {
@@ -52,6 +54,7 @@ impl<J, R> GroupCommit<J, R> {
                 queue: Vec::new(),
                 answers: HashMap::new(),
                 leading: false,
+                running: Vec::new(),
             }),
             answered: Condvar::new(),
         }
@@ -81,9 +84,22 @@ impl<J, R> GroupCommit<J, R> {
             g.leading = true;
             let n = g.queue.len().min(self.max_batch);
             let batch: Vec<(u64, J)> = g.queue.drain(..n).collect();
+            g.running = batch.iter().map(|(t, _)| *t).collect();
             drop(g);
-            let answers = self.run_batch(db, batch);
+            // A job that panics must not leave `leading` set: every later submit would wait
+            // for good. Its batch (rolled back as the transaction unwinds) answers each of
+            // its jobs with an error, the jobs that joined it included.
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.run_batch(db, batch)
+            }));
             g = self.lock();
+            let running = std::mem::take(&mut g.running);
+            let answers = outcome.unwrap_or_else(|_| {
+                running
+                    .into_iter()
+                    .map(|t| (t, Err(Error::Io("a job of its batch panicked".into()))))
+                    .collect()
+            });
             g.answers.extend(answers);
             g.leading = false;
             self.answered.notify_all();
@@ -109,6 +125,7 @@ impl<J, R> GroupCommit<J, R> {
                 }
                 let n = g.queue.len().min(room);
                 jobs = g.queue.drain(..n).collect();
+                g.running.extend(jobs.iter().map(|(t, _)| *t));
             }
             Ok(answers)
         });
@@ -173,6 +190,31 @@ mod tests {
         } else {
             Step::Undo(k)
         })
+    }
+
+    /// Inserts (k, k), then panics.
+    fn insert_then_panic(tx: &Tx, k: i64) -> Result<Step<i64>> {
+        tx.execute("INSERT INTO t (k, v) VALUES (?1, ?1)", [k])?;
+        if k == 7 {
+            panic!("a job panicked (expected by the test)");
+        }
+        Ok(Step::Keep(k))
+    }
+
+    #[test]
+    fn a_job_that_panics_fails_its_batch_and_the_next_batch_runs() {
+        let (_dir, db) = db();
+        let gc = GroupCommit::new(insert_then_panic, 8);
+        assert!(gc.submit(&db, 7).is_err());
+        assert_eq!(gc.submit(&db, 8).unwrap(), 8);
+        let kept: Vec<i64> = db
+            .read(|c| {
+                let mut st = c.prepare("SELECT k FROM t ORDER BY k")?;
+                let rows = st.query_map([], |r| r.get(0))?;
+                Ok::<_, Error>(rows.collect::<rusqlite::Result<Vec<i64>>>()?)
+            })
+            .unwrap();
+        assert_eq!(kept, vec![8], "the panicking batch was rolled back");
     }
 
     #[test]

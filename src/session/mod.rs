@@ -186,8 +186,9 @@ impl Rotated {
     }
 }
 
-/// Everything a refresh needs, read before the write lock is taken (so the locked part is
-/// only the three writes).
+/// Everything a refresh needs: read inside the refresh's job on the write connection
+/// ([`RefreshJob`]), or, for the OAuth and WorkOS token endpoints, on a reader before the
+/// write lock is taken (so the locked part is only the writes).
 pub struct Prepared {
     row: sessions::RefreshRow,
     session: Session,
@@ -370,7 +371,8 @@ pub fn touch_every(state: &AppState) -> i64 {
 
 /// What a [`RefreshJob`] decided.
 pub enum RefreshAnswer {
-    /// Rotated: the successor is stored, the session's idle time extended.
+    /// Rotated: the successor is stored (the session's idle time extended when due, see
+    /// [`touch_every`]).
     Rotated(Box<Rotated>),
     /// The token was already rotated: the grace window or reuse is decided by [`refresh`],
     /// in a change of its own (which announces a reuse).
@@ -436,10 +438,12 @@ pub fn run_refresh_job(
         return Ok(Step::Undo(RefreshAnswer::NotCurrent(Box::new(p))));
     }
     // The session was read live on this connection inside this transaction: the write only
-    // moves its idle deadline, and only once it is `touch_every` stale.
-    if job.now - p.session.last_seen_at >= job.touch_every
-        && !sessions::touch_live(tx, &p.session.id, job.now, job.idle_expires_at)?
-    {
+    // moves its idle deadline, once it is `touch_every` stale, or at once when the stored one
+    // is later than this refresh's (the clock stepped back, or `refresh_ttl` was lowered),
+    // so the stored deadline is never later than the last refresh's.
+    let stale = job.now - p.session.last_seen_at >= job.touch_every;
+    let later = p.session.idle_expires_at > job.idle_expires_at;
+    if (stale || later) && !sessions::touch_live(tx, &p.session.id, job.now, job.idle_expires_at)? {
         return refuse(invalid());
     }
     let Prepared {
