@@ -121,6 +121,14 @@ pub fn refresh(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response
         Some(_) => Some(guard::org_slug(req)?.to_string()),
         None => None,
     };
+    // A token of no shape this server issues is refused without the write connection (after
+    // the org of `X-Org-Slug`, as for any token).
+    if !crate::db::sessions::may_be_refresh_token(&token) {
+        if org_slug.is_some() {
+            guard::org(state, req)?;
+        }
+        return Err(ApiError::of(ErrorCode::InvalidRefreshToken).clearing_cookies());
+    }
     // The common case, a current token, is read and rotated on the write connection in a
     // group commit with concurrent refreshes; a token rotated before (grace window or
     // reuse) is decided in a change of its own, under the write lock.

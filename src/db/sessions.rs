@@ -277,6 +277,18 @@ fn chain_key(token: &str) -> Option<(&str, i64)> {
     Some((session, generation.parse().ok()?))
 }
 
+/// Whether `token` has the shape of a refresh token this server ever issued: this version's
+/// (see [`chain_key`]), or an older version's, 32 random bytes in unpadded base64url (43
+/// characters). Anything else cannot be found, so it is refused before any lookup (and a
+/// refresh of it never takes a turn on the write connection).
+pub fn may_be_refresh_token(token: &str) -> bool {
+    let legacy = token.len() == 43
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    legacy || chain_key(token).is_some()
+}
+
 /// Issues and stores the first refresh token of a new session (generation 0; see
 /// [`new_refresh_token`]); returns the token.
 pub fn start_chain(
@@ -316,6 +328,9 @@ fn insert_chain(
 /// and generation is found by that key and must then hash to the stored hash (compared in
 /// constant time); a guessed secret finds nothing and changes nothing.
 pub fn find_refresh(conn: &Connection, token: &str) -> Result<Option<RefreshRow>> {
+    if !may_be_refresh_token(token) {
+        return Ok(None);
+    }
     let digest = crate::crypto::sha256(token.as_bytes());
     let token_hash = crate::crypto::hex(&digest);
     if let Some((session, generation)) = chain_key(token) {
@@ -581,5 +596,25 @@ mod tests {
     #[test]
     fn column_count_matches_the_column_list() {
         assert_eq!(COLS.split(',').count(), COLS_LEN);
+    }
+
+    #[test]
+    fn only_the_shapes_this_server_issued_may_be_refresh_tokens() {
+        let sid = SessionId::from_wire("ses_01M8SHP4J7K0TGHHP9W5Z1DWXC");
+        assert!(may_be_refresh_token(&new_refresh_token(&sid, 0)));
+        assert!(may_be_refresh_token(&new_refresh_token(&sid, 41)));
+        assert!(may_be_refresh_token(&crate::crypto::random_token(32)));
+        for bad in [
+            "",
+            "garbage",
+            &"A".repeat(42),
+            &"A".repeat(44),
+            &format!("{}.", "A".repeat(42)),
+            &format!("{}=", "A".repeat(42)),
+            "ses_01M8SHP4J7K0TGHHP9W5Z1DWXC-00-secret",
+            "ses_01M8SHP4J7K0TGHHP9W5Z1DWXC-0-",
+        ] {
+            assert!(!may_be_refresh_token(bad), "{bad}");
+        }
     }
 }
