@@ -61,6 +61,10 @@ busy machine also slows the hashing itself (argon2 is memory-bound, and neighbou
 caches and memory bandwidth), the faster crate more: the min, the fastest single hash, is the
 nearest to an idle machine.
 
+The last line of the raw output ("two at once") times N hashes alone, then N on each of two
+threads together: what the server's two hashing threads get on 2 cores, against the bound of
+"cores ÷ one hash".
+
 Chosen: $chosen
 
 - Machine: $(nproc) cores, $cpu; $rustc_v

@@ -109,4 +109,36 @@ fn main() {
         );
     }
     println!("speedup: {:.2}x", cost[1] / cost[0]);
+    two_at_once(n);
+}
+
+/// The server's hash bound on a machine of `c` cores is `c ÷ one hash`; this checks what two
+/// hashes running at once (the server's two hashing threads on 2 cores) give against that:
+/// `n` hashes alone on one thread, then `n` on each of two threads together, RustCrypto crate.
+fn two_at_once(n: usize) {
+    let run = |t: usize| {
+        let salt = format!("latchkey-two-{t}");
+        let start = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(rustcrypto(b"correct horse battery staple", salt.as_bytes()));
+        }
+        start.elapsed()
+    };
+    let alone = run(0);
+    let together: Vec<Duration> = std::thread::scope(|s| {
+        let hs: Vec<_> = (1..=2).map(|t| s.spawn(move || run(t))).collect();
+        hs.into_iter()
+            .map(|h| h.join().expect("hash thread"))
+            .collect()
+    });
+    let rate = |d: Duration| n as f64 / d.as_secs_f64();
+    let pair: f64 = together.iter().map(|d| rate(*d)).sum();
+    println!(
+        "two at once: {:.1} ms/hash alone, {:.1} and {:.1} ms/hash together; {pair:.1} hashes/s = {:.2} x twice one alone ({:.1}/s)",
+        ms(alone) / n as f64,
+        ms(together[0]) / n as f64,
+        ms(together[1]) / n as f64,
+        pair / (2.0 * rate(alone)),
+        2.0 * rate(alone),
+    );
 }
