@@ -87,33 +87,42 @@ impl<J, R> GroupCommit<J, R> {
             g.running = batch.iter().map(|(t, _)| *t).collect();
             drop(g);
             // A job that panics must not leave `leading` set: every later submit would wait
-            // for good. Its batch (rolled back as the transaction unwinds) answers each of
-            // its jobs with an error, the jobs that joined it included.
+            // for good. A batch that failed (its transaction could not begin or commit, or a
+            // job panicked and the transaction unwound) answers every job taken into it with
+            // the error, the jobs that joined it included.
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 self.run_batch(db, batch)
             }));
             g = self.lock();
             let running = std::mem::take(&mut g.running);
-            let answers = outcome.unwrap_or_else(|_| {
-                running
-                    .into_iter()
-                    .map(|t| (t, Err(Error::Io("a job of its batch panicked".into()))))
-                    .collect()
-            });
+            let answers = match outcome {
+                Ok(Ok(answers)) => answers,
+                failed => {
+                    let message = match failed {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => "a job of its batch panicked".to_string(),
+                    };
+                    running
+                        .into_iter()
+                        .map(|t| (t, Err(Error::Io(message.clone()))))
+                        .collect()
+                }
+            };
             g.answers.extend(answers);
             g.leading = false;
             self.answered.notify_all();
         }
     }
 
-    fn run_batch(&self, db: &Db, batch: Vec<(u64, J)>) -> Vec<(u64, Result<R>)> {
-        let tickets = std::cell::RefCell::new(Vec::with_capacity(batch.len()));
-        let outcome = db.write(|tx| -> Result<Vec<(u64, Result<R>)>> {
+    /// Every job of `batch`, and those that join it, in one transaction; their answers once
+    /// it committed. Each job taken is in `Inner::running`, for [`submit`] to answer if the
+    /// batch fails.
+    fn run_batch(&self, db: &Db, batch: Vec<(u64, J)>) -> Result<Vec<(u64, Result<R>)>> {
+        db.write(|tx| {
             let mut answers = Vec::with_capacity(batch.len());
             let mut jobs = batch;
             loop {
                 for (ticket, job) in jobs {
-                    tickets.borrow_mut().push(ticket);
                     answers.push((ticket, self.run_one(tx, job)?));
                 }
                 // Jobs that arrived while these ran join before the commit: they would
@@ -128,18 +137,7 @@ impl<J, R> GroupCommit<J, R> {
                 g.running.extend(jobs.iter().map(|(t, _)| *t));
             }
             Ok(answers)
-        });
-        match outcome {
-            Ok(answers) => answers,
-            Err(e) => {
-                let message = e.to_string();
-                tickets
-                    .into_inner()
-                    .into_iter()
-                    .map(|t| (t, Err(Error::Io(message.clone()))))
-                    .collect()
-            }
-        }
+        })
     }
 
     /// One job in its own savepoint.
@@ -178,6 +176,16 @@ mod tests {
         (dir, db)
     }
 
+    /// The keys stored, in order.
+    fn kept(db: &Db) -> Vec<i64> {
+        db.read(|c| {
+            let mut st = c.prepare("SELECT k FROM t ORDER BY k")?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            Ok::<_, Error>(rows.collect::<rusqlite::Result<Vec<i64>>>()?)
+        })
+        .unwrap()
+    }
+
     /// Inserts (k, k); an odd k is undone, k = 13 fails.
     fn insert(tx: &Tx, k: i64) -> Result<Step<i64>> {
         if k == 13 {
@@ -207,13 +215,7 @@ mod tests {
         let gc = GroupCommit::new(insert_then_panic, 8);
         assert!(gc.submit(&db, 7).is_err());
         assert_eq!(gc.submit(&db, 8).unwrap(), 8);
-        let kept: Vec<i64> = db
-            .read(|c| {
-                let mut st = c.prepare("SELECT k FROM t ORDER BY k")?;
-                let rows = st.query_map([], |r| r.get(0))?;
-                Ok::<_, Error>(rows.collect::<rusqlite::Result<Vec<i64>>>()?)
-            })
-            .unwrap();
+        let kept = kept(&db);
         assert_eq!(kept, vec![8], "the panicking batch was rolled back");
     }
 
@@ -246,13 +248,7 @@ mod tests {
             }
         }
         assert_eq!(answered, 400);
-        let kept: Vec<i64> = db
-            .read(|c| {
-                let mut st = c.prepare("SELECT k FROM t ORDER BY k")?;
-                let rows = st.query_map([], |r| r.get(0))?;
-                Ok::<_, Error>(rows.collect::<rusqlite::Result<Vec<i64>>>()?)
-            })
-            .unwrap();
+        let kept = kept(&db);
         assert_eq!(kept, (0..400).filter(|k| k % 2 == 0).collect::<Vec<_>>());
     }
 }
