@@ -254,6 +254,17 @@ fn no_org(user: &User) -> (Org, Membership) {
 }
 
 pub fn prepare_refresh(conn: &Tx, token: &str, now: i64) -> ApiResult<Prepared> {
+    prepare_refresh_knowing(conn, token, now, None)
+}
+
+/// [`prepare_refresh`], with an org the caller has read already (that of `X-Org-Slug`):
+/// when it is the session's, it is not read again.
+fn prepare_refresh_knowing(
+    conn: &Tx,
+    token: &str,
+    now: i64,
+    known: Option<&Org>,
+) -> ApiResult<Prepared> {
     let row = sessions::find_refresh(conn, token)?.ok_or_else(invalid)?;
     if is_orgless(&row.org_id) {
         let session = sessions::find_for_any(conn, &row.session_id)?.ok_or_else(invalid)?;
@@ -280,7 +291,10 @@ pub fn prepare_refresh(conn: &Tx, token: &str, now: i64) -> ApiResult<Prepared> 
     let membership = membership
         .filter(crate::api::guard::is_active)
         .ok_or_else(invalid)?;
-    let org = orgs::find_by_id(conn, &session.org_id)?.ok_or_else(invalid)?;
+    let org = match known.filter(|o| o.id == session.org_id) {
+        Some(o) => o.clone(),
+        None => orgs::find_by_id(conn, &session.org_id)?.ok_or_else(invalid)?,
+    };
     Ok(Prepared {
         row,
         session,
@@ -411,7 +425,7 @@ pub fn run_refresh_job(
         },
         None => None,
     };
-    let p = match prepare_refresh(tx, &job.token, job.now) {
+    let p = match prepare_refresh_knowing(tx, &job.token, job.now, header_org.as_ref()) {
         Ok(p) => p,
         Err(e) => return refuse(e),
     };
