@@ -16,47 +16,17 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PEERS=${PEERS:-$ROOT/../shared/peers}
 ROUNDS=${ROUNDS:-2}
 DUR=${DUR:-6s}
-W=$(mktemp -d /tmp/lk-ab.XXXXXX)
-PID=
-trap '[ -n "$PID" ] && kill -9 $PID 2>/dev/null; rm -rf "$W"' EXIT
-cp -r "$PEERS/latchkey/." "$W/"
 COMMON=$PEERS/common
-chmod -R u+w "$W"
-cd "$W"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-U=http://127.0.0.1:$PORT
-
-start() {
-  local bin=$1
-  rm -rf data && mkdir data
-  if [ -n "${SEED_DB:-}" ]; then cp "$SEED_DB" data/latchkey.db; fi
-  cat > data/latchkey.toml <<TOML
-[server]
-bind = "127.0.0.1:$PORT"
-public_url = "$U"
-[database]
-path = "$W/data/latchkey.db"
-[cookies]
-secure = false
-[log]
-level = "warn"
-[security]
-secret_key = "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-login_ip_per_minute = 100000000
-login_max_failures = 100000000
-public_api_per_minute = 100000000
-TOML
-  "$bin" --config data/latchkey.toml serve > server.log 2>&1 &
-  PID=$!
-  for _ in $(seq 1 300); do curl -sf $U/healthz >/dev/null && break; sleep 0.1; done
-  LK_BIN=$bin LK_CONFIG=$W/data/latchkey.toml BASE=$U python3 seed.py > /dev/null
-}
+BINS=()
+for b in "$@"; do BINS+=("$(realpath "$b")"); done
+. "$ROOT/bench/lib.sh"
+lk_workdir lk-ab
 quiet() { MAXWAIT=${MAXWAIT:-60} "$COMMON/wait-quiet.sh" > /dev/null || true; }
 rate() { awk '/Requests\/sec/{r=$2} / 99%/{p=$2} END{printf "%s/s p99 %s", r, p}'; }
 
 for round in $(seq 1 "$ROUNDS"); do
-  for bin in "$@"; do
-    start "$bin"
+  for bin in "${BINS[@]}"; do
+    lk_start "$bin"
     line="round $round $(basename "$bin"):"
     for c in 16 64; do
       BASE=$U python3 mint.py > /dev/null

@@ -15,37 +15,10 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LK_BIN=${1:-$ROOT/target/release/latchkey}
 [ -x "$LK_BIN" ] || (cd "$ROOT" && cargo build --release --bin latchkey)
 LK_BIN=$(cd "$(dirname "$LK_BIN")" && pwd)/$(basename "$LK_BIN")
-W=$(mktemp -d /tmp/refresh-io.XXXXXX)
-PID=
-trap '[ -n "$PID" ] && kill -9 $PID 2>/dev/null; rm -rf "$W"' EXIT
-cp -r "$ROOT/../shared/peers/latchkey/." "$W/" && chmod -R u+w "$W"
-cd "$W"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-U=http://127.0.0.1:$PORT
-start() {
-  rm -rf data && mkdir data
-  cat > data/latchkey.toml <<TOML
-[server]
-bind = "127.0.0.1:$PORT"
-public_url = "$U"
-[database]
-path = "$W/data/latchkey.db"
-[cookies]
-secure = false
-[log]
-level = "warn"
-[security]
-secret_key = "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-login_ip_per_minute = 100000000
-login_max_failures = 100000000
-TOML
-  "$LK_BIN" --config data/latchkey.toml serve > server.log 2>&1 &
-  PID=$!
-  for _ in $(seq 1 100); do curl -sf $U/healthz >/dev/null && break; sleep 0.1; done
-  LK_BIN=$LK_BIN LK_CONFIG=$W/data/latchkey.toml BASE=$U python3 seed.py > /dev/null
-}
+. "$ROOT/bench/lib.sh"
+lk_workdir refresh-io
 written() { awk '/^write_bytes/{print $2}' /proc/$PID/io; }
-start
+lk_start "$LK_BIN"
 for c in 1 16 64; do
   BASE=$U python3 mint.py > /dev/null
   before=$(written)
@@ -54,7 +27,7 @@ for c in 1 16 64; do
   echo "refresh c$c: $n refreshes in 5 s, $(( ($(written) - before) / n )) bytes written per refresh"
 done
 kill $PID; wait $PID 2>/dev/null || true
-start
+lk_start "$LK_BIN"
 BASE=$U python3 mint.py > /dev/null
 sleep 1
 wrk -t1 -c1 -d1s -s lua/refresh.lua $U > /dev/null
