@@ -55,17 +55,34 @@ impl Clock for TestClock {
 
 /// `2026-11-23T10:30:00.000Z` for a time in milliseconds since the epoch.
 pub fn rfc3339(ms: Millis) -> String {
-    let secs = ms.div_euclid(1000);
-    let milli = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z",
-        sod / 3600,
-        (sod % 3600) / 60,
-        sod % 60
-    )
+    Rfc3339(ms).to_string()
+}
+
+/// [`rfc3339`] as a `Display`, written where it goes (an answer's JSON) without a `String`.
+pub struct Rfc3339(pub Millis);
+
+impl std::fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.0;
+        let secs = ms.div_euclid(1000);
+        let milli = ms.rem_euclid(1000);
+        let days = secs.div_euclid(86_400);
+        let sod = secs.rem_euclid(86_400);
+        let (y, m, d) = civil_from_days(days);
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z",
+            sod / 3600,
+            (sod % 3600) / 60,
+            sod % 60
+        )
+    }
+}
+
+impl serde::Serialize for Rfc3339 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// IMF-fixdate (RFC 9110 §5.6.7, the HTTP `Date` format), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`,

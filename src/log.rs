@@ -1,7 +1,7 @@
 //! Log lines: text or JSON (config `log.format`), one per request plus start/stop and errors.
 //! Callers pass only what may be logged: never a token, password, key or code.
 
-use crate::clock::{SharedClock, rfc3339};
+use crate::clock::{Rfc3339, SharedClock, rfc3339};
 use crate::config::{LogFormat, LogLevel};
 use serde_json::{Map, Value};
 use std::io::Write;
@@ -45,10 +45,11 @@ impl Logger {
         if !self.enabled(level) {
             return;
         }
-        let line = format_line(self.format, self.clock.now_ms(), level, msg, fields);
-        let stderr = std::io::stderr();
-        let mut lock = stderr.lock();
-        let _ = writeln!(lock, "{line}");
+        let mut line = format_line(self.format, self.clock.now_ms(), level, msg, fields);
+        line.push('\n');
+        // One write (stderr is unbuffered: `writeln!` wrote the line and its newline apart),
+        // so concurrent lines never interleave and a request costs one system call.
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
 }
 
@@ -64,7 +65,6 @@ fn format_line(
     msg: &str,
     fields: &[(&str, Value)],
 ) -> String {
-    let ts = rfc3339(now_ms);
     let lvl = match level {
         LogLevel::Error => "error",
         LogLevel::Warn => "warn",
@@ -74,7 +74,7 @@ fn format_line(
     let line = match format {
         LogFormat::Json => {
             let mut m = Map::new();
-            m.insert("ts".into(), ts.into());
+            m.insert("ts".into(), rfc3339(now_ms).into());
             m.insert("level".into(), lvl.into());
             m.insert("msg".into(), msg.into());
             for (k, v) in fields {
@@ -83,18 +83,22 @@ fn format_line(
             Value::Object(m).to_string()
         }
         LogFormat::Text => {
-            let mut s = format!("{ts} {:<5} {msg}", lvl.to_ascii_uppercase());
+            use std::fmt::Write as _;
+            let mut s = String::with_capacity(160);
+            let level = lvl.to_ascii_uppercase();
+            // Writing to a String cannot fail.
+            let _ = write!(s, "{} {level:<5} {msg}", Rfc3339(now_ms));
             for (k, v) in fields {
-                match v {
+                let _ = match v {
                     Value::Null => continue,
-                    Value::String(t) if is_bare(t) => s.push_str(&format!(" {k}={t}")),
-                    other => s.push_str(&format!(" {k}={other}")),
-                }
+                    Value::String(t) if is_bare(t) => write!(s, " {k}={t}"),
+                    other => write!(s, " {k}={other}"),
+                };
             }
             s
         }
     };
-    escape_line_breakers(&line)
+    escape_line_breakers(line)
 }
 
 /// A text-format value written as it is: non-empty, and nothing that would need quoting.
@@ -111,9 +115,9 @@ fn breaks_line(c: char) -> bool {
     c.is_control() || c == '\u{2028}' || c == '\u{2029}'
 }
 
-fn escape_line_breakers(line: &str) -> String {
+fn escape_line_breakers(line: String) -> String {
     if !line.chars().any(breaks_line) {
-        return line.to_owned();
+        return line;
     }
     let mut out = String::with_capacity(line.len() + 16);
     for c in line.chars() {

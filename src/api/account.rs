@@ -18,11 +18,19 @@ use serde_json::json;
 
 pub fn me(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     let me = guard::user(state, ctx, req)?;
-    Ok(respond::ok(json!({
-        "user": views::user(&me.user),
-        "membership": views::membership(&me.membership),
-        "org": views::org(&me.org),
-    })))
+    Ok(respond::ok(MeView {
+        membership: views::MembershipView::of(&me.membership),
+        org: views::OrgView::of(&me.org),
+        user: views::UserView::of(&me.user),
+    }))
+}
+
+/// `GET /auth/me`'s answer, written straight into the body (keys in sorted order).
+#[derive(serde::Serialize)]
+struct MeView<'a> {
+    membership: views::MembershipView<'a>,
+    org: views::OrgView<'a>,
+    user: views::UserView<'a>,
 }
 
 #[derive(Deserialize)]

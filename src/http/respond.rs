@@ -6,10 +6,27 @@ use rouille::Response;
 use serde::Serialize;
 use serde_json::json;
 
-/// `{"status":"success","data":…}` with the given HTTP status.
+/// The success envelope, its keys in the order a `serde_json` map (sorted) wrote them.
+#[derive(Serialize)]
+struct Success<T> {
+    data: T,
+    status: &'static str,
+}
+
+/// `{"status":"success","data":…}` with the given HTTP status. `data` is written straight
+/// into the body, not copied into a `serde_json::Value` first (on a refresh that copy was a
+/// quarter of the request's allocations).
 pub fn with_status<T: Serialize>(status: u16, data: T) -> Response {
-    let body = json!({ "status": "success", "data": data });
-    Response::from_data("application/json", body.to_string()).with_status_code(status)
+    let mut body = Vec::with_capacity(1024);
+    let envelope = Success {
+        data,
+        status: "success",
+    };
+    match serde_json::to_writer(&mut body, &envelope) {
+        Ok(()) => Response::from_data("application/json", body).with_status_code(status),
+        // Only a map with keys that are not strings fails, which no answer here holds.
+        Err(e) => error_response(&ApiError::internal(format!("serializing an answer: {e}"))),
+    }
 }
 
 pub fn ok<T: Serialize>(data: T) -> Response {

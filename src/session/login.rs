@@ -41,14 +41,54 @@ pub fn tokens_json(
     user: &User,
     membership: &Membership,
 ) -> serde_json::Value {
-    json!({
-        "accessToken": issued.access_token,
-        "refreshToken": issued.refresh_token,
-        "expiresIn": state.config.tokens.access_ttl.as_secs(),
-        "tokenType": "Bearer",
-        "user": views::user(user),
-        "membership": views::membership(membership),
-    })
+    // A struct of strings, numbers and `Value`s: `to_value` cannot fail.
+    serde_json::to_value(TokensView::of(state, issued, user, membership))
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// The tokens answer, written straight into the body by [`tokens_response`]; its fields in
+/// the sorted order of a `Value`'s keys, so [`tokens_json`] writes the same bytes.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TokensView<'a> {
+    access_token: &'a str,
+    expires_in: u64,
+    membership: views::MembershipView<'a>,
+    refresh_token: &'a str,
+    token_type: &'static str,
+    user: views::UserView<'a>,
+}
+
+impl<'a> TokensView<'a> {
+    fn of(
+        state: &AppState,
+        issued: &'a Issued,
+        user: &'a User,
+        membership: &'a Membership,
+    ) -> Self {
+        Self::expiring(
+            state.config.tokens.access_ttl.as_secs(),
+            issued,
+            user,
+            membership,
+        )
+    }
+
+    fn expiring(
+        expires_in: u64,
+        issued: &'a Issued,
+        user: &'a User,
+        membership: &'a Membership,
+    ) -> Self {
+        TokensView {
+            access_token: &issued.access_token,
+            expires_in,
+            membership: views::MembershipView::of(membership),
+            refresh_token: &issued.refresh_token,
+            token_type: "Bearer",
+            user: views::UserView::of(user),
+        }
+    }
 }
 
 /// The token answer of login, signup, refresh, switch-org: body and cookies.
@@ -59,7 +99,8 @@ pub fn tokens_response(
     user: &User,
     membership: &Membership,
 ) -> Response {
-    let mut resp = respond::with_status(status, tokens_json(state, issued, user, membership));
+    let body = TokensView::of(state, issued, user, membership);
+    let mut resp = respond::with_status(status, body);
     cookies::set_session(
         &mut resp,
         &state.config,
@@ -539,4 +580,33 @@ pub fn finish_login_session(
     tx.audit(e)?;
     tx.emit(Some(org), "user.login", json!({ "user": events::who(&user.id, &user.email), "session": { "id": issued.session_id }, "amr": amr }))?;
     Ok(issued)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tokens_view_writes_what_its_value_writes() {
+        let user = User::new("ada@example.com".into(), 1_764_000_000_000);
+        let membership = Membership {
+            id: "mem_1".into(),
+            org_id: crate::ids::OrgId::from_wire("org_1"),
+            user_id: user.id.clone(),
+            role: "member".into(),
+            status: MemberStatus::Active,
+            metadata: json!({"b": 2, "a": 1}),
+            joined_at: 5,
+        };
+        let issued = Issued {
+            access_token: "eyJ.a.b".into(),
+            refresh_token: "rt_\"x\"".into(),
+            session_id: crate::ids::SessionId::from_wire("ses_1"),
+        };
+        let view = TokensView::expiring(900, &issued, &user, &membership);
+        let value = serde_json::to_value(&view).unwrap();
+        assert_eq!(serde_json::to_string(&view).unwrap(), value.to_string());
+        assert_eq!(value["tokenType"], "Bearer");
+        assert_eq!(value["expiresIn"], 900);
+    }
 }

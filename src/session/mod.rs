@@ -263,7 +263,7 @@ fn prepare_refresh_knowing(
     conn: &Tx,
     token: &str,
     now: i64,
-    known: Option<&Org>,
+    known: Option<Org>,
 ) -> ApiResult<Prepared> {
     let row = sessions::find_refresh(conn, token)?.ok_or_else(invalid)?;
     if is_orgless(&row.org_id) {
@@ -292,7 +292,7 @@ fn prepare_refresh_knowing(
         .filter(crate::api::guard::is_active)
         .ok_or_else(invalid)?;
     let org = match known.filter(|o| o.id == session.org_id) {
-        Some(o) => o.clone(),
+        Some(o) => o,
         None => orgs::find_by_id(conn, &session.org_id)?.ok_or_else(invalid)?,
     };
     Ok(Prepared {
@@ -425,7 +425,8 @@ pub fn run_refresh_job(
         },
         None => None,
     };
-    let p = match prepare_refresh_knowing(tx, &job.token, job.now, header_org.as_ref()) {
+    let header_org_id = header_org.as_ref().map(|o| o.id.clone());
+    let p = match prepare_refresh_knowing(tx, &job.token, job.now, header_org) {
         Ok(p) => p,
         Err(e) => return refuse(e),
     };
@@ -433,8 +434,8 @@ pub fn run_refresh_job(
     if p.client_id().is_some() {
         return refuse(invalid());
     }
-    if let Some(org) = &header_org
-        && p.org.id != org.id
+    if let Some(id) = &header_org_id
+        && p.org.id != *id
     {
         return refuse(
             ApiError::of(ErrorCode::OrgMismatch)
