@@ -34,6 +34,12 @@ fn echo_handler() -> Handler {
         if let Some(ms) = url.strip_prefix("/sleep/") {
             thread::sleep(Duration::from_millis(ms.parse().unwrap_or(0)));
         }
+        if let Some(n) = url.strip_prefix("/big/") {
+            return rouille::Response::from_data(
+                "application/octet-stream",
+                big_body(n.parse().unwrap()),
+            );
+        }
         let mut body = Vec::new();
         if let Some(mut data) = req.data() {
             data.read_to_end(&mut body).unwrap();
@@ -47,6 +53,11 @@ fn echo_handler() -> Handler {
         );
         rouille::Response::text(text)
     })
+}
+
+/// The body of `/big/<n>`: n bytes of a pattern a truncated or reordered copy would not match.
+fn big_body(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
 }
 
 fn start(opts: ServerOptions, handler: Handler) -> ServerHandle {
@@ -863,5 +874,51 @@ fn requests_that_waited_too_long_for_a_worker_are_shed_with_503() {
     w.write_all(b"GET /again HTTP/1.1\r\nHost: t\r\n\r\n")
         .unwrap();
     assert_eq!(read_response(&mut r).unwrap().status, 200);
+    server.stop();
+}
+
+/// An answer bigger than the socket's send buffer, to a client that reads it only later,
+/// makes the worker wait for the client (the write is switched to blocking, bounded by the
+/// write timeout) and arrives whole. The connection goes back to the poller non-blocking: a
+/// request that then arrives only in part holds no worker, so with a single worker another
+/// client is still served at once.
+#[test]
+fn a_big_answer_to_a_slow_reader_arrives_whole_and_the_socket_is_parked_again() {
+    let _g = serial();
+    let opts = ServerOptions {
+        threads: 1,
+        ..test_opts()
+    };
+    let server = start(opts, echo_handler());
+    let addr = server.local_addr();
+    let s = connect(addr);
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    let n = 32 * 1024 * 1024;
+    w.write_all(format!("GET /big/{n} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+        .unwrap();
+    // Nothing is read for a while: the server's writes fill both socket buffers.
+    thread::sleep(Duration::from_millis(300));
+    let resp = read_response(&mut r).unwrap();
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.body.len(), n);
+    assert!(resp.body == big_body(n), "the body arrived changed");
+
+    // Half a request on the same connection, then a whole one from another client.
+    w.write_all(b"GET /half HTTP/1.1\r\nHo").unwrap();
+    thread::sleep(Duration::from_millis(100));
+    let started = Instant::now();
+    let other = get(addr, "/other");
+    assert_eq!(other.status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "the only worker was held by a half-sent request ({:?})",
+        started.elapsed()
+    );
+    // The first connection's request completes and is served.
+    w.write_all(b"st: t\r\n\r\n").unwrap();
+    let resp = read_response(&mut r).unwrap();
+    assert_eq!(resp.status, 200);
+    assert!(resp.text().starts_with("GET /half"));
     server.stop();
 }

@@ -291,5 +291,10 @@ struct Conn {
     deadline: Instant,
     /// When the connection last entered the worker queue (for load shedding).
     queued_at: Instant,
+    /// Whether the socket is in the poller's interest list. Every registration is one-shot:
+    /// once its readiness was reported it stays listed but disarmed, and parking it again
+    /// re-arms it (one `epoll_ctl` instead of a delete and an add per request). Closing the
+    /// socket takes it off the list.
+    registered: bool,
     _guard: ConnGuard,
 }

@@ -155,6 +155,7 @@ impl PollerLoop {
             phase: Phase::Idle,
             deadline: Instant::now() + self.ctx.opts.idle_timeout,
             queued_at: Instant::now(),
+            registered: false,
             _guard: ConnGuard::new(&self.ctx.open),
         };
         self.park(conn);
@@ -170,28 +171,30 @@ impl PollerLoop {
         }
     }
 
-    /// Registers `conn` for readability with its deadline. Dropping it on failure closes it.
-    fn park(&mut self, conn: Conn) {
+    /// Arms `conn` for readability (one-shot, under a fresh key) with its deadline. Dropping
+    /// it on failure closes it.
+    fn park(&mut self, mut conn: Conn) {
         if self.ctx.stopping() {
             return;
         }
         let key = self.alloc_key();
-        if self
-            .ctx
-            .poller
-            .add(&conn.stream, Event::readable(key))
-            .is_err()
-        {
+        let armed = if conn.registered {
+            self.ctx.poller.modify(&conn.stream, Event::readable(key))
+        } else {
+            self.ctx.poller.add(&conn.stream, Event::readable(key))
+        };
+        if armed.is_err() {
             return;
         }
+        conn.registered = true;
         self.deadlines.insert((conn.deadline, key));
         self.parked.insert(key, conn);
     }
 
+    /// The connection whose one-shot readiness fired: it stays registered, disarmed.
     fn unpark(&mut self, key: usize) -> Option<Conn> {
         let conn = self.parked.remove(&key)?;
         self.deadlines.remove(&(conn.deadline, key));
-        let _ = self.ctx.poller.delete(&conn.stream);
         Some(conn)
     }
 

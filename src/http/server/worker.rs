@@ -11,8 +11,8 @@ use super::panics::{self, RequestInfo};
 use super::parse::Head;
 use super::read::{ReadOutcome, ReqState, read_request};
 use super::write::{
-    Written, assign_request_id, internal_error_response, overloaded_response,
-    prepare_blocking_write, write_blocking, write_response,
+    SocketWriter, WRITE_BUFFER, Written, assign_request_id, internal_error_response,
+    overloaded_response, write_blocking, write_response,
 };
 use super::{Conn, Ctx, Phase};
 
@@ -76,18 +76,22 @@ enum Next {
 }
 
 pub(super) fn worker_loop(ctx: &Ctx, back: &Sender<Conn>) {
+    let mut out = Vec::with_capacity(WRITE_BUFFER);
     while let Some(conn) = ctx.queue.pop() {
         // A panic anywhere in a turn drops that connection, never the worker. (A handler's
         // panic is answered and logged in `serve_one`; this catches the layer's own.)
         let peer = conn.peer.ip();
-        if let Err(p) = panics::catch(|| run_turn(ctx, conn, back)) {
+        if let Err(p) = panics::catch(|| run_turn(ctx, conn, back, &mut out)) {
             panics::log(&p, None, peer);
+        }
+        if out.capacity() > WRITE_BUFFER * 2 {
+            out = Vec::with_capacity(WRITE_BUFFER);
         }
     }
 }
 
-fn run_turn(ctx: &Ctx, mut conn: Conn, back: &Sender<Conn>) {
-    let next = serve_one(ctx, &mut conn);
+fn run_turn(ctx: &Ctx, mut conn: Conn, back: &Sender<Conn>, out: &mut Vec<u8>) {
+    let next = serve_one(ctx, &mut conn, out);
     let now = Instant::now();
     match next {
         Next::Park => {
@@ -114,6 +118,8 @@ fn run_turn(ctx: &Ctx, mut conn: Conn, back: &Sender<Conn>) {
         Next::Close => {}
         Next::Upgrade(mut upgrade) => {
             let Conn { stream, .. } = conn;
+            // The upgraded protocol's own code reads and writes blocking.
+            let _ = stream.set_nonblocking(false);
             let _ = stream.set_read_timeout(None);
             let _ = stream.set_write_timeout(None);
             upgrade.build(Box::new(stream));
@@ -130,11 +136,9 @@ fn give_back(ctx: &Ctx, back: &Sender<Conn>, conn: Conn) {
     }
 }
 
-/// Serves at most one request on `conn`.
-fn serve_one(ctx: &Ctx, conn: &mut Conn) -> Next {
-    if conn.stream.set_nonblocking(true).is_err() {
-        return Next::Close;
-    }
+/// Serves at most one request on `conn`, whose socket is non-blocking (set at admission;
+/// every turn leaves it so).
+fn serve_one(ctx: &Ctx, conn: &mut Conn, out: &mut Vec<u8>) -> Next {
     let (head, body) = match read_request(ctx, conn) {
         ReadOutcome::Complete(head, body) => (head, body),
         ReadOutcome::Pending if ctx.stopping() => return Next::Close,
@@ -179,12 +183,14 @@ fn serve_one(ctx: &Ctx, conn: &mut Conn) -> Next {
     };
 
     let close = !keep_alive || ctx.stopping();
-    if prepare_blocking_write(&conn.stream).is_err() {
+    let mut socket = SocketWriter::new(&conn.stream);
+    // The body reader is the handler's code too.
+    let written =
+        panics::catch(|| write_response(&mut socket, out, response, is_head, http10, close))
+            .inspect_err(|p| panics::log(p, Some(&info), conn.peer.ip()));
+    if socket.finish().is_err() {
         return Next::Close;
     }
-    // The body reader is the handler's code too.
-    let written = panics::catch(|| write_response(&conn.stream, response, is_head, http10, close))
-        .inspect_err(|p| panics::log(p, Some(&info), conn.peer.ip()));
     match written {
         Ok(Ok(Written::KeepAlive)) if !ctx.stopping() => {
             if conn.buf.is_empty() {

@@ -1,7 +1,7 @@
 //! Writing: responses (framing, managed and invalid headers, `Date`), the answers the layer
 //! gives itself (its errors, 503 `overloaded`, 500), and the blocking-write helpers.
 
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::TcpStream;
 
 use super::parse::has_token;
@@ -115,18 +115,91 @@ pub(super) fn internal_error_response(request_id: &str) -> rouille::Response {
     .with_additional_header("X-Request-Id", request_id.to_string())
 }
 
-/// Switches to blocking mode for writing; the write timeout was set at admission.
-pub(super) fn prepare_blocking_write(stream: &TcpStream) -> io::Result<()> {
-    stream.set_nonblocking(false)
-}
-
 /// Writes `bytes` in blocking mode (bounded by the write timeout), then restores non-blocking.
 pub(super) fn write_blocking(stream: &TcpStream, bytes: &[u8]) -> io::Result<()> {
-    prepare_blocking_write(stream)?;
+    stream.set_nonblocking(false)?;
     let mut s = stream;
     s.write_all(bytes)?;
     s.flush()?;
     stream.set_nonblocking(true)
+}
+
+/// A response's writes to a connection's socket, which stays non-blocking as long as the
+/// kernel takes the bytes: an answer that fits the send buffer (nearly all do) costs its
+/// `write` calls and nothing else. At the first `WouldBlock` the socket is switched to
+/// blocking mode, where the write timeout set at admission bounds every stall, and
+/// [`SocketWriter::finish`] switches it back for the poller. (Switching for every answer
+/// was two `ioctl` calls per request.)
+pub(super) struct SocketWriter<'a> {
+    stream: &'a TcpStream,
+    blocking: bool,
+}
+
+impl<'a> SocketWriter<'a> {
+    pub(super) fn new(stream: &'a TcpStream) -> Self {
+        SocketWriter {
+            stream,
+            blocking: false,
+        }
+    }
+
+    /// Leaves the socket non-blocking again, as a parked or queued connection's must be.
+    pub(super) fn finish(self) -> io::Result<()> {
+        if self.blocking {
+            self.stream.set_nonblocking(true)?;
+        }
+        Ok(())
+    }
+}
+
+impl Write for SocketWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            match (&*self.stream).write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && !self.blocking => {
+                    self.stream.set_nonblocking(false)?;
+                    self.blocking = true;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A worker's response buffer, kept from one answer to the next (a fresh 16 KiB buffer per
+/// answer was a large allocation on every request). Writes go to `out` whenever it is full
+/// and when the answer ends.
+struct Buffered<'a, W: Write> {
+    out: W,
+    buf: &'a mut Vec<u8>,
+}
+
+/// How much of an answer is gathered before it is written out.
+pub(super) const WRITE_BUFFER: usize = 16 * 1024;
+
+impl<W: Write> Write for Buffered<'_, W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.buf.len() + data.len() > WRITE_BUFFER {
+            self.flush()?;
+            if data.len() >= WRITE_BUFFER {
+                return self.out.write(data);
+            }
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let written = self.out.write_all(self.buf);
+        // What was not written is not written again: the connection is closed on error.
+        self.buf.clear();
+        written?;
+        self.out.flush()
+    }
 }
 
 pub(super) enum Written {
@@ -156,8 +229,10 @@ fn is_valid_header(name: &str, value: &str) -> bool {
         && !value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
 }
 
+/// Writes `response` to `out`, gathered in `buf` (a worker's, empty and reused).
 pub(super) fn write_response(
-    stream: &TcpStream,
+    out: impl Write,
+    buf: &mut Vec<u8>,
     response: rouille::Response,
     is_head: bool,
     http10: bool,
@@ -177,7 +252,8 @@ pub(super) fn write_response(
     } else {
         500
     };
-    let mut w = BufWriter::with_capacity(16 * 1024, stream);
+    buf.clear();
+    let mut w = Buffered { out, buf };
     write!(w, "HTTP/1.1 {status} {}\r\n", reason_phrase(status))?;
     let mut has_date = false;
     for (name, value) in &headers {
