@@ -84,9 +84,6 @@ pub(super) fn worker_loop(ctx: &Ctx, back: &Sender<Conn>) {
         if let Err(p) = panics::catch(|| run_turn(ctx, conn, back, &mut out)) {
             panics::log(&p, None, peer);
         }
-        if out.capacity() > WRITE_BUFFER * 2 {
-            out = Vec::with_capacity(WRITE_BUFFER);
-        }
     }
 }
 
@@ -118,7 +115,10 @@ fn run_turn(ctx: &Ctx, mut conn: Conn, back: &Sender<Conn>, out: &mut Vec<u8>) {
         Next::Close => {}
         Next::Upgrade(mut upgrade) => {
             let Conn { stream, .. } = conn;
-            // The upgraded protocol's own code reads and writes blocking.
+            // No longer the poller's (its registration is disarmed; this takes it off the
+            // list even if the upgraded code keeps a copy of the socket). The upgraded
+            // protocol's own code reads and writes blocking.
+            let _ = ctx.poller.delete(&stream);
             let _ = stream.set_nonblocking(false);
             let _ = stream.set_read_timeout(None);
             let _ = stream.set_write_timeout(None);

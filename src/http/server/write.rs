@@ -171,8 +171,9 @@ impl Write for SocketWriter<'_> {
 }
 
 /// A worker's response buffer, kept from one answer to the next (a fresh 16 KiB buffer per
-/// answer was a large allocation on every request). Writes go to `out` whenever it is full
-/// and when the answer ends.
+/// answer was a large allocation on every request); it never grows past [`WRITE_BUFFER`].
+/// Writes go to `out` whenever it is full and when the answer ends. An answer that fails
+/// half-way (its body reader errs or panics) is not flushed: the connection is closed.
 struct Buffered<'a, W: Write> {
     out: W,
     buf: &'a mut Vec<u8>,
