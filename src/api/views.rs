@@ -108,7 +108,7 @@ impl<'a> MembershipView<'a> {
 }
 
 /// A view as a `Value`, for the answers that add to it or nest it in a `json!`.
-fn value(view: impl Serialize) -> Value {
+pub(crate) fn value(view: impl Serialize) -> Value {
     // A struct of strings, numbers, options and `Value`s: `to_value` cannot fail.
     serde_json::to_value(view).unwrap_or(Value::Null)
 }

@@ -41,9 +41,7 @@ pub fn tokens_json(
     user: &User,
     membership: &Membership,
 ) -> serde_json::Value {
-    // A struct of strings, numbers and `Value`s: `to_value` cannot fail.
-    serde_json::to_value(TokensView::of(state, issued, user, membership))
-        .unwrap_or(serde_json::Value::Null)
+    views::value(TokensView::of(state, issued, user, membership))
 }
 
 /// The tokens answer, written straight into the body by [`tokens_response`]; its fields in
