@@ -11,17 +11,19 @@
 //!
 //! # Design, and why
 //!
-//! * **One poller thread** (the `polling` crate: epoll/kqueue/IOCP) owns the listener and every
-//!   connection that is *parked*: idle between keep-alive requests, half-way through a request
-//!   whose next bytes have not arrived, or lingering after an error response. A parked connection
-//!   costs a socket and a small struct, never a thread, so 2,000 idle sockets add zero threads.
+//! * **One poller thread** (the `polling` crate: epoll/kqueue/IOCP) owns the listener and waits
+//!   for every connection that is *parked*: idle between keep-alive requests, half-way through a
+//!   request whose next bytes have not arrived, or lingering after an error response. A parked
+//!   connection costs a socket and a small struct, never a thread, so 2,000 idle sockets add
+//!   zero threads. The parked set is shared (`poller::Parking`): a worker parks what it served
+//!   without waking the poller.
 //! * **A fixed pool of `threads` workers** is fed through one FIFO queue (`Mutex<VecDeque>` +
 //!   `Condvar`). The poller pushes a connection at the back when it becomes readable; the next free
 //!   worker pops from the front. Service order is arrival order, so no connection can be starved
 //!   by a busy one (the tiny_http failure mode).
 //! * **One request per turn.** A worker reads (non-blocking) until one request is complete, runs
 //!   the handler, writes the response with one flush, and gives the connection back: to the
-//!   poller (re-armed for readability, with an idle deadline) or, if pipelined bytes are already
+//!   parked set (re-armed for readability, with an idle deadline) or, if pipelined bytes are already
 //!   buffered, straight to the back of the queue. Leftover bytes always travel with the connection,
 //!   so pipelining works without letting one client monopolise a worker.
 //! * **Reads never block a worker.** If a request is incomplete when the socket runs dry, the
@@ -61,8 +63,8 @@
 //! * `mod.rs` (this file): the public API ([`ServerOptions`], [`Handler`], [`ServerHandle`],
 //!   [`serve`]) and the state the threads share: `Ctx` and the connection (`Conn`, its
 //!   `Phase` and the guard that counts it against `max_connections`).
-//! * `poller.rs`: the poller thread: accepting (and the acceptor's 503), parking, deadlines,
-//!   lingering.
+//! * `poller.rs`: the parked set shared with the workers (`Parking`: park, deadlines) and the
+//!   poller thread: accepting (and the acceptor's 503), readiness, expiry, lingering.
 //! * `worker.rs`: the FIFO queue and the worker pool: one turn = read one request, run the
 //!   handler, write the answer, give the connection back (park, requeue, linger, close, upgrade).
 //! * `read.rs`: the per-connection request state machine over the non-blocking socket.
@@ -77,13 +79,12 @@ use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use polling::{Event, Poller};
 
-use poller::{LISTENER_KEY, PollerLoop};
+use poller::{LISTENER_KEY, Parking, PollerLoop};
 use read::ReqState;
 use worker::{Queue, worker_loop};
 
@@ -209,11 +210,11 @@ pub fn serve(
         opts,
         handler,
         queue: Queue::default(),
+        parking: Parking::default(),
         poller,
         stopping: AtomicBool::new(false),
         open: Arc::new(AtomicUsize::new(0)),
     });
-    let (back_tx, back_rx) = mpsc::channel();
     // Built incrementally: if a spawn fails, dropping the handle stops what was started.
     let mut handle = ServerHandle {
         addr,
@@ -223,14 +224,12 @@ pub fn serve(
     };
     for i in 0..ctx.opts.threads {
         let ctx = Arc::clone(&ctx);
-        let back = back_tx.clone();
         let t = thread::Builder::new()
             .name(format!("http-worker-{i}"))
-            .spawn(move || worker_loop(&ctx, &back))?;
+            .spawn(move || worker_loop(&ctx))?;
         handle.workers.push(t);
     }
-    drop(back_tx);
-    let poller_loop = PollerLoop::new(Arc::clone(&ctx), listener, back_rx);
+    let poller_loop = PollerLoop::new(Arc::clone(&ctx), listener);
     let t = thread::Builder::new()
         .name("http-poller".to_string())
         .spawn(move || poller_loop.run())?;
@@ -243,6 +242,7 @@ struct Ctx {
     opts: ServerOptions,
     handler: Handler,
     queue: Queue,
+    parking: Parking,
     poller: Poller,
     stopping: AtomicBool,
     open: Arc<AtomicUsize>,

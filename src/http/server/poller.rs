@@ -1,12 +1,13 @@
-//! The poller thread: owns the listener and every parked connection (idle, mid-request or
-//! lingering), each with one deadline; hands readable connections to the worker queue.
+//! The poller thread: owns the listener, waits for readiness of every parked connection (idle,
+//! mid-request or lingering, each with one deadline), hands readable connections to the worker
+//! queue and closes the expired ones. The parked set itself ([`Parking`]) is shared: a worker
+//! parks the connection it served without waking the poller.
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -24,26 +25,98 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// Longest poller sleep (deadlines are also checked on every wake-up).
 const MAX_POLL_WAIT: Duration = Duration::from_secs(1);
 
+/// Every parked connection under its key, with its deadline; shared by the poller and the
+/// workers behind one lock, held for map updates and for the one `epoll_ctl` that arms a
+/// connection.
+///
+/// A worker parks the connection it just served itself. Before, each served request went back
+/// to the poller through a channel and woke it (an `eventfd` write, a wake-up and the poller's
+/// own five system calls per wait) only for the poller to re-arm the socket.
+#[derive(Default)]
+pub(super) struct Parking {
+    inner: Mutex<Parked>,
+}
+
+#[derive(Default)]
+struct Parked {
+    conns: HashMap<usize, Conn>,
+    deadlines: BTreeSet<(Instant, usize)>,
+    next_key: usize,
+    /// When the poller will wake at the latest (set before each wait): parking a connection
+    /// due earlier must wake it, or that deadline would be served late.
+    wake_by: Option<Instant>,
+    /// Set once the poller has closed every parked connection on stop; nothing parks after.
+    closed: bool,
+}
+
+impl Parking {
+    fn lock(&self) -> MutexGuard<'_, Parked> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Arms `conn` for readability (one-shot, under a fresh key) with its deadline. Dropping
+    /// it (on failure, or once the server stops) closes it.
+    pub(super) fn park(&self, ctx: &Ctx, mut conn: Conn) {
+        let mut p = self.lock();
+        if p.closed || ctx.stopping() {
+            return;
+        }
+        let key = p.alloc_key();
+        // Armed under the lock and filed before it is released: its event may come at once,
+        // and the poller, which takes the lock to look the key up, then finds it.
+        let armed = if conn.registered {
+            ctx.poller.modify(&conn.stream, Event::readable(key))
+        } else {
+            ctx.poller.add(&conn.stream, Event::readable(key))
+        };
+        if armed.is_err() {
+            drop(p);
+            return;
+        }
+        conn.registered = true;
+        let wake = p.wake_by.is_none_or(|t| conn.deadline < t);
+        p.deadlines.insert((conn.deadline, key));
+        p.conns.insert(key, conn);
+        drop(p);
+        if wake {
+            let _ = ctx.poller.notify();
+        }
+    }
+
+    /// The connection under `key`, off the parked set (its registration, if it fired, stays
+    /// listed and disarmed).
+    fn take(&self, key: usize) -> Option<Conn> {
+        let mut p = self.lock();
+        let conn = p.conns.remove(&key)?;
+        p.deadlines.remove(&(conn.deadline, key));
+        Some(conn)
+    }
+}
+
+impl Parked {
+    fn alloc_key(&mut self) -> usize {
+        loop {
+            self.next_key = self.next_key.wrapping_add(1);
+            let k = self.next_key;
+            if k != LISTENER_KEY && k != usize::MAX && !self.conns.contains_key(&k) {
+                return k;
+            }
+        }
+    }
+}
+
 pub(super) struct PollerLoop {
     ctx: Arc<Ctx>,
     listener: Option<TcpListener>,
     listener_paused_until: Option<Instant>,
-    parked: HashMap<usize, Conn>,
-    deadlines: BTreeSet<(Instant, usize)>,
-    next_key: usize,
-    back_rx: Receiver<Conn>,
 }
 
 impl PollerLoop {
-    pub(super) fn new(ctx: Arc<Ctx>, listener: TcpListener, back_rx: Receiver<Conn>) -> Self {
+    pub(super) fn new(ctx: Arc<Ctx>, listener: TcpListener) -> Self {
         PollerLoop {
             ctx,
             listener: Some(listener),
             listener_paused_until: None,
-            parked: HashMap::new(),
-            deadlines: BTreeSet::new(),
-            next_key: LISTENER_KEY,
-            back_rx,
         }
     }
 
@@ -68,9 +141,6 @@ impl PollerLoop {
                     self.on_readable(ev.key);
                 }
             }
-            while let Ok(conn) = self.back_rx.try_recv() {
-                self.park(conn);
-            }
             let now = Instant::now();
             self.expire(now);
             if self.listener_paused_until.is_some_and(|t| t <= now) {
@@ -81,14 +151,19 @@ impl PollerLoop {
         self.close_all();
     }
 
+    /// How long the next wait may last: until the nearest deadline, at most `MAX_POLL_WAIT`.
+    /// The wake-up time is left in the parked set for the workers (see [`Parking::park`]).
     fn next_timeout(&self, now: Instant) -> Duration {
         let mut next = now + MAX_POLL_WAIT;
-        if let Some(&(t, _)) = self.deadlines.first() {
-            next = next.min(t);
-        }
         if let Some(t) = self.listener_paused_until {
             next = next.min(t);
         }
+        let mut p = self.ctx.parking.lock();
+        if let Some(&(t, _)) = p.deadlines.first() {
+            next = next.min(t);
+        }
+        p.wake_by = Some(next);
+        drop(p);
         next.saturating_duration_since(now)
     }
 
@@ -158,48 +233,11 @@ impl PollerLoop {
             registered: false,
             _guard: ConnGuard::new(&self.ctx.open),
         };
-        self.park(conn);
-    }
-
-    fn alloc_key(&mut self) -> usize {
-        loop {
-            self.next_key = self.next_key.wrapping_add(1);
-            let k = self.next_key;
-            if k != LISTENER_KEY && k != usize::MAX && !self.parked.contains_key(&k) {
-                return k;
-            }
-        }
-    }
-
-    /// Arms `conn` for readability (one-shot, under a fresh key) with its deadline. Dropping
-    /// it on failure closes it.
-    fn park(&mut self, mut conn: Conn) {
-        if self.ctx.stopping() {
-            return;
-        }
-        let key = self.alloc_key();
-        let armed = if conn.registered {
-            self.ctx.poller.modify(&conn.stream, Event::readable(key))
-        } else {
-            self.ctx.poller.add(&conn.stream, Event::readable(key))
-        };
-        if armed.is_err() {
-            return;
-        }
-        conn.registered = true;
-        self.deadlines.insert((conn.deadline, key));
-        self.parked.insert(key, conn);
-    }
-
-    /// The connection whose one-shot readiness fired: it stays registered, disarmed.
-    fn unpark(&mut self, key: usize) -> Option<Conn> {
-        let conn = self.parked.remove(&key)?;
-        self.deadlines.remove(&(conn.deadline, key));
-        Some(conn)
+        self.ctx.parking.park(&self.ctx, conn);
     }
 
     fn on_readable(&mut self, key: usize) {
-        let Some(conn) = self.unpark(key) else {
+        let Some(conn) = self.ctx.parking.take(key) else {
             return;
         };
         if conn.phase == Phase::Lingering {
@@ -221,18 +259,22 @@ impl PollerLoop {
                 Err(_) => return,
             }
         }
-        self.park(conn);
+        self.ctx.parking.park(&self.ctx, conn);
     }
 
     fn expire(&mut self, now: Instant) {
-        while let Some(&(t, key)) = self.deadlines.first() {
-            if t > now {
-                break;
+        let mut expired = Vec::new();
+        {
+            let mut p = self.ctx.parking.lock();
+            while let Some(&(t, key)) = p.deadlines.first() {
+                if t > now {
+                    break;
+                }
+                p.deadlines.pop_first();
+                expired.extend(p.conns.remove(&key));
             }
-            self.deadlines.pop_first();
-            let Some(conn) = self.parked.remove(&key) else {
-                continue;
-            };
+        }
+        for conn in expired {
             let _ = self.ctx.poller.delete(&conn.stream);
             if conn.phase == Phase::Reading {
                 // Best effort: the socket is non-blocking and the answer is small.
@@ -246,11 +288,15 @@ impl PollerLoop {
         if let Some(l) = self.listener.take() {
             let _ = self.ctx.poller.delete(&l);
         }
-        for (_, conn) in self.parked.drain() {
+        let conns: Vec<Conn> = {
+            let mut p = self.ctx.parking.lock();
+            p.closed = true;
+            p.deadlines.clear();
+            p.conns.drain().map(|(_, c)| c).collect()
+        };
+        for conn in conns {
             let _ = self.ctx.poller.delete(&conn.stream);
         }
-        self.deadlines.clear();
-        while self.back_rx.try_recv().is_ok() {}
     }
 }
 

@@ -3,7 +3,6 @@
 
 use std::collections::VecDeque;
 use std::net::Shutdown;
-use std::sync::mpsc::Sender;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -75,19 +74,19 @@ enum Next {
     Upgrade(Box<dyn rouille::Upgrade + Send>),
 }
 
-pub(super) fn worker_loop(ctx: &Ctx, back: &Sender<Conn>) {
+pub(super) fn worker_loop(ctx: &Ctx) {
     let mut out = Vec::with_capacity(WRITE_BUFFER);
     while let Some(conn) = ctx.queue.pop() {
         // A panic anywhere in a turn drops that connection, never the worker. (A handler's
         // panic is answered and logged in `serve_one`; this catches the layer's own.)
         let peer = conn.peer.ip();
-        if let Err(p) = panics::catch(|| run_turn(ctx, conn, back, &mut out)) {
+        if let Err(p) = panics::catch(|| run_turn(ctx, conn, &mut out)) {
             panics::log(&p, None, peer);
         }
     }
 }
 
-fn run_turn(ctx: &Ctx, mut conn: Conn, back: &Sender<Conn>, out: &mut Vec<u8>) {
+fn run_turn(ctx: &Ctx, mut conn: Conn, out: &mut Vec<u8>) {
     let next = serve_one(ctx, &mut conn, out);
     let now = Instant::now();
     match next {
@@ -104,13 +103,13 @@ fn run_turn(ctx: &Ctx, mut conn: Conn, back: &Sender<Conn>, out: &mut Vec<u8>) {
                 // Release the last request's buffer: idle connections should cost ~nothing.
                 conn.buf = Vec::new();
             }
-            give_back(ctx, back, conn);
+            ctx.parking.park(ctx, conn);
         }
         Next::Requeue => ctx.queue.push(conn),
         Next::Linger => {
             conn.phase = Phase::Lingering;
             conn.deadline = now + LINGER.min(ctx.opts.read_timeout);
-            give_back(ctx, back, conn);
+            ctx.parking.park(ctx, conn);
         }
         Next::Close => {}
         Next::Upgrade(mut upgrade) => {
@@ -124,15 +123,6 @@ fn run_turn(ctx: &Ctx, mut conn: Conn, back: &Sender<Conn>, out: &mut Vec<u8>) {
             let _ = stream.set_write_timeout(None);
             upgrade.build(Box::new(stream));
         }
-    }
-}
-
-fn give_back(ctx: &Ctx, back: &Sender<Conn>, conn: Conn) {
-    if ctx.stopping() {
-        return;
-    }
-    if back.send(conn).is_ok() {
-        let _ = ctx.poller.notify();
     }
 }
 
