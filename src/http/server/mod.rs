@@ -16,7 +16,7 @@
 //!   request whose next bytes have not arrived, or lingering after an error response. A parked
 //!   connection costs a socket and a small struct, never a thread, so 2,000 idle sockets add
 //!   zero threads. The parked set is shared (`poller::Parking`): a worker parks what it served
-//!   without waking the poller.
+//!   itself, and wakes the poller only for a deadline earlier than its next wake-up.
 //! * **A fixed pool of `threads` workers** is fed through one FIFO queue (`Mutex<VecDeque>` +
 //!   `Condvar`). The poller pushes a connection at the back when it becomes readable; the next free
 //!   worker pops from the front. Service order is arrival order, so no connection can be starved

@@ -1,7 +1,8 @@
 //! The poller thread: owns the listener, waits for readiness of every parked connection (idle,
 //! mid-request or lingering, each with one deadline), hands readable connections to the worker
 //! queue and closes the expired ones. The parked set itself ([`Parking`]) is shared: a worker
-//! parks the connection it served without waking the poller.
+//! parks the connection it served, and wakes the poller only for a deadline earlier than the
+//! poller's next wake-up.
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::{self, Read, Write};
@@ -32,6 +33,13 @@ const MAX_POLL_WAIT: Duration = Duration::from_secs(1);
 /// A worker parks the connection it just served itself. Before, each served request went back
 /// to the poller through a channel and woke it (an `eventfd` write, a wake-up and the poller's
 /// own five system calls per wait) only for the poller to re-arm the socket.
+/// Whether parking a connection may wake the poller (see [`Parking::park`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Wake {
+    IfEarlier,
+    No,
+}
+
 #[derive(Default)]
 pub(super) struct Parking {
     inner: Mutex<Parked>,
@@ -55,8 +63,10 @@ impl Parking {
     }
 
     /// Arms `conn` for readability (one-shot, under a fresh key) with its deadline. Dropping
-    /// it (on failure, or once the server stops) closes it.
-    pub(super) fn park(&self, ctx: &Ctx, mut conn: Conn) {
+    /// it (on failure, or once the server stops) closes it. A worker passes `Wake::IfEarlier`:
+    /// the poller is woken if the deadline comes before its next wake-up. The poller itself
+    /// passes `Wake::No`: it recomputes its wait before sleeping again.
+    pub(super) fn park(&self, ctx: &Ctx, mut conn: Conn, wake: Wake) {
         let mut p = self.lock();
         if p.closed || ctx.stopping() {
             return;
@@ -74,12 +84,30 @@ impl Parking {
             return;
         }
         conn.registered = true;
-        let wake = p.wake_by.is_none_or(|t| conn.deadline < t);
+        let notify = wake == Wake::IfEarlier && p.wake_by.is_none_or(|t| conn.deadline < t);
+        if notify {
+            // The poller now wakes by this deadline: later parks due after it need not wake it.
+            p.wake_by = Some(conn.deadline);
+        }
         p.deadlines.insert((conn.deadline, key));
         p.conns.insert(key, conn);
         drop(p);
-        if wake {
+        if notify {
             let _ = ctx.poller.notify();
+        }
+    }
+
+    /// Closes every parked connection and refuses new ones (the poller's exit, also when it
+    /// panicked: workers must not go on filing connections that nobody polls).
+    fn close(&self, ctx: &Ctx) {
+        let conns: Vec<Conn> = {
+            let mut p = self.lock();
+            p.closed = true;
+            p.deadlines.clear();
+            p.conns.drain().map(|(_, c)| c).collect()
+        };
+        for conn in conns {
+            let _ = ctx.poller.delete(&conn.stream);
         }
     }
 
@@ -121,9 +149,12 @@ impl PollerLoop {
     }
 
     pub(super) fn run(mut self) {
+        // If the loop panics, the parked set is still closed (on drop), so workers stop
+        // filing connections into it and close them instead.
+        let _closing = ClosesParking(Arc::clone(&self.ctx));
         let mut events = Vec::new();
         while !self.ctx.stopping() {
-            let timeout = self.next_timeout(Instant::now());
+            let timeout = self.next_timeout();
             events.clear();
             if let Err(e) = self.ctx.poller.wait(&mut events, Some(timeout))
                 && e.kind() != io::ErrorKind::Interrupted
@@ -153,12 +184,14 @@ impl PollerLoop {
 
     /// How long the next wait may last: until the nearest deadline, at most `MAX_POLL_WAIT`.
     /// The wake-up time is left in the parked set for the workers (see [`Parking::park`]).
-    fn next_timeout(&self, now: Instant) -> Duration {
+    fn next_timeout(&self) -> Duration {
+        let mut p = self.ctx.parking.lock();
+        // Read under the lock: a worker compares its deadline with the wake-up set here.
+        let now = Instant::now();
         let mut next = now + MAX_POLL_WAIT;
         if let Some(t) = self.listener_paused_until {
             next = next.min(t);
         }
-        let mut p = self.ctx.parking.lock();
         if let Some(&(t, _)) = p.deadlines.first() {
             next = next.min(t);
         }
@@ -233,7 +266,7 @@ impl PollerLoop {
             registered: false,
             _guard: ConnGuard::new(&self.ctx.open),
         };
-        self.ctx.parking.park(&self.ctx, conn);
+        self.ctx.parking.park(&self.ctx, conn, Wake::No);
     }
 
     fn on_readable(&mut self, key: usize) {
@@ -259,7 +292,7 @@ impl PollerLoop {
                 Err(_) => return,
             }
         }
-        self.ctx.parking.park(&self.ctx, conn);
+        self.ctx.parking.park(&self.ctx, conn, Wake::No);
     }
 
     fn expire(&mut self, now: Instant) {
@@ -288,15 +321,16 @@ impl PollerLoop {
         if let Some(l) = self.listener.take() {
             let _ = self.ctx.poller.delete(&l);
         }
-        let conns: Vec<Conn> = {
-            let mut p = self.ctx.parking.lock();
-            p.closed = true;
-            p.deadlines.clear();
-            p.conns.drain().map(|(_, c)| c).collect()
-        };
-        for conn in conns {
-            let _ = self.ctx.poller.delete(&conn.stream);
-        }
+        self.ctx.parking.close(&self.ctx);
+    }
+}
+
+/// Closes the parked set when the poller's loop ends, however it ends.
+struct ClosesParking(Arc<Ctx>);
+
+impl Drop for ClosesParking {
+    fn drop(&mut self) {
+        self.0.parking.close(&self.0);
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::panics::{self, RequestInfo};
 use super::parse::Head;
+use super::poller::Wake;
 use super::read::{ReadOutcome, ReqState, read_request};
 use super::write::{
     SocketWriter, WRITE_BUFFER, Written, assign_request_id, internal_error_response,
@@ -64,7 +65,7 @@ impl Queue {
 
 /// What to do with a connection after a turn.
 enum Next {
-    /// Back to the poller (idle or waiting for more request bytes).
+    /// Back to the parked set (idle or waiting for more request bytes).
     Park,
     /// Pipelined bytes are buffered: back of the queue, no need to wait for readability.
     Requeue,
@@ -103,13 +104,13 @@ fn run_turn(ctx: &Ctx, mut conn: Conn, out: &mut Vec<u8>) {
                 // Release the last request's buffer: idle connections should cost ~nothing.
                 conn.buf = Vec::new();
             }
-            ctx.parking.park(ctx, conn);
+            ctx.parking.park(ctx, conn, Wake::IfEarlier);
         }
         Next::Requeue => ctx.queue.push(conn),
         Next::Linger => {
             conn.phase = Phase::Lingering;
             conn.deadline = now + LINGER.min(ctx.opts.read_timeout);
-            ctx.parking.park(ctx, conn);
+            ctx.parking.park(ctx, conn, Wake::IfEarlier);
         }
         Next::Close => {}
         Next::Upgrade(mut upgrade) => {
