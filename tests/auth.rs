@@ -846,6 +846,21 @@ fn a_token_of_one_org_is_refused_under_another() {
         .assert_error(403, "org_mismatch");
     s.as_user("GET", "/api/v1/auth/me", "nope-org", &token, None)
         .assert_error(404, "org_not_found");
+    // The org's verdict comes before the token's (both are read in one transaction now):
+    // an unknown slug is a 404 whatever the token, and a known one with a bad token a 401.
+    s.as_user("GET", "/api/v1/auth/me", "nope-org", "not.a.jwt", None)
+        .assert_error(404, "org_not_found");
+    s.send(
+        "GET",
+        "/api/v1/auth/me",
+        &[("X-Org-Slug", "nope-org")],
+        None,
+    )
+    .assert_error(404, "org_not_found");
+    s.as_user("GET", "/api/v1/auth/me", "beta", "not.a.jwt", None)
+        .assert_error(401, "unauthenticated");
+    s.send("GET", "/api/v1/auth/me", &[("X-Org-Slug", "beta")], None)
+        .assert_error(401, "unauthenticated");
     s.send(
         "GET",
         "/api/v1/auth/me",

@@ -116,18 +116,32 @@ pub fn active_membership(found: Option<Membership>) -> ApiResult<Membership> {
 /// Requires a valid access token for the org of `X-Org-Slug`, a live session, an active
 /// membership, and — for cookie-authenticated state changes — passing the CSRF rule.
 pub fn user(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<UserCtx> {
-    let org = org(state, req)?;
-    let (claims, via_cookie) = verified_claims(state, ctx, req)?;
+    let slug = org_slug(req)?;
+    // The token is checked before the org is read (in memory: the keys and the cache of
+    // verified tokens), so that the org and the session are read in one transaction; its
+    // verdict is still given after the org's, in the order `org` then `verified_claims`.
+    let verified = verified_claims(state, ctx, req);
+    let (org, found) = state.db.read_snapshot(|c| {
+        let Some(org) = orgs::find_by_slug(c, slug)? else {
+            return Ok::<_, ApiError>((None, None));
+        };
+        let found = match &verified {
+            Ok((claims, _)) if claims.org_id == org.id => {
+                sessions::with_user(c, &org.id, &claims.sid)?
+            }
+            _ => None,
+        };
+        Ok((Some(org), found))
+    })?;
+    let org = org.ok_or_else(ApiError::org_not_found)?;
+    let (claims, via_cookie) = verified?;
     if claims.org_id != org.id {
         return Err(ApiError::of(ErrorCode::OrgMismatch)
             .with_message("The access token belongs to another organization"));
     }
-    let found = state
-        .db
-        .read(|c| sessions::with_user(c, &org.id, &claims.sid))?
-        .filter(|(s, u, _)| {
-            s.user_id == claims.sub && s.is_live(ctx.now) && u.status == UserStatus::Active
-        });
+    let found = found.filter(|(s, u, _)| {
+        s.user_id == claims.sub && s.is_live(ctx.now) && u.status == UserStatus::Active
+    });
     let (session, user, membership) =
         found.ok_or_else(|| ApiError::unauthenticated("Session has ended"))?;
     not_an_oauth_session(&session)?;

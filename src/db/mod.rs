@@ -283,6 +283,33 @@ impl Db {
         out
     }
 
+    /// Runs `f` on a pooled connection inside one read transaction: its statements see one
+    /// snapshot, and the WAL read lock is taken and released once. Each statement run by
+    /// [`Db::read`] is its own transaction, and beginning and ending one (`walTryBeginRead`,
+    /// its shared-memory lock, an `fcntl`) was 13 % of `/auth/me`'s CPU for its two statements
+    /// (docs/benchmarks.md, step 12). For reads only: a write in `f` would upgrade the
+    /// transaction outside the writer's lock.
+    pub fn read_snapshot<T, E: From<Error>>(
+        &self,
+        f: impl FnOnce(&Tx) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let conn = self.take().map_err(Error::from)?;
+        conn.prepare_cached("BEGIN")
+            .and_then(|mut s| s.execute([]))
+            .map_err(Error::from)?;
+        let out = f(&conn);
+        // A read-only transaction's end cannot conflict; if it still failed, the connection
+        // is not pooled in the middle of a transaction (dropping it ends that).
+        let ended = conn
+            .prepare_cached("COMMIT")
+            .and_then(|mut s| s.execute([]))
+            .is_ok();
+        if ended && conn.is_autocommit() {
+            self.give_back(conn);
+        }
+        out
+    }
+
     /// Runs `f` inside a `BEGIN IMMEDIATE` transaction; commits on `Ok`, rolls back on `Err`.
     /// Writers are serialized (one writer lock, and SQLite's own single writer): read-then-write
     /// rules such as the last-owner check and pending-before-insert checks rely on it — each
@@ -503,6 +530,53 @@ mod tests {
             })
             .unwrap();
         }
+    }
+
+    /// A snapshot's statements see one state of the database, even when a write commits in
+    /// between; its transaction ends whatever `f` returns, so the pooled connection holds no
+    /// read lock after (a checkpoint can then empty the WAL).
+    #[test]
+    fn a_read_snapshot_sees_one_state_and_ends_its_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db"), Duration::from_secs(5)).unwrap();
+        db.write(|tx| {
+            tx.execute_batch("CREATE TABLE t (v INTEGER NOT NULL); INSERT INTO t VALUES (1)")?;
+            Ok::<_, Error>(())
+        })
+        .unwrap();
+        let count = |c: &Tx| c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0));
+        let (before, after) = db
+            .read_snapshot(|c| {
+                let before = count(c)?;
+                db.write(|tx| {
+                    tx.execute("INSERT INTO t VALUES (2)", [])?;
+                    Ok::<_, Error>(())
+                })?;
+                Ok::<_, Error>((before, count(c)?))
+            })
+            .unwrap();
+        assert_eq!((before, after), (1, 1), "one snapshot");
+        let failed: Result<(), Error> = db.read_snapshot(|c| {
+            count(c)?;
+            Err(Error::Invalid("the caller's error".into()))
+        });
+        assert!(matches!(failed, Err(Error::Invalid(_))));
+        // The pool's connection is back in autocommit mode, and sees the insert.
+        db.read(|c| {
+            assert!(c.is_autocommit());
+            assert_eq!(count(c)?, 2);
+            Ok::<_, Error>(())
+        })
+        .unwrap();
+        // No reader holds the WAL: a checkpoint copies every frame back.
+        let (busy, log, done): (i64, i64, i64) = db
+            .read(|c| {
+                Ok::<_, Error>(c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?)
+            })
+            .unwrap();
+        assert_eq!((busy, log, done), (0, 0, 0));
     }
 
     #[test]
