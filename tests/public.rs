@@ -166,6 +166,19 @@ fn verify_accepts_a_live_token_of_the_keys_org() {
     assert_eq!(d["claims"]["amr"], json!(["pwd"]));
     assert_eq!(d["session"]["id"], d["claims"]["sid"]);
     assert!(d["session"]["expiresAt"].as_str().unwrap().ends_with('Z'));
+    // The answer is written by typed views: its keys are in sorted order at every level, as
+    // the `serde_json::Value` it replaced wrote them (a `Value` re-serializes them sorted).
+    for token in [token.as_str(), "garbage"] {
+        let r = call(
+            &w.s,
+            &w.acme,
+            "POST",
+            "/verify",
+            Some(json!({ "token": token })),
+        );
+        let text = String::from_utf8(r.body.clone()).unwrap();
+        assert_eq!(text, r.json().to_string(), "keys in sorted order");
+    }
 }
 
 #[test]

@@ -4,30 +4,30 @@
 //! Every answer carries the key's `X-RateLimit-*` headers; see [`run`].
 
 use crate::api::{Ctx, guard, views};
-use crate::clock::rfc3339;
+use crate::clock::{Rfc3339, rfc3339};
 use crate::crypto;
 use crate::cursor;
 use crate::db::api_keys::{self as keys_db, ApiKey};
 use crate::db::audit::Entry;
 use crate::db::orgs::{self, Org};
-use crate::db::sessions;
+use crate::db::sessions::{self, Session};
 use crate::db::users::{self, Membership, User};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::flows::invite;
 use crate::flows::public_invite;
 use crate::http::input::{self, query_int};
 use crate::http::respond;
-use crate::ids::UserId;
+use crate::ids::{SessionId, UserId};
 use crate::org_keys::{self, KEY_PREFIX};
 use crate::password;
 use crate::ratelimit::Quota;
 use crate::session::login;
 use crate::state::AppState;
 use crate::status::{MemberStatus, UserStatus};
-use crate::tokens::TokenError;
+use crate::tokens::{AccessClaims, TokenError};
 use crate::validate;
 use rouille::{Request, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::net::IpAddr;
 
@@ -51,7 +51,8 @@ fn api_key(state: &AppState, req: &Request, now: i64) -> ApiResult<KeyCtx> {
         return Err(invalid_key());
     }
     let hash = crypto::token_hash(raw);
-    let found = state.db.read(|c| {
+    // One read transaction for the key and its org (each statement alone would be one).
+    let found = state.db.read_snapshot(|c| {
         let Some(key) = keys_db::find_live_by_hash(c, &hash)? else {
             return Ok::<_, ApiError>(None);
         };
@@ -178,15 +179,78 @@ pub struct VerifyRequest {
     token: String,
 }
 
-fn not_valid(reason: &str) -> Value {
-    json!({ "valid": false, "reason": reason })
+/// What `/public/verify` found: a valid token's session, user and membership, else the
+/// reason it is not valid.
+struct Checked {
+    claims: AccessClaims,
+    session: Session,
+    user: User,
+    membership: Membership,
 }
 
-/// What `/public/verify` says about an access token, for the org `org`.
-fn check_token(state: &AppState, ctx: &Ctx, org: &Org, token: &str) -> ApiResult<Value> {
+/// `/public/verify`'s answer, written straight into the body: the fields in the sorted order
+/// a `serde_json::Value` wrote them in (the token's claims too, `views::ClaimsView`), so the
+/// bytes are those of the `json!` it replaced.
+#[derive(Serialize)]
+#[serde(untagged)]
+// Made, written and dropped within one answer, on the stack: boxing the big variant would
+// only add an allocation.
+#[allow(clippy::large_enum_variant)]
+enum Verdict<'a> {
+    Valid {
+        claims: views::ClaimsView<'a>,
+        membership: views::MembershipView<'a>,
+        org: views::OrgView<'a>,
+        session: SessionBrief<'a>,
+        user: views::UserView<'a>,
+        valid: bool,
+    },
+    NotValid {
+        reason: &'a str,
+        valid: bool,
+    },
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionBrief<'a> {
+    expires_at: Rfc3339,
+    id: &'a SessionId,
+}
+
+impl<'a> Verdict<'a> {
+    fn of(org: &'a Org, checked: &'a Result<Checked, &'static str>) -> Self {
+        match checked {
+            Ok(c) => Verdict::Valid {
+                claims: views::ClaimsView::of(&c.claims),
+                membership: views::MembershipView::of(&c.membership),
+                org: views::OrgView::of(org),
+                session: SessionBrief {
+                    expires_at: Rfc3339(c.session.idle_expires_at.min(c.session.expires_at)),
+                    id: &c.session.id,
+                },
+                user: views::UserView::of(&c.user),
+                valid: true,
+            },
+            Err(reason) => Verdict::NotValid {
+                reason,
+                valid: false,
+            },
+        }
+    }
+}
+
+/// What `/public/verify` says about an access token, for the org `org`: `Err` is the reason
+/// it is not valid.
+fn check_token(
+    state: &AppState,
+    ctx: &Ctx,
+    org: &Org,
+    token: &str,
+) -> ApiResult<Result<Checked, &'static str>> {
     let token = token.trim();
     if token.is_empty() {
-        return Ok(not_valid("invalid_token"));
+        return Ok(Err("invalid_token"));
     }
     let s = &state.config;
     let claims = match state.keys.verify(
@@ -197,50 +261,46 @@ fn check_token(state: &AppState, ctx: &Ctx, org: &Org, token: &str) -> ApiResult
         ctx.now,
     ) {
         Ok(c) => c,
-        Err(TokenError::Expired) => return Ok(not_valid("token_expired")),
-        Err(_) => return Ok(not_valid("invalid_token")),
+        Err(TokenError::Expired) => return Ok(Err("token_expired")),
+        Err(_) => return Ok(Err("invalid_token")),
     };
     // Before anything else: nothing about another org's sessions or users is told.
     if claims.org_id != org.id {
-        return Ok(not_valid("org_mismatch"));
+        return Ok(Err("org_mismatch"));
     }
     let found = state
         .db
         .read(|c| sessions::with_user(c, &org.id, &claims.sid))?
         .filter(|(s, _, _)| s.user_id == claims.sub);
     let Some((session, user, membership)) = found else {
-        return Ok(not_valid("session_revoked"));
+        return Ok(Err("session_revoked"));
     };
     if session.revoked_at.is_some() {
-        return Ok(not_valid("session_revoked"));
+        return Ok(Err("session_revoked"));
     }
     if !session.is_live(ctx.now) {
-        return Ok(not_valid("session_expired"));
+        return Ok(Err("session_expired"));
     }
     if user.status != UserStatus::Active {
-        return Ok(not_valid("user_inactive"));
+        return Ok(Err("user_inactive"));
     }
     let membership = match guard::active_membership(membership) {
         Ok(m) => m,
-        Err(e) => return Ok(not_valid(e.code.as_str())),
+        Err(e) => return Ok(Err(e.code.as_str())),
     };
-    Ok(json!({
-        "valid": true,
-        "user": views::user(&user),
-        "membership": views::membership(&membership),
-        "org": views::org(org),
-        "claims": claims,
-        "session": {
-            "id": session.id,
-            "expiresAt": rfc3339(session.idle_expires_at.min(session.expires_at)),
-        },
+    Ok(Ok(Checked {
+        claims,
+        session,
+        user,
+        membership,
     }))
 }
 
 pub fn verify(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     run(state, ctx, req, "verify", |k| {
         let body: VerifyRequest = input::json(req, state.config.server.max_body_bytes)?;
-        Ok(respond::ok(check_token(state, ctx, &k.org, &body.token)?))
+        let checked = check_token(state, ctx, &k.org, &body.token)?;
+        Ok(respond::ok(Verdict::of(&k.org, &checked)))
     })
 }
 

@@ -3,8 +3,9 @@
 use crate::clock::{Rfc3339, rfc3339};
 use crate::db::orgs::Org;
 use crate::db::users::{Membership, User};
-use crate::ids::{OrgId, UserId};
+use crate::ids::{OrgId, SessionId, UserId};
 use crate::status::{MemberStatus, OrgStatus};
+use crate::tokens::AccessClaims;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -103,6 +104,45 @@ impl<'a> MembershipView<'a> {
             metadata: &m.metadata,
             role: &m.role,
             status: &m.status,
+        }
+    }
+}
+
+/// An access token's claims as `/public/verify` shows them: `AccessClaims`' own (snake_case)
+/// names, in sorted order (see [`UserView`]).
+#[derive(Serialize)]
+pub struct ClaimsView<'a> {
+    amr: &'a [String],
+    aud: &'a str,
+    email: &'a str,
+    email_verified: bool,
+    exp: i64,
+    iat: i64,
+    iss: &'a str,
+    jti: &'a str,
+    org_id: &'a OrgId,
+    org_role: &'a str,
+    org_slug: &'a str,
+    sid: &'a SessionId,
+    sub: &'a UserId,
+}
+
+impl<'a> ClaimsView<'a> {
+    pub fn of(c: &'a AccessClaims) -> Self {
+        ClaimsView {
+            amr: &c.amr,
+            aud: &c.aud,
+            email: &c.email,
+            email_verified: c.email_verified,
+            exp: c.exp,
+            iat: c.iat,
+            iss: &c.iss,
+            jti: &c.jti,
+            org_id: &c.org_id,
+            org_role: &c.org_role,
+            org_slug: &c.org_slug,
+            sid: &c.sid,
+            sub: &c.sub,
         }
     }
 }
@@ -222,6 +262,27 @@ mod tests {
 
     fn bytes(v: impl Serialize) -> String {
         serde_json::to_string(&v).unwrap()
+    }
+
+    #[test]
+    fn the_claims_view_writes_what_the_claims_value_wrote() {
+        let c = AccessClaims {
+            iss: "http://127.0.0.1:8080".into(),
+            sub: UserId::from_wire("usr_1"),
+            aud: "latchkey".into(),
+            iat: 1_764_000_000,
+            exp: 1_764_000_900,
+            jti: "jti\"1".into(),
+            sid: SessionId::from_wire("ses_1"),
+            org_id: OrgId::from_wire("org_1"),
+            org_slug: "acme".into(),
+            org_role: "owner".into(),
+            email: "ada@example.com".into(),
+            email_verified: true,
+            amr: vec!["pwd".into(), "otp".into()],
+        };
+        let value = serde_json::to_value(&c).unwrap();
+        assert_eq!(bytes(ClaimsView::of(&c)), value.to_string());
     }
 
     #[test]
