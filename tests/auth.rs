@@ -861,6 +861,34 @@ fn a_token_of_one_org_is_refused_under_another() {
         .assert_error(401, "unauthenticated");
     s.send("GET", "/api/v1/auth/me", &[("X-Org-Slug", "beta")], None)
         .assert_error(401, "unauthenticated");
+    // A cookie-authenticated change that fails the CSRF rule, under an unknown slug: 404.
+    let login = s.login("acme", "ann@example.com", PASSWORD);
+    let cookies = format!(
+        "access_token={}; csrf_token={}",
+        login.cookie_value("access_token").unwrap(),
+        login.cookie_value("csrf_token").unwrap()
+    );
+    let change = Some(json!({ "name": "Ann" }));
+    s.send(
+        "PUT",
+        "/api/v1/auth/me",
+        &[("X-Org-Slug", "nope-org"), ("Cookie", &cookies)],
+        change.clone(),
+    )
+    .assert_error(404, "org_not_found");
+    s.send(
+        "PUT",
+        "/api/v1/auth/me",
+        &[("X-Org-Slug", "acme"), ("Cookie", &cookies)],
+        change,
+    )
+    .assert_error(403, "csrf_failed");
+    // An expired token under an unknown slug: 404; under its own org: 401 token_expired.
+    s.clock.advance_secs(901);
+    s.as_user("GET", "/api/v1/auth/me", "nope-org", &token, None)
+        .assert_error(404, "org_not_found");
+    s.as_user("GET", "/api/v1/auth/me", "acme", &token, None)
+        .assert_error(401, "token_expired");
     s.send(
         "GET",
         "/api/v1/auth/me",

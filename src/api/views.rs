@@ -129,20 +129,36 @@ pub struct ClaimsView<'a> {
 
 impl<'a> ClaimsView<'a> {
     pub fn of(c: &'a AccessClaims) -> Self {
+        // Every field by name: a claim added to `AccessClaims` fails to compile here.
+        let AccessClaims {
+            iss,
+            sub,
+            aud,
+            iat,
+            exp,
+            jti,
+            sid,
+            org_id,
+            org_slug,
+            org_role,
+            email,
+            email_verified,
+            amr,
+        } = c;
         ClaimsView {
-            amr: &c.amr,
-            aud: &c.aud,
-            email: &c.email,
-            email_verified: c.email_verified,
-            exp: c.exp,
-            iat: c.iat,
-            iss: &c.iss,
-            jti: &c.jti,
-            org_id: &c.org_id,
-            org_role: &c.org_role,
-            org_slug: &c.org_slug,
-            sid: &c.sid,
-            sub: &c.sub,
+            amr,
+            aud,
+            email,
+            email_verified: *email_verified,
+            exp: *exp,
+            iat: *iat,
+            iss,
+            jti,
+            org_id,
+            org_role,
+            org_slug,
+            sid,
+            sub,
         }
     }
 }

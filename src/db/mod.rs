@@ -298,6 +298,13 @@ impl Db {
             .and_then(|mut s| s.execute([]))
             .map_err(Error::from)?;
         let out = f(&conn);
+        debug_assert!(
+            !matches!(
+                conn.transaction_state(None::<&str>),
+                Ok(rusqlite::TransactionState::Write)
+            ),
+            "read_snapshot is for reads: a write belongs in Db::write"
+        );
         // A read-only transaction's end cannot conflict; if it still failed, the connection
         // is not pooled in the middle of a transaction (dropping it ends that).
         let ended = conn

@@ -26,13 +26,6 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// Longest poller sleep (deadlines are also checked on every wake-up).
 const MAX_POLL_WAIT: Duration = Duration::from_secs(1);
 
-/// Every parked connection under its key, with its deadline; shared by the poller and the
-/// workers behind one lock, held for map updates and for the one `epoll_ctl` that arms a
-/// connection.
-///
-/// A worker parks the connection it just served itself. Before, each served request went back
-/// to the poller through a channel and woke it (an `eventfd` write, a wake-up and the poller's
-/// own five system calls per wait) only for the poller to re-arm the socket.
 /// Whether parking a connection may wake the poller (see [`Parking::park`]).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Wake {
@@ -40,6 +33,13 @@ pub(super) enum Wake {
     No,
 }
 
+/// Every parked connection under its key, with its deadline; shared by the poller and the
+/// workers behind one lock, held for map updates and for the one `epoll_ctl` that arms a
+/// connection.
+///
+/// A worker parks the connection it just served itself. Before, each served request went back
+/// to the poller through a channel and woke it (an `eventfd` write, a wake-up and the poller's
+/// own five system calls per wait) only for the poller to re-arm the socket.
 #[derive(Default)]
 pub(super) struct Parking {
     inner: Mutex<Parked>,
