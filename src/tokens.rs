@@ -301,7 +301,7 @@ impl SigningKey {
             b64url(claims.to_string().as_bytes())
         );
         let sig = k.sign(input.as_bytes())?;
-        Ok(format!("{input}.{}", b64url(&sig)))
+        within_max_len(format!("{input}.{}", b64url(&sig)))
     }
 
     /// Signs `claims` as a compact JWS with header `{"alg","typ":"JWT","kid"}`. The payload
@@ -337,7 +337,21 @@ impl SigningKey {
                 return self.sign_json(&claims);
             }
         };
-        signed.map_err(|e| TokenError::Key(format!("signing failed: {e}")))
+        signed
+            .map_err(|e| TokenError::Key(format!("signing failed: {e}")))
+            .and_then(within_max_len)
+    }
+}
+
+/// A token this server would refuse to read (over [`MAX_TOKEN_LEN`]) is never issued: claims
+/// that large are refused as [`TokenError::Malformed`]. Stored claims cannot come near it (an
+/// email is at most 254 bytes); the jwt fuzz target found the gap with claims of kilobytes of
+/// control characters, each written as a six-byte `\u00XX` escape.
+fn within_max_len(token: String) -> Result<String, TokenError> {
+    if token.len() > MAX_TOKEN_LEN {
+        Err(TokenError::Malformed)
+    } else {
+        Ok(token)
     }
 }
 
@@ -1277,6 +1291,25 @@ mod tests {
         assert!(check(&keys, &token[..last_dot]).is_err());
         assert!(check(&keys, &token[..last_dot + 1]).is_err());
         let long = "a".repeat(MAX_TOKEN_LEN + 1);
+        // What would be refused on reading is not signed: claims over the limit, with every
+        // algorithm (the largest claims that fit still round-trip).
+        for alg in [Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256] {
+            let sk = key(alg);
+            let mut big = claims();
+            big.email = "\u{1}".repeat(MAX_TOKEN_LEN / 8);
+            assert_eq!(sk.sign(&big), Err(TokenError::Malformed), "{alg:?}");
+            if alg == Algorithm::RS256 {
+                let mut json = serde_json::to_value(&big).unwrap();
+                json["email"] = Value::String("x".repeat(MAX_TOKEN_LEN));
+                assert_eq!(sk.sign_json(&json), Err(TokenError::Malformed));
+            }
+            big.email = "x".repeat(MAX_TOKEN_LEN / 2);
+            let token = sk.sign(&big).unwrap();
+            assert_eq!(
+                check(&[sk.verifying_key()], &token).map(|c| c.email),
+                Ok(big.email)
+            );
+        }
         let nested = format!("{}.e30.AA", b64url(&[b'['; 4000]));
         for bad in [
             "",
