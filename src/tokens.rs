@@ -1292,7 +1292,7 @@ mod tests {
         assert!(check(&keys, &token[..last_dot + 1]).is_err());
         let long = "a".repeat(MAX_TOKEN_LEN + 1);
         // What would be refused on reading is not signed: claims over the limit, with every
-        // algorithm (the largest claims that fit still round-trip).
+        // algorithm (claims of half the limit still round-trip).
         for alg in [Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256] {
             let sk = key(alg);
             let mut big = claims();
