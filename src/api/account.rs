@@ -190,34 +190,20 @@ pub fn list_orgs(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respon
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::orgs::Org;
-    use crate::db::users::{Membership, User};
+    use crate::api::views::fixtures;
+    use crate::db::users::User;
 
     #[test]
     fn the_me_view_writes_what_the_json_value_wrote() {
         let user = User::new("ada@example.com".into(), 1_764_000_000_000);
-        let org = Org {
-            id: crate::ids::OrgId::from_wire("org_1"),
-            slug: "acme".into(),
-            name: "Acme".into(),
-            plan: "free".into(),
-            status: crate::status::OrgStatus::Active,
-            app_url: Some("https://app.acme.example".into()),
-            app_url_by_operator: false,
-            logo_url: None,
-            settings: Default::default(),
-            created_at: 1,
-            updated_at: 2,
-        };
-        let membership = Membership {
-            id: "mem_1".into(),
-            org_id: org.id.clone(),
-            user_id: user.id.clone(),
-            role: "owner".into(),
-            status: crate::status::MemberStatus::Active,
-            metadata: json!({"b": [1], "a": null}),
-            joined_at: 3,
-        };
+        let mut org = fixtures::org();
+        org.app_url = Some("https://app.acme.example".into());
+        org.created_at = 1;
+        org.updated_at = 2;
+        let mut membership = fixtures::membership(&org.id, &user.id);
+        membership.role = "owner".into();
+        membership.metadata = json!({"b": [1], "a": null});
+        membership.joined_at = 3;
         let view = MeView {
             membership: views::MembershipView::of(&membership),
             org: views::OrgView::of(&org),

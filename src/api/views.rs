@@ -226,6 +226,41 @@ pub fn session(s: &crate::db::sessions::Session, org_slug: &str, current: bool) 
     })
 }
 
+/// An org and a membership for the unit tests that compare a view with the `json!` it
+/// replaced; each test then sets the fields it is about.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::*;
+
+    pub(crate) fn org() -> Org {
+        Org {
+            id: OrgId::from_wire("org_1"),
+            slug: "acme".into(),
+            name: "Acme".into(),
+            plan: "free".into(),
+            status: OrgStatus::Active,
+            app_url: None,
+            app_url_by_operator: false,
+            logo_url: None,
+            settings: Default::default(),
+            created_at: 0,
+            updated_at: 1,
+        }
+    }
+
+    pub(crate) fn membership(org_id: &OrgId, user_id: &UserId) -> Membership {
+        Membership {
+            id: "mem_1".into(),
+            org_id: org_id.clone(),
+            user_id: user_id.clone(),
+            role: "member".into(),
+            status: MemberStatus::Active,
+            metadata: json!({}),
+            joined_at: 0,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,34 +352,18 @@ mod tests {
         assert_eq!(bytes(UserView::of(&u)), user_json(&u).to_string());
         assert_eq!(user(&u), user_json(&u));
 
-        let mut o = Org {
-            id: OrgId::from_wire("org_1"),
-            slug: "acme".into(),
-            name: "Acme <Ltd>".into(),
-            plan: "free".into(),
-            status: OrgStatus::Active,
-            app_url: None,
-            app_url_by_operator: false,
-            logo_url: None,
-            settings: Default::default(),
-            created_at: 0,
-            updated_at: 1,
-        };
+        let mut o = fixtures::org();
+        o.name = "Acme <Ltd>".into();
         assert_eq!(bytes(OrgView::of(&o)), org_json(&o).to_string());
         o.app_url = Some("https://app.acme.example".into());
         o.logo_url = Some("https://acme.example/logo.svg".into());
         o.settings.allowed_domains = vec!["acme.example".into()];
         assert_eq!(bytes(OrgView::of(&o)), org_json(&o).to_string());
 
-        let m = Membership {
-            id: "mem_1".into(),
-            org_id: o.id.clone(),
-            user_id: u.id.clone(),
-            role: "admin".into(),
-            status: MemberStatus::Active,
-            metadata: json!({"z": 1, "a": [true, null], "m": {"y": "x"}}),
-            joined_at: 42,
-        };
+        let mut m = fixtures::membership(&o.id, &u.id);
+        m.role = "admin".into();
+        m.metadata = json!({"z": 1, "a": [true, null], "m": {"y": "x"}});
+        m.joined_at = 42;
         assert_eq!(
             bytes(MembershipView::of(&m)),
             membership_json(&m).to_string()

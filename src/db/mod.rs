@@ -518,6 +518,18 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
 mod tests {
     use super::*;
 
+    /// A database in a temporary directory (kept alive by the returned guard) with `schema`.
+    fn with_schema(schema: &str) -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db"), Duration::from_secs(5)).unwrap();
+        db.write(|tx| {
+            tx.execute_batch(schema)?;
+            Ok::<_, Error>(())
+        })
+        .unwrap();
+        (dir, db)
+    }
+
     /// Frames in the WAL, as a passive checkpoint reports them.
     fn wal_frames(db: &Db) -> i64 {
         db.read(|c| {
@@ -544,13 +556,8 @@ mod tests {
     /// read lock after (a checkpoint can then empty the WAL).
     #[test]
     fn a_read_snapshot_sees_one_state_and_ends_its_transaction() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("t.db"), Duration::from_secs(5)).unwrap();
-        db.write(|tx| {
-            tx.execute_batch("CREATE TABLE t (v INTEGER NOT NULL); INSERT INTO t VALUES (1)")?;
-            Ok::<_, Error>(())
-        })
-        .unwrap();
+        let (_dir, db) =
+            with_schema("CREATE TABLE t (v INTEGER NOT NULL); INSERT INTO t VALUES (1)");
         let count = |c: &Tx| c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0));
         let (before, after) = db
             .read_snapshot(|c| {
@@ -588,13 +595,7 @@ mod tests {
 
     #[test]
     fn a_checkpoint_restarts_a_large_wal_and_leaves_a_small_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("t.db"), Duration::from_secs(5)).unwrap();
-        db.write(|tx| {
-            tx.execute_batch("CREATE TABLE t (v BLOB NOT NULL)")?;
-            Ok::<_, Error>(())
-        })
-        .unwrap();
+        let (_dir, db) = with_schema("CREATE TABLE t (v BLOB NOT NULL)");
         assert_eq!(db.checkpoint().unwrap(), CheckpointOutcome::Copied);
         // Below the threshold: copied back, not restarted.
         db.write(|tx| {

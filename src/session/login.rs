@@ -587,15 +587,10 @@ mod tests {
     #[test]
     fn the_tokens_view_writes_what_its_value_writes() {
         let user = User::new("ada@example.com".into(), 1_764_000_000_000);
-        let membership = Membership {
-            id: "mem_1".into(),
-            org_id: crate::ids::OrgId::from_wire("org_1"),
-            user_id: user.id.clone(),
-            role: "member".into(),
-            status: MemberStatus::Active,
-            metadata: json!({"b": 2, "a": 1}),
-            joined_at: 5,
-        };
+        let org_id = crate::ids::OrgId::from_wire("org_1");
+        let mut membership = views::fixtures::membership(&org_id, &user.id);
+        membership.metadata = json!({"b": 2, "a": 1});
+        membership.joined_at = 5;
         let issued = Issued {
             access_token: "eyJ.a.b".into(),
             refresh_token: "rt_\"x\"".into(),
