@@ -4,7 +4,7 @@ use crate::app::{self, App};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config};
 use crate::db::{self, admin_keys, orgs, users};
-use crate::status::{MemberStatus, OrgStatus};
+use crate::status::MemberStatus;
 use crate::{crypto, keys, password, validate};
 use std::error::Error;
 use std::io::BufRead;
@@ -105,19 +105,7 @@ pub fn org_create(path: Option<&Path>, slug: &str, name: &str) -> CliResult {
     validate::slug(slug).map_err(|e| e.message)?;
     let name = validate::name("name", name).map_err(|e| e.message)?;
     let now = SystemClock.now_ms();
-    let org = orgs::Org {
-        id: crate::ids::OrgId::fresh(now),
-        slug: slug.to_string(),
-        name,
-        plan: "free".into(),
-        status: OrgStatus::Active,
-        app_url: None,
-        app_url_by_operator: false,
-        logo_url: None,
-        settings: Default::default(),
-        created_at: now,
-        updated_at: now,
-    };
+    let org = orgs::Org::new(slug.to_string(), name, now);
     db.write(|tx| orgs::insert(tx, &org)).map_err(|e| {
         if e.is_conflict() {
             format!("an organization with slug '{slug}' exists")

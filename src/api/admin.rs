@@ -99,23 +99,14 @@ pub fn create_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
         .as_deref()
         .map(validate::email)
         .transpose()?;
+    let plan = body.plan.as_deref().map(plan).transpose()?;
     let org = Org {
-        id: crate::ids::OrgId::fresh(ctx.now),
-        slug: body.slug,
-        name,
-        plan: body
-            .plan
-            .as_deref()
-            .map(plan)
-            .transpose()?
-            .unwrap_or_else(|| "free".into()),
-        status: OrgStatus::Active,
+        plan: plan.unwrap_or_else(|| "free".into()),
         app_url_by_operator: body.app_url.is_some(),
         app_url: body.app_url,
         logo_url: body.logo_url,
         settings,
-        created_at: ctx.now,
-        updated_at: ctx.now,
+        ..Org::new(body.slug, name, ctx.now)
     };
     let owner = state.change(ctx, req, |tx| {
         orgs::insert(tx, &org).map_err(|e| {

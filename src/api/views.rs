@@ -234,17 +234,8 @@ pub(crate) mod fixtures {
 
     pub(crate) fn org() -> Org {
         Org {
-            id: OrgId::from_wire("org_1"),
-            slug: "acme".into(),
-            name: "Acme".into(),
-            plan: "free".into(),
-            status: OrgStatus::Active,
-            app_url: None,
-            app_url_by_operator: false,
-            logo_url: None,
-            settings: Default::default(),
-            created_at: 0,
             updated_at: 1,
+            ..Org::new("acme".into(), "Acme".into(), 0)
         }
     }
 

@@ -44,6 +44,25 @@ pub struct Org {
     pub updated_at: i64,
 }
 
+impl Org {
+    /// A new active org on the free plan with this slug and name and nothing else set yet.
+    pub fn new(slug: String, name: String, now: i64) -> Org {
+        Org {
+            id: OrgId::fresh(now),
+            slug,
+            name,
+            plan: "free".into(),
+            status: crate::status::OrgStatus::Active,
+            app_url: None,
+            app_url_by_operator: false,
+            logo_url: None,
+            settings: OrgSettings::default(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 const COLS: &str =
     "id, slug, name, plan, status, app_url, logo_url, settings, created_at, updated_at,
                     app_url_by_operator";

@@ -8,13 +8,13 @@ use crate::api::guard;
 use crate::crypto;
 use crate::db::browser_sessions;
 use crate::db::invitations::Invitation;
-use crate::db::orgs::{self, Org, OrgSettings, SignupMode};
+use crate::db::orgs::{self, Org, SignupMode};
 use crate::db::users::{self, Membership, User};
 use crate::error::{ApiError, ApiResult};
 use crate::flows::invite;
 use crate::http::cookies;
 use crate::session::login;
-use crate::status::{BrowserState, MemberStatus, OrgStatus};
+use crate::status::{BrowserState, MemberStatus};
 use rouille::Response;
 use serde_json::json;
 
@@ -904,19 +904,7 @@ pub fn setup(p: &mut Page<'_>) -> ApiResult<Response> {
         crate::password::check_policy(&p.state.config.password, None, "password", &password)?;
         let hash = p.state.hasher.hash(&password)?;
         let now = p.ctx.now;
-        let org = Org {
-            id: crate::ids::OrgId::fresh(now),
-            slug: org_slug.trim().to_string(),
-            name,
-            plan: "free".into(),
-            status: OrgStatus::Active,
-            app_url: None,
-            app_url_by_operator: false,
-            logo_url: None,
-            settings: OrgSettings::default(),
-            created_at: now,
-            updated_at: now,
-        };
+        let org = Org::new(org_slug.trim().to_string(), name, now);
         // The person at the first-run page is the operator: their address counts as verified.
         let user = User {
             password_hash: Some(hash),

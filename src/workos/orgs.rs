@@ -9,7 +9,6 @@ use crate::db::workos as store;
 use crate::error::ApiResult;
 use crate::ids::OrgId;
 use crate::state::AppState;
-use crate::status::OrgStatus;
 use rouille::{Request, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -155,19 +154,7 @@ pub fn create_org(state: &AppState, ctx: &Ctx, req: &Request) -> ApiResult<Respo
         let org = state.change(ctx, req, |tx| {
             let slug = slug_for(tx, &name)
                 .map_err(|e| crate::error::ApiError::already_exists(e.message))?;
-            let org = Org {
-                id: OrgId::fresh(ctx.now),
-                slug,
-                name: name.clone(),
-                plan: "free".into(),
-                status: OrgStatus::Active,
-                app_url: None,
-                app_url_by_operator: false,
-                logo_url: None,
-                settings: Default::default(),
-                created_at: ctx.now,
-                updated_at: ctx.now,
-            };
+            let org = Org::new(slug, name.clone(), ctx.now);
             orgs::insert(tx, &org).map_err(|e| conflict_or(e, "An organization with this slug"))?;
             store::set_org_extras(tx, &org.id, b.external_id.as_deref(), &metadata)
                 .map_err(|e| conflict_or(e, "An organization with this external_id"))?;
